@@ -1,0 +1,14 @@
+//! imagedrift: finds Kubernetes containers that run image content their
+//! registry no longer serves for the tag written in their spec.
+//!
+//! The pure core (`reference`, `image_id`, `platform`, `policy`, `facts`,
+//! `verdict`) decides; the shells (registry, controller, CLI) do I/O.
+
+#![warn(missing_docs)]
+
+pub mod facts;
+pub mod image_id;
+pub mod platform;
+pub mod policy;
+pub mod reference;
+pub mod verdict;
