@@ -6,9 +6,14 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod controller;
 pub mod facts;
+pub mod http;
 pub mod image_id;
+pub mod metrics;
 pub mod platform;
 pub mod policy;
+pub mod rbac;
 pub mod reference;
 pub mod verdict;

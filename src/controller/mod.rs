@@ -1,0 +1,13 @@
+//! The controller: watch pods, nodes and owners; check each unique image
+//! reference on a schedule; judge every container; report transitions as
+//! Events and the current state as metrics. `scan` and `explain` use the
+//! same state with lists instead of watches.
+
+pub mod leader;
+pub mod owner;
+pub mod reconcile;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod secrets;
+pub mod store;

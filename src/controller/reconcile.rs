@@ -1,0 +1,760 @@
+//! The controller's in-memory state and what each change to it calls for:
+//! which containers to judge, which references to check, which Events to
+//! write and which metric series to set. No I/O: the runner (or `scan`)
+//! executes the [`CheckJob`]s and [`JudgeJob`]s it hands out and feeds the
+//! [`Outcome`]s back.
+
+use super::owner::{OwnerIndex, Workload};
+use super::report::{self, ContainerFacts, Notice, Tracker};
+use super::schedule::{Jitter, Schedule};
+use super::secrets::PullCredentials;
+use super::store::{ContainerKind, ContainerView, Interner, OwnerMeta, PodView, Str};
+use crate::facts::{Descriptor, FailureCategory, LookupFailure, Registry, WithCredentials};
+use crate::image_id::RuntimeImageId;
+use crate::metrics::{ContainerSeries, Metrics};
+use crate::platform::Platform;
+use crate::policy::EffectivePolicy;
+use crate::reference::ImageRef;
+use crate::verdict::{self, Evidence, Judgement, LookupTarget, Rule, UnknownReason, Verdict, VerdictInput};
+use k8s_openapi::api::core::v1::ObjectReference;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Identifies one container: namespace, pod, container name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerKey {
+    /// Namespace.
+    pub namespace: Str,
+    /// Pod name.
+    pub pod: Str,
+    /// Container name (unique across the pod's three lists).
+    pub container: Str,
+}
+
+/// Timing of checks and reports.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Re-check each reference this often.
+    pub interval: Duration,
+    /// ± spread of the interval.
+    pub spread: Duration,
+    /// Unknown for this long → `DriftCheckFailed`.
+    pub unknown_threshold: Duration,
+}
+
+/// One container to judge, with everything the verdict needs (a snapshot).
+#[derive(Clone, Debug)]
+pub struct JudgeJob {
+    /// Which container.
+    pub key: ContainerKey,
+    /// The spec image, parsed; `Err` carries the parse error.
+    pub image: Result<Arc<ImageRef>, Str>,
+    /// `status.imageID` as reported.
+    pub image_id: Str,
+    /// Whether it is running.
+    pub running: bool,
+    /// The node's platform.
+    pub platform: Option<Platform>,
+    /// The tag's current descriptor, if resolved.
+    pub tag: Option<Result<Descriptor, LookupFailure>>,
+    /// The pod's pull secret names.
+    pub pull_secrets: Vec<Str>,
+}
+
+/// One unique reference to resolve, then the containers using it to judge.
+#[derive(Clone, Debug)]
+pub struct CheckJob {
+    /// The normalised reference (the schedule's key).
+    pub reference: Str,
+    /// The parsed reference.
+    pub image: Arc<ImageRef>,
+    /// Pull secrets of the pods using it: (namespace, names), deduplicated.
+    pub secrets: Vec<(Str, Vec<Str>)>,
+    /// The containers using it (their `tag` is filled in after resolving).
+    pub judge: Vec<JudgeJob>,
+}
+
+/// One container's new judgement, with the imageID it was made for.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    /// Which container.
+    pub key: ContainerKey,
+    /// The imageID judged (a result for an outdated imageID is dropped).
+    pub image_id: Str,
+    /// The judgement.
+    pub judgement: Judgement,
+}
+
+/// What finished work brings back to the state.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// A reference's new answer, when this was a check.
+    pub answer: Option<(Str, Result<Descriptor, LookupFailure>)>,
+    /// New judgements.
+    pub judged: Vec<Judged>,
+}
+
+/// An Event to write (only the leader writes them).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventEffect {
+    /// What happened.
+    pub notice: Notice,
+    /// The Event note.
+    pub note: String,
+    /// The object the Event is about (Pod or workload).
+    pub regarding: ObjectReference,
+}
+
+#[derive(Debug)]
+struct RefState {
+    image: Arc<ImageRef>,
+    users: HashSet<ContainerKey>,
+    answer: Option<Result<Descriptor, LookupFailure>>,
+    scheduled: bool,
+}
+
+/// A workload's identity: namespace, kind, name.
+type WKey = (Str, Str, Str);
+
+fn wkey(w: &Workload) -> WKey {
+    (w.namespace.clone(), w.kind.clone(), w.name.clone())
+}
+
+#[derive(Debug, Default)]
+struct ContainerState {
+    judgement: Option<Judgement>,
+    tracker: Tracker,
+    series: Option<ContainerSeries>,
+    /// The workload whose stale count includes this container.
+    counted_in: Option<Workload>,
+}
+
+#[derive(Debug)]
+struct WorkloadState {
+    stale: usize,
+    reported_stale: bool,
+}
+
+/// Pods, nodes, owners, references and verdicts, and the rules that tie
+/// them together.
+pub struct State {
+    settings: Settings,
+    metrics: Metrics,
+    strings: Interner,
+    pods: HashMap<(Str, Str), PodView>,
+    nodes: HashMap<Str, Option<Platform>>,
+    owners: OwnerIndex,
+    parsed: HashMap<Str, Result<(Arc<ImageRef>, Str), Str>>,
+    refs: HashMap<Str, RefState>,
+    containers: HashMap<ContainerKey, ContainerState>,
+    workloads: HashMap<WKey, WorkloadState>,
+    schedule: Schedule,
+    checked: HashSet<Str>,
+    relist_pods: Option<HashSet<(Str, Str)>>,
+    relist_nodes: Option<HashSet<Str>>,
+}
+
+/// Judges one container (the verdict plus the glue: parsing the imageID,
+/// finding credentials). Pure apart from registry reads.
+pub async fn run_judge<R: Registry, C: PullCredentials>(registry: &R, creds: &C, job: &JudgeJob) -> Judged {
+    let done = |judgement| Judged { key: job.key.clone(), image_id: job.image_id.clone(), judgement };
+    let image = match &job.image {
+        Ok(i) => i,
+        Err(why) => {
+            return done(unknown(
+                UnknownReason::Lookup(LookupTarget::Tag, FailureCategory::InvalidReference),
+                Rule::LookupFailed,
+                Some(why.to_string()),
+            ));
+        }
+    };
+    let id = match RuntimeImageId::parse(&job.image_id) {
+        Ok(id) => id,
+        Err(e) => return done(unknown(UnknownReason::InvalidImageId, Rule::InvalidImageId, Some(e.to_string()))),
+    };
+    let input = VerdictInput { spec: image, image_id: id.as_ref(), running: job.running, platform: job.platform.as_ref() };
+    let credentials = creds.for_image(&job.key.namespace, &job.pull_secrets, image).await;
+    let source = WithCredentials { registry, creds: &credentials };
+    done(verdict::judge(&input, job.tag.as_ref(), &source).await)
+}
+
+/// Resolves a reference's tag, then judges every container using it.
+pub async fn run_check<R: Registry, C: PullCredentials>(registry: &R, creds: &C, job: CheckJob) -> Outcome {
+    let mut credentials = Vec::new();
+    for (ns, names) in &job.secrets {
+        for c in creds.for_image(ns, names, &job.image).await {
+            if !credentials.contains(&c) {
+                credentials.push(c);
+            }
+        }
+    }
+    let answer = registry.resolve_tag(&job.image, &credentials).await;
+    let mut judged = Vec::with_capacity(job.judge.len());
+    for mut j in job.judge {
+        j.tag = Some(answer.clone());
+        judged.push(run_judge(registry, creds, &j).await);
+    }
+    Outcome { answer: Some((job.reference, answer)), judged }
+}
+
+fn unknown(reason: UnknownReason, rule: Rule, detail: Option<String>) -> Judgement {
+    Judgement {
+        verdict: Verdict::Unknown(reason),
+        evidence: Evidence { running_digest: None, current_digest: None, platform: None, rule, detail },
+    }
+}
+
+fn reason_label(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Unknown(r) => r.as_str(),
+        _ => "",
+    }
+}
+
+impl State {
+    /// An empty state.
+    pub fn new(settings: Settings, metrics: Metrics, jitter: Box<dyn Jitter>) -> State {
+        State {
+            schedule: Schedule::new(settings.interval, settings.spread, jitter),
+            settings,
+            metrics,
+            strings: Interner::default(),
+            pods: HashMap::new(),
+            nodes: HashMap::new(),
+            owners: OwnerIndex::default(),
+            parsed: HashMap::new(),
+            refs: HashMap::new(),
+            containers: HashMap::new(),
+            workloads: HashMap::new(),
+            checked: HashSet::new(),
+            relist_pods: None,
+            relist_nodes: None,
+        }
+    }
+
+    /// The string interner (for building views).
+    pub fn strings(&mut self) -> &mut Interner {
+        &mut self.strings
+    }
+
+    /// How many pods are cached.
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// How many unique references are in use.
+    pub fn reference_count(&self) -> usize {
+        self.refs.len()
+    }
+
+    /// The earliest time a reference is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.schedule.next_due()
+    }
+
+    fn parse_full(&mut self, image: &Str) -> Result<(Arc<ImageRef>, Str), Str> {
+        if let Some(p) = self.parsed.get(image) {
+            return p.clone();
+        }
+        let p = match ImageRef::parse(image) {
+            Ok(i) => {
+                let name = self.strings.get(&i.to_string());
+                Ok((Arc::new(i), name))
+            }
+            Err(e) => Err(Str::from(e.to_string())),
+        };
+        self.parsed.insert(image.clone(), p.clone());
+        p
+    }
+
+    fn parse(&mut self, image: &Str) -> Result<Arc<ImageRef>, Str> {
+        self.parse_full(image).map(|(i, _)| i)
+    }
+
+    fn normalized(&self, image: &Str) -> Option<&Str> {
+        self.parsed.get(image).and_then(|p| p.as_ref().ok()).map(|(_, n)| n)
+    }
+
+    fn job_for(&self, pod: &PodView, c: &ContainerView, image: Result<Arc<ImageRef>, Str>) -> JudgeJob {
+        let tag = self.normalized(&c.image).and_then(|n| self.refs.get(n)).and_then(|r| r.answer.clone());
+        JudgeJob {
+            key: ContainerKey { namespace: pod.namespace.clone(), pod: pod.name.clone(), container: c.name.clone() },
+            image,
+            image_id: c.image_id.clone(),
+            running: c.running,
+            platform: pod.node.as_ref().and_then(|n| self.nodes.get(n)).cloned().flatten(),
+            tag,
+            pull_secrets: pod.pull_secrets.clone(),
+        }
+    }
+
+    /// A pod was added or changed: returns the containers to judge now
+    /// (new ones, and those whose imageID, image, state or node changed).
+    pub fn apply_pod(&mut self, pod: PodView, now: Instant) -> (Vec<JudgeJob>, Vec<EventEffect>) {
+        let key = (pod.namespace.clone(), pod.name.clone());
+        if let Some(seen) = &mut self.relist_pods {
+            seen.insert(key.clone());
+        }
+        let old = self.pods.remove(&key);
+        let mut effects = Vec::new();
+        let mut jobs = Vec::new();
+        // Containers that went away, or whose image changed (ephemeral
+        // containers can't change, regular ones can via `kubectl set image`).
+        if let Some(old) = &old {
+            for oc in &old.containers {
+                let still = pod.containers.iter().any(|c| c.name == oc.name && c.image == oc.image);
+                if !still {
+                    effects.extend(self.drop_container(old, oc));
+                }
+            }
+        }
+        for c in &pod.containers {
+            let prev = old.as_ref().and_then(|o| o.containers.iter().find(|oc| oc.name == c.name && oc.image == c.image));
+            let parsed = self.parse_full(&c.image);
+            let ckey = ContainerKey { namespace: pod.namespace.clone(), pod: pod.name.clone(), container: c.name.clone() };
+            if let Ok((img, name)) = &parsed {
+                self.use_reference(img, name, &ckey, now);
+            }
+            let image = parsed.map(|(i, _)| i);
+            let changed = match prev {
+                None => true,
+                Some(p) => {
+                    p.image_id != c.image_id
+                        || p.running != c.running
+                        || p.restarts != c.restarts
+                        || old.as_ref().is_some_and(|o| o.node != pod.node || o.owner != pod.owner)
+                }
+            };
+            if changed {
+                jobs.push(self.job_for(&pod, c, image));
+            }
+        }
+        self.pods.insert(key, pod);
+        self.metrics.unique_images.set(self.schedule.len() as i64);
+        (jobs, effects)
+    }
+
+    fn use_reference(&mut self, image: &Arc<ImageRef>, name: &Str, key: &ContainerKey, now: Instant) {
+        let pinned = image.is_pinned();
+        let entry = self.refs.entry(name.clone()).or_insert_with(|| RefState {
+            image: image.clone(),
+            users: HashSet::new(),
+            answer: None,
+            scheduled: false,
+        });
+        entry.users.insert(key.clone());
+        // A pinned spec is judged without its tag (SEMANTICS.md §3.1):
+        // no registry work at all.
+        if !pinned && !entry.scheduled {
+            entry.scheduled = true;
+            self.schedule.observe(name, now);
+        }
+    }
+
+    fn drop_container(&mut self, pod: &PodView, c: &ContainerView) -> Vec<EventEffect> {
+        let key = ContainerKey { namespace: pod.namespace.clone(), pod: pod.name.clone(), container: c.name.clone() };
+        if let Some(name) = self.normalized(&c.image).cloned() {
+            if let Some(r) = self.refs.get_mut(&name) {
+                r.users.remove(&key);
+                if r.users.is_empty() {
+                    self.refs.remove(&name);
+                    self.schedule.forget(&name);
+                    self.checked.remove(&name);
+                }
+            }
+        }
+        let mut effects = Vec::new();
+        if let Some(st) = self.containers.remove(&key) {
+            if let Some(s) = &st.series {
+                self.metrics.remove_container(s);
+            }
+            if let Some(w) = &st.counted_in {
+                effects.extend(self.workload_delta(w, -1, None, true));
+            }
+        }
+        effects
+    }
+
+    /// A pod was deleted.
+    pub fn delete_pod(&mut self, namespace: &str, name: &str) -> Vec<EventEffect> {
+        let key = (Str::from(namespace), Str::from(name));
+        let Some(pod) = self.pods.remove(&key) else { return Vec::new() };
+        let mut effects = Vec::new();
+        for c in &pod.containers {
+            effects.extend(self.drop_container(&pod, c));
+        }
+        self.metrics.unique_images.set(self.schedule.len() as i64);
+        effects
+    }
+
+    /// A pod re-list starts (watch restarted).
+    pub fn begin_pod_relist(&mut self) {
+        self.relist_pods = Some(HashSet::new());
+    }
+
+    /// A pod re-list ended: pods not listed are gone.
+    pub fn end_pod_relist(&mut self) -> Vec<EventEffect> {
+        let Some(seen) = self.relist_pods.take() else { return Vec::new() };
+        let gone: Vec<(Str, Str)> = self.pods.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+        let mut effects = Vec::new();
+        for (ns, name) in gone {
+            effects.extend(self.delete_pod(&ns, &name));
+        }
+        self.strings.sweep();
+        effects
+    }
+
+    /// A node was added or changed; returns the containers on it to judge
+    /// again when its platform changed.
+    pub fn apply_node(&mut self, name: &str, platform: Option<Platform>) -> Vec<JudgeJob> {
+        let name = self.strings.get(name);
+        if let Some(seen) = &mut self.relist_nodes {
+            seen.insert(name.clone());
+        }
+        if self.nodes.get(&name) == Some(&platform) {
+            return Vec::new();
+        }
+        self.nodes.insert(name.clone(), platform);
+        self.jobs_where(|p| p.node.as_ref() == Some(&name))
+    }
+
+    /// A node was deleted.
+    pub fn delete_node(&mut self, name: &str) {
+        self.nodes.remove(name);
+    }
+
+    /// A node re-list starts.
+    pub fn begin_node_relist(&mut self) {
+        self.relist_nodes = Some(HashSet::new());
+    }
+
+    /// A node re-list ended: nodes not listed are gone.
+    pub fn end_node_relist(&mut self) {
+        if let Some(seen) = self.relist_nodes.take() {
+            self.nodes.retain(|n, _| seen.contains(n));
+        }
+    }
+
+    fn jobs_where(&mut self, pred: impl Fn(&PodView) -> bool) -> Vec<JudgeJob> {
+        let mut jobs = Vec::new();
+        let pods: Vec<PodView> = self.pods.values().filter(|p| pred(p)).cloned().collect();
+        for p in &pods {
+            for c in &p.containers {
+                let image = self.parse(&c.image);
+                jobs.push(self.job_for(p, c, image));
+            }
+        }
+        jobs
+    }
+
+    /// A ReplicaSet or Job (metadata) was added or changed; the pods it owns
+    /// are re-labelled with their workload.
+    pub fn apply_owner(&mut self, o: OwnerMeta) -> Vec<JudgeJob> {
+        let (ns, kind, name) = (o.namespace.clone(), o.kind.clone(), o.name.clone());
+        let before = self.owner_of(&ns, &kind, &name);
+        self.owners.apply(o);
+        if before == self.owner_of(&ns, &kind, &name) {
+            return Vec::new();
+        }
+        self.relabel_owned(&ns, &kind, &name)
+    }
+
+    fn owner_of(&self, ns: &Str, kind: &Str, name: &Str) -> Workload {
+        let probe = PodView {
+            namespace: ns.clone(),
+            name: Str::from(""),
+            uid: Str::from(""),
+            node: None,
+            owner: Some(super::store::OwnerRef {
+                api_version: Str::from(""),
+                kind: kind.clone(),
+                name: name.clone(),
+                uid: Str::from(""),
+            }),
+            pull_secrets: vec![],
+            containers: vec![],
+        };
+        self.owners.workload_of(&probe)
+    }
+
+    /// Re-judging the owned pods' containers moves their metric series and
+    /// workload counts to the new workload (cheap: answers are cached).
+    fn relabel_owned(&mut self, ns: &Str, kind: &Str, name: &Str) -> Vec<JudgeJob> {
+        self.jobs_where(|p| &p.namespace == ns && p.owner.as_ref().is_some_and(|o| &o.kind == kind && &o.name == name))
+    }
+
+    /// A ReplicaSet or Job was deleted.
+    pub fn delete_owner(&mut self, namespace: &str, kind: &str, name: &str) {
+        self.owners.delete(namespace, kind, name);
+    }
+
+    /// Replaces all owners of `kind` (after a re-list).
+    pub fn replace_owners(&mut self, kind: &str, items: Vec<OwnerMeta>) {
+        self.owners.replace_kind(kind, items);
+    }
+
+    /// References due for a check, at most `limit`, as jobs.
+    pub fn due_checks(&mut self, now: Instant, limit: usize) -> Vec<CheckJob> {
+        let due = self.schedule.take_due(now, limit);
+        let mut jobs = Vec::with_capacity(due.len());
+        for name in due {
+            let Some(r) = self.refs.get(&name) else {
+                self.schedule.forget(&name);
+                continue;
+            };
+            let image = r.image.clone();
+            let mut users: Vec<ContainerKey> = r.users.iter().cloned().collect();
+            users.sort();
+            let mut secrets: Vec<(Str, Vec<Str>)> = Vec::new();
+            let mut judge = Vec::with_capacity(users.len());
+            for k in users {
+                let Some(pod) = self.pods.get(&(k.namespace.clone(), k.pod.clone())) else { continue };
+                let Some(c) = pod.containers.iter().find(|c| c.name == k.container) else { continue };
+                if !pod.pull_secrets.is_empty() && !secrets.iter().any(|(ns, n)| ns == &pod.namespace && n == &pod.pull_secrets) {
+                    secrets.push((pod.namespace.clone(), pod.pull_secrets.clone()));
+                }
+                judge.push(self.job_for(pod, c, Ok(image.clone())));
+            }
+            jobs.push(CheckJob { reference: name, image, secrets, judge });
+        }
+        jobs
+    }
+
+    /// Folds finished work in: stores the answer, applies judgements, and
+    /// returns the Events to write plus any containers still to judge (those
+    /// that appeared while the check ran).
+    pub fn apply_outcome(&mut self, outcome: Outcome, now: Instant) -> (Vec<JudgeJob>, Vec<EventEffect>) {
+        let mut jobs = Vec::new();
+        let judged_keys: HashSet<ContainerKey> = outcome.judged.iter().map(|j| j.key.clone()).collect();
+        if let Some((name, answer)) = outcome.answer {
+            self.schedule.completed(&name, now);
+            if let Some(r) = self.refs.get_mut(&name) {
+                r.answer = Some(answer);
+                let missing: Vec<ContainerKey> = r.users.iter().filter(|k| !judged_keys.contains(*k)).cloned().collect();
+                for k in missing {
+                    if let Some(j) = self.job_for_key(&k) {
+                        jobs.push(j);
+                    }
+                }
+                self.checked.insert(name);
+                if self.refs.iter().filter(|(_, r)| r.scheduled).all(|(n, _)| self.checked.contains(n)) {
+                    self.metrics.full_check_done();
+                    self.checked.clear();
+                }
+            }
+        }
+        let mut effects = Vec::new();
+        for j in outcome.judged {
+            effects.extend(self.apply_judged(j, now));
+        }
+        (jobs, effects)
+    }
+
+    fn job_for_key(&mut self, k: &ContainerKey) -> Option<JudgeJob> {
+        let pod = self.pods.get(&(k.namespace.clone(), k.pod.clone()))?.clone();
+        let c = pod.containers.iter().find(|c| c.name == k.container)?;
+        let image = self.parse(&c.image);
+        Some(self.job_for(&pod, c, image))
+    }
+
+    fn apply_judged(&mut self, j: Judged, now: Instant) -> Vec<EventEffect> {
+        let Some(pod) = self.pods.get(&(j.key.namespace.clone(), j.key.pod.clone())) else { return Vec::new() };
+        let Some(c) = pod.containers.iter().find(|c| c.name == j.key.container) else { return Vec::new() };
+        if c.image_id != j.image_id {
+            return Vec::new(); // judged an imageID the container no longer has
+        }
+        let pod = pod.clone();
+        let c = c.clone();
+        let workload = self.owners.workload_of(&pod);
+        let verdict = &j.judgement.verdict;
+        let stale = *verdict == Verdict::Stale;
+        let series = ContainerSeries {
+            stale: [
+                pod.namespace.clone(),
+                pod.name.clone(),
+                c.name.clone(),
+                self.normalized(&c.image).cloned().unwrap_or_else(|| c.image.clone()),
+                workload.kind.clone(),
+                workload.name.clone(),
+                pod.node.clone().unwrap_or_else(|| Str::from("")),
+            ],
+            verdict: [
+                pod.namespace.clone(),
+                pod.name.clone(),
+                c.name.clone(),
+                Str::from(verdict.as_str()),
+                Str::from(reason_label(verdict)),
+            ],
+        };
+        let threshold = self.settings.unknown_threshold;
+        let st = self.containers.entry(j.key.clone()).or_default();
+        self.metrics.set_container(st.series.as_ref(), &series, stale);
+        st.series = Some(series);
+        let counted_before = st.counted_in.take();
+        if stale {
+            st.counted_in = Some(workload.clone());
+        }
+        let notice = st.tracker.observe(verdict, now, threshold);
+        let failing_for = st.tracker.failing_since.map(|s| now.duration_since(s));
+        st.judgement = Some(j.judgement.clone());
+        let mut effects = Vec::new();
+        let mut first_note = None;
+        if let Some(n) = notice {
+            let note = self.note(&pod, &c, &j.judgement, n, failing_for);
+            first_note = Some(note.clone());
+            effects.push(EventEffect { notice: n, note, regarding: pod_reference(&pod) });
+        }
+        let same = counted_before.as_ref().map(wkey) == Some(wkey(&workload));
+        match counted_before {
+            Some(old) if !(stale && same) => {
+                // Moving to another workload (owner learnt late) is not news.
+                effects.extend(self.workload_delta(&old, -1, None, !stale));
+            }
+            _ => {}
+        }
+        if stale && !same {
+            effects.extend(self.workload_delta(&workload, 1, first_note.as_deref(), true));
+        }
+        effects
+    }
+
+    fn note(&self, pod: &PodView, c: &ContainerView, j: &Judgement, n: Notice, failing_for: Option<Duration>) -> String {
+        let parsed = self.parsed.get(&c.image).and_then(|p| p.as_ref().ok()).map(|(i, _)| i);
+        let policy = parsed.zip(c.pull_policy).map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
+        match parsed {
+            Some(image) => report::message(
+                n,
+                &ContainerFacts {
+                    container: &c.name,
+                    kind: c.kind,
+                    image,
+                    node: pod.node.as_deref(),
+                    policy: policy.as_ref(),
+                    judgement: j,
+                },
+                failing_for,
+            ),
+            None => report::truncate(
+                format!(
+                    "Cannot check container {}: image {:?} is not a valid reference ({}).",
+                    c.name,
+                    c.image,
+                    j.evidence.detail.as_deref().unwrap_or("")
+                ),
+                report::NOTE_LIMIT,
+            ),
+        }
+    }
+
+    fn workload_delta(&mut self, w: &Workload, delta: i64, first: Option<&str>, announce: bool) -> Vec<EventEffect> {
+        let key = wkey(w);
+        let ws = self.workloads.entry(key.clone()).or_insert(WorkloadState { stale: 0, reported_stale: false });
+        ws.stale = (ws.stale as i64 + delta).max(0) as usize;
+        let stale = ws.stale;
+        self.metrics.set_workload(&w.namespace, &w.kind, &w.name, stale);
+        let mut notice = None;
+        if stale > 0 && !ws.reported_stale {
+            ws.reported_stale = true;
+            notice = Some(Notice::BecameStale);
+        } else if stale == 0 && ws.reported_stale {
+            ws.reported_stale = false;
+            notice = Some(Notice::BecameFresh);
+        }
+        if stale == 0 {
+            self.workloads.remove(&key);
+        }
+        // A bare pod's Events already go to the pod itself.
+        match notice {
+            Some(n) if announce && &*w.kind != "Pod" => {
+                let note = report::workload_message(n, &w.kind, &w.name, stale, first);
+                vec![EventEffect { notice: n, note, regarding: workload_reference(w) }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Every container with its current judgement, for `scan` and `explain`.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for pod in self.pods.values() {
+            let workload = self.owners.workload_of(pod);
+            for c in &pod.containers {
+                let key = ContainerKey { namespace: pod.namespace.clone(), pod: pod.name.clone(), container: c.name.clone() };
+                let image = match self.parsed.get(&c.image) {
+                    Some(Ok((i, _))) => Ok(i.clone()),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err(Str::from("not parsed")),
+                };
+                let policy = image.as_ref().ok().zip(c.pull_policy).map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
+                rows.push(Row {
+                    pod: pod.clone(),
+                    container: c.clone(),
+                    image,
+                    policy,
+                    workload: workload.clone(),
+                    judgement: self.containers.get(&key).and_then(|s| s.judgement.clone()),
+                });
+            }
+        }
+        rows.sort_by(|a, b| {
+            (&a.pod.namespace, &a.pod.name, a.container.kind, &a.container.name)
+                .cmp(&(&b.pod.namespace, &b.pod.name, b.container.kind, &b.container.name))
+        });
+        rows
+    }
+
+    /// The current judgement of a container.
+    pub fn judgement(&self, key: &ContainerKey) -> Option<&Judgement> {
+        self.containers.get(key)?.judgement.as_ref()
+    }
+}
+
+/// One container and everything known about it.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Its pod.
+    pub pod: PodView,
+    /// The container.
+    pub container: ContainerView,
+    /// The parsed spec image (or the parse error).
+    pub image: Result<Arc<ImageRef>, Str>,
+    /// Its effective pull policy, when known.
+    pub policy: Option<EffectivePolicy>,
+    /// Its workload.
+    pub workload: Workload,
+    /// Its judgement, once judged.
+    pub judgement: Option<Judgement>,
+}
+
+impl Row {
+    /// Its kind.
+    pub fn kind(&self) -> ContainerKind {
+        self.container.kind
+    }
+}
+
+/// The Event reference of a pod.
+pub fn pod_reference(pod: &PodView) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: Some(pod.namespace.to_string()),
+        name: Some(pod.name.to_string()),
+        uid: Some(pod.uid.to_string()).filter(|u| !u.is_empty()),
+        ..ObjectReference::default()
+    }
+}
+
+/// The Event reference of a workload.
+pub fn workload_reference(w: &Workload) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(w.api_version.to_string()),
+        kind: Some(w.kind.to_string()),
+        namespace: Some(w.namespace.to_string()),
+        name: Some(w.name.to_string()),
+        uid: w.uid.as_ref().map(|u| u.to_string()),
+        ..ObjectReference::default()
+    }
+}

@@ -1,0 +1,327 @@
+//! The long-running loop: watch events in, registry checks and verdicts
+//! out, Events written by the leader only. One task owns the [`State`];
+//! registry work runs in spawned tasks whose outcomes come back to it.
+
+use super::reconcile::{CheckJob, EventEffect, JudgeJob, Outcome, Settings, State, run_check, run_judge};
+use super::schedule::Jitter;
+use super::secrets::PullCredentials;
+use super::store::{OwnerMeta, PodView, node_platform, strip_meta};
+use crate::config::Namespaces;
+use crate::facts::Registry;
+use crate::metrics::Metrics;
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// One watch event from any of the four watched kinds.
+#[derive(Debug)]
+pub enum Input {
+    /// A pod event.
+    Pods(watcher::Event<Pod>),
+    /// A node event.
+    Nodes(watcher::Event<Node>),
+    /// A ReplicaSet metadata event.
+    ReplicaSets(watcher::Event<PartialObjectMeta<ReplicaSet>>),
+    /// A Job metadata event.
+    Jobs(watcher::Event<PartialObjectMeta<Job>>),
+}
+
+/// A merged stream of watch events.
+pub type Inputs = Pin<Box<dyn Stream<Item = Result<Input, watcher::Error>> + Send>>;
+
+/// Whether the first pod and node lists have arrived (`/readyz`).
+#[derive(Clone, Default, Debug)]
+pub struct Readiness {
+    pods: Arc<AtomicBool>,
+    nodes: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    /// Ready once both lists arrived.
+    pub fn is_ready(&self) -> bool {
+        self.pods.load(Ordering::Relaxed) && self.nodes.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything the loop needs (controller-rs style: one context).
+pub struct Context<R, C> {
+    /// The registry.
+    pub registry: Arc<R>,
+    /// Pull credentials.
+    pub credentials: Arc<C>,
+    /// The one shared Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Timing.
+    pub settings: Settings,
+    /// At most this many reference checks at once.
+    pub max_concurrent_checks: usize,
+    /// Which namespaces count.
+    pub namespaces: Namespaces,
+    /// `true` while this replica leads (may write).
+    pub leader: watch::Receiver<bool>,
+    /// Readiness flags.
+    pub ready: Readiness,
+}
+
+/// Why the loop stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The watch streams ended (they should not).
+    #[error("the watch streams ended")]
+    WatchEnded,
+}
+
+impl RunError {
+    /// Fixed category.
+    pub fn category(&self) -> &'static str {
+        "watch_ended"
+    }
+}
+
+/// Watches pods (filtered as configured), nodes, and ReplicaSet and Job
+/// metadata, stripping managed fields and annotations before anything
+/// is kept.
+pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) -> Inputs {
+    let mut pod_cfg = watcher::Config::default();
+    if !label_selector.is_empty() {
+        pod_cfg = pod_cfg.labels(label_selector);
+    }
+    let excluded: Vec<String> = namespaces.exclude.iter().map(|n| format!("metadata.namespace!={n}")).collect();
+    if !excluded.is_empty() {
+        pod_cfg = pod_cfg.fields(&excluded.join(","));
+    }
+    let pods: Api<Pod> = match namespaces.include.as_slice() {
+        [one] => Api::namespaced(client.clone(), one),
+        _ => Api::all(client.clone()),
+    };
+    let pods = watcher(pods, pod_cfg)
+        .default_backoff()
+        .modify(|p: &mut Pod| strip_meta(&mut p.metadata))
+        .map_ok(Input::Pods);
+    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(|n: &mut Node| strip_meta(&mut n.metadata))
+        .map_ok(Input::Nodes);
+    let rs = watcher(Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(|o: &mut PartialObjectMeta<ReplicaSet>| strip_meta(&mut o.metadata))
+        .map_ok(Input::ReplicaSets);
+    let jobs = watcher(Api::<PartialObjectMeta<Job>>::all(client), watcher::Config::default())
+        .default_backoff()
+        .modify(|o: &mut PartialObjectMeta<Job>| strip_meta(&mut o.metadata))
+        .map_ok(Input::Jobs);
+    Box::pin(futures::stream::select_all([
+        pods.boxed(),
+        nodes.boxed(),
+        rs.boxed(),
+        jobs.boxed(),
+    ]))
+}
+
+/// Buffers owner objects during a re-list so the cache is replaced at once.
+#[derive(Default)]
+struct OwnerRelist {
+    buffers: HashMap<&'static str, Vec<OwnerMeta>>,
+}
+
+/// What one input asks the runner to do next.
+#[derive(Default)]
+struct Work {
+    judge: Vec<JudgeJob>,
+    effects: Vec<EventEffect>,
+}
+
+fn handle<R, C>(ctx: &Context<R, C>, state: &mut State, relist: &mut OwnerRelist, input: Input, now: Instant) -> Work {
+    let mut w = Work::default();
+    match input {
+        Input::Pods(ev) => match ev {
+            watcher::Event::Init => state.begin_pod_relist(),
+            watcher::Event::InitDone => {
+                w.effects = state.end_pod_relist();
+                ctx.ready.pods.store(true, Ordering::Relaxed);
+            }
+            watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                let ns = p.namespace().unwrap_or_default();
+                if ctx.namespaces.admits(&ns) {
+                    match PodView::from_pod(&p, state.strings()) {
+                        Ok(view) => (w.judge, w.effects) = state.apply_pod(view, now),
+                        Err(e) => tracing::warn!(namespace = ns, pod = p.name_any(), error = %e, "ignoring pod"),
+                    }
+                }
+            }
+            watcher::Event::Delete(p) => {
+                w.effects = state.delete_pod(&p.namespace().unwrap_or_default(), &p.name_any());
+            }
+        },
+        Input::Nodes(ev) => match ev {
+            watcher::Event::Init => state.begin_node_relist(),
+            watcher::Event::InitDone => {
+                state.end_node_relist();
+                ctx.ready.nodes.store(true, Ordering::Relaxed);
+            }
+            watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
+                w.judge = state.apply_node(&n.name_any(), node_platform(&n));
+            }
+            watcher::Event::Delete(n) => state.delete_node(&n.name_any()),
+        },
+        Input::ReplicaSets(ev) => w.judge = owner_event(state, relist, ev),
+        Input::Jobs(ev) => w.judge = owner_event(state, relist, ev),
+    }
+    w
+}
+
+fn owner_event<K: Resource<DynamicType = ()>>(
+    state: &mut State,
+    relist: &mut OwnerRelist,
+    ev: watcher::Event<PartialObjectMeta<K>>,
+) -> Vec<JudgeJob> {
+    let kind: &'static str = if K::kind(&()) == "ReplicaSet" { "ReplicaSet" } else { "Job" };
+    match ev {
+        watcher::Event::Init => {
+            relist.buffers.insert(kind, Vec::new());
+            Vec::new()
+        }
+        watcher::Event::InitApply(o) => {
+            if let Some(m) = OwnerMeta::from_meta(kind, &o.metadata, state.strings()) {
+                relist.buffers.entry(kind).or_default().push(m);
+            }
+            Vec::new()
+        }
+        watcher::Event::InitDone => {
+            state.replace_owners(kind, relist.buffers.remove(kind).unwrap_or_default());
+            Vec::new()
+        }
+        watcher::Event::Apply(o) => match OwnerMeta::from_meta(kind, &o.metadata, state.strings()) {
+            Some(m) => state.apply_owner(m),
+            None => Vec::new(),
+        },
+        watcher::Event::Delete(o) => {
+            state.delete_owner(&o.namespace().unwrap_or_default(), kind, &o.name_any());
+            Vec::new()
+        }
+    }
+}
+
+/// Writes Events while this replica leads; drops them otherwise (the
+/// leader reports the same transitions).
+async fn publish_events(
+    recorder: Recorder,
+    leader: watch::Receiver<bool>,
+    mut rx: mpsc::Receiver<EventEffect>,
+    token: CancellationToken,
+) {
+    loop {
+        let effect = tokio::select! {
+            _ = token.cancelled() => return,
+            e = rx.recv() => match e { Some(e) => e, None => return },
+        };
+        if !*leader.borrow() {
+            continue;
+        }
+        let ev = Event {
+            type_: if effect.notice.is_warning() { EventType::Warning } else { EventType::Normal },
+            reason: effect.notice.reason().into(),
+            note: Some(effect.note),
+            action: super::report::ACTION.into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&ev, &effect.regarding).await {
+            tracing::warn!(
+                error = %e,
+                reason = effect.notice.reason(),
+                namespace = effect.regarding.namespace.as_deref().unwrap_or_default(),
+                name = effect.regarding.name.as_deref().unwrap_or_default(),
+                "cannot write Event"
+            );
+        }
+    }
+}
+
+enum Done {
+    Check(Outcome),
+    Judge(Outcome),
+}
+
+/// Runs the controller until `token` is cancelled or the watches end.
+pub async fn run<R, C>(ctx: Context<R, C>, mut inputs: Inputs, jitter: Box<dyn Jitter>, token: CancellationToken) -> Result<(), RunError>
+where
+    R: Registry + 'static,
+    C: PullCredentials,
+{
+    let mut state = State::new(ctx.settings, ctx.metrics.clone(), jitter);
+    let mut relist = OwnerRelist::default();
+    let (tx, rx) = mpsc::channel(4096);
+    let publisher = tokio::spawn(publish_events(ctx.recorder.clone(), ctx.leader.clone(), rx, token.clone()));
+    let mut tasks: JoinSet<Done> = JoinSet::new();
+    let mut checks_in_flight = 0usize;
+    let result = loop {
+        let wake = state.next_due().unwrap_or_else(|| Instant::now() + ctx.settings.interval);
+        let now_work = tokio::select! {
+            biased;
+            _ = token.cancelled() => break Ok(()),
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                let outcome = match done {
+                    Ok(Done::Check(o)) => { checks_in_flight -= 1; o }
+                    Ok(Done::Judge(o)) => o,
+                    Err(e) => { tracing::error!(error = %e, "a check task failed"); Outcome::default() }
+                };
+                let (judge, effects) = state.apply_outcome(outcome, Instant::now());
+                Work { judge, effects }
+            }
+            input = inputs.next() => match input {
+                None => break Err(RunError::WatchEnded),
+                Some(Err(e)) => { tracing::warn!(error = %e, "watch failed; retrying"); Work::default() }
+                Some(Ok(i)) => handle(&ctx, &mut state, &mut relist, i, Instant::now()),
+            },
+            _ = tokio::time::sleep_until(wake) => Work::default(),
+        };
+        for e in now_work.effects {
+            if tx.send(e).await.is_err() {
+                break;
+            }
+        }
+        if !now_work.judge.is_empty() {
+            let (reg, creds, jobs) = (ctx.registry.clone(), ctx.credentials.clone(), now_work.judge);
+            tasks.spawn(async move {
+                let mut judged = Vec::with_capacity(jobs.len());
+                for j in &jobs {
+                    judged.push(run_judge(&*reg, &*creds, j).await);
+                }
+                Done::Judge(Outcome { answer: None, judged })
+            });
+        }
+        let free = ctx.max_concurrent_checks.saturating_sub(checks_in_flight);
+        for job in state.due_checks(Instant::now(), free) {
+            checks_in_flight += 1;
+            spawn_check(&mut tasks, &ctx, job);
+        }
+    };
+    tasks.abort_all();
+    drop(tx);
+    let _ = publisher.await;
+    result
+}
+
+fn spawn_check<R: Registry + 'static, C: PullCredentials>(tasks: &mut JoinSet<Done>, ctx: &Context<R, C>, job: CheckJob) {
+    let (reg, creds, metrics) = (ctx.registry.clone(), ctx.credentials.clone(), ctx.metrics.clone());
+    tasks.spawn(async move {
+        let _timer = metrics.time_check();
+        tracing::debug!(image = %job.image, containers = job.judge.len(), "checking reference");
+        Done::Check(run_check(&*reg, &*creds, job).await)
+    });
+}

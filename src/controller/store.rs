@@ -1,0 +1,436 @@
+//! Stripped views of pods, nodes and owners: only what a verdict, a report
+//! or a remedy needs, built once when an object arrives so the cache holds a
+//! few hundred bytes per pod instead of the whole object.
+
+use crate::platform::Platform;
+use crate::policy::PullPolicy;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, EphemeralContainer, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// A shared, immutable string (namespaces, images and owners repeat).
+pub type Str = Arc<str>;
+
+/// Deduplicates repeated strings so 10,000 pods of one image share it.
+#[derive(Default, Debug)]
+pub struct Interner {
+    set: HashSet<Str>,
+}
+
+impl Interner {
+    /// The shared copy of `s`.
+    pub fn get(&mut self, s: &str) -> Str {
+        if let Some(v) = self.set.get(s) {
+            return v.clone();
+        }
+        let v: Str = Arc::from(s);
+        self.set.insert(v.clone());
+        v
+    }
+
+    /// Drops strings nobody else holds any more.
+    pub fn sweep(&mut self) {
+        self.set.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    /// How many strings are held.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+/// Which list of the pod spec a container comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContainerKind {
+    /// `spec.containers`.
+    Container,
+    /// `spec.initContainers` (a running one, or a restartable sidecar).
+    Init,
+    /// `spec.ephemeralContainers`.
+    Ephemeral,
+}
+
+impl ContainerKind {
+    /// `container`, `init` or `ephemeral` (JSON `containerType`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerKind::Container => "container",
+            ContainerKind::Init => "init",
+            ContainerKind::Ephemeral => "ephemeral",
+        }
+    }
+}
+
+/// An object's controlling owner (`ownerReferences[controller=true]`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OwnerRef {
+    /// API version (`apps/v1`).
+    pub api_version: Str,
+    /// Kind (`ReplicaSet`, `Job`, `StatefulSet`…).
+    pub kind: Str,
+    /// Name, in the same namespace.
+    pub name: Str,
+    /// UID, for Event references.
+    pub uid: Str,
+}
+
+impl OwnerRef {
+    /// The controlling owner of an object, if any.
+    pub fn controller_of(meta: &ObjectMeta, strings: &mut Interner) -> Option<OwnerRef> {
+        let refs = meta.owner_references.as_deref().unwrap_or_default();
+        let r: &OwnerReference = refs.iter().find(|r| r.controller == Some(true))?;
+        Some(OwnerRef {
+            api_version: strings.get(&r.api_version),
+            kind: strings.get(&r.kind),
+            name: Arc::from(r.name.as_str()),
+            uid: Arc::from(r.uid.as_str()),
+        })
+    }
+}
+
+/// One container of a pod, as the verdict needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerView {
+    /// Container name.
+    pub name: Str,
+    /// Which list it is in.
+    pub kind: ContainerKind,
+    /// The image written in the spec (never `status.image`).
+    pub image: Str,
+    /// The live `imagePullPolicy` (the API server has filled it); `None`
+    /// when absent or not a valid value.
+    pub pull_policy: Option<PullPolicy>,
+    /// `status.imageID`, empty when the container has not started.
+    pub image_id: Str,
+    /// Whether it is running now.
+    pub running: bool,
+    /// `restartCount`, to notice restarts.
+    pub restarts: i32,
+}
+
+/// A pod, stripped to what imagedrift needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodView {
+    /// Namespace.
+    pub namespace: Str,
+    /// Name.
+    pub name: Str,
+    /// UID, for Event references.
+    pub uid: Str,
+    /// The node it runs on, once scheduled.
+    pub node: Option<Str>,
+    /// Its controlling owner (ReplicaSet, Job, StatefulSet…), if any.
+    pub owner: Option<OwnerRef>,
+    /// `spec.imagePullSecrets` names.
+    pub pull_secrets: Vec<Str>,
+    /// Its containers of all three kinds.
+    pub containers: Vec<ContainerView>,
+}
+
+/// Why a pod could not be turned into a view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pod has no {0}")]
+pub struct ViewError(&'static str);
+
+fn status_of<'a>(statuses: Option<&'a Vec<ContainerStatus>>, name: &str) -> Option<&'a ContainerStatus> {
+    statuses?.iter().find(|s| s.name == name)
+}
+
+fn running(status: Option<&ContainerStatus>) -> bool {
+    status
+        .and_then(|s| s.state.as_ref())
+        .is_some_and(|st| st.running.is_some())
+}
+
+impl PodView {
+    /// Strips a pod. Terminated init containers that are not sidecars are
+    /// left out: they are history, not drift (SEMANTICS.md §1).
+    pub fn from_pod(pod: &Pod, strings: &mut Interner) -> Result<PodView, ViewError> {
+        let meta = &pod.metadata;
+        let namespace = strings.get(meta.namespace.as_deref().ok_or(ViewError("namespace"))?);
+        let name: Str = Arc::from(meta.name.as_deref().ok_or(ViewError("name"))?);
+        let uid: Str = Arc::from(meta.uid.as_deref().unwrap_or_default());
+        let spec = pod.spec.as_ref().ok_or(ViewError("spec"))?;
+        let status = pod.status.as_ref();
+        let mut containers = Vec::with_capacity(spec.containers.len());
+        let mut push = |c: &Container, kind, st: Option<&ContainerStatus>, strings: &mut Interner| {
+            containers.push(container_view(
+                &c.name,
+                c.image.as_deref(),
+                c.image_pull_policy.as_deref(),
+                kind,
+                st,
+                strings,
+            ));
+        };
+        for c in &spec.containers {
+            let st = status_of(status.and_then(|s| s.container_statuses.as_ref()), &c.name);
+            push(c, ContainerKind::Container, st, strings);
+        }
+        for c in spec.init_containers.as_deref().unwrap_or_default() {
+            let st = status_of(status.and_then(|s| s.init_container_statuses.as_ref()), &c.name);
+            let sidecar = c.restart_policy.as_deref() == Some("Always");
+            if sidecar || running(st) {
+                push(c, ContainerKind::Init, st, strings);
+            }
+        }
+        for c in spec.ephemeral_containers.as_deref().unwrap_or_default() {
+            let st = status_of(status.and_then(|s| s.ephemeral_container_statuses.as_ref()), &c.name);
+            containers.push(ephemeral_view(c, st, strings));
+        }
+        containers.shrink_to_fit();
+        let pull_secrets = spec
+            .image_pull_secrets
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| !r.name.is_empty())
+            .map(|r| strings.get(&r.name))
+            .collect();
+        Ok(PodView {
+            namespace,
+            name,
+            uid,
+            node: spec.node_name.as_deref().filter(|n| !n.is_empty()).map(|n| strings.get(n)),
+            owner: OwnerRef::controller_of(meta, strings),
+            pull_secrets,
+            containers,
+        })
+    }
+}
+
+fn ephemeral_view(c: &EphemeralContainer, st: Option<&ContainerStatus>, strings: &mut Interner) -> ContainerView {
+    container_view(
+        &c.name,
+        c.image.as_deref(),
+        c.image_pull_policy.as_deref(),
+        ContainerKind::Ephemeral,
+        st,
+        strings,
+    )
+}
+
+fn container_view(
+    name: &str,
+    image: Option<&str>,
+    policy: Option<&str>,
+    kind: ContainerKind,
+    st: Option<&ContainerStatus>,
+    strings: &mut Interner,
+) -> ContainerView {
+    ContainerView {
+        name: strings.get(name),
+        kind,
+        image: strings.get(image.unwrap_or_default()),
+        pull_policy: policy.and_then(|p| PullPolicy::parse(p).ok()),
+        image_id: strings.get(st.map(|s| s.image_id.as_str()).unwrap_or_default()),
+        running: running(st),
+        restarts: st.map(|s| s.restart_count).unwrap_or_default(),
+    }
+}
+
+/// The label that names a node's architecture.
+pub const ARCH_LABEL: &str = "kubernetes.io/arch";
+/// The label that names a node's OS.
+pub const OS_LABEL: &str = "kubernetes.io/os";
+/// The label that names a node's architecture variant (`v7`, `v8`). No
+/// Kubernetes component sets one; operators of mixed ARM clusters can, so
+/// that multi-variant images are judged instead of reported `platform`.
+pub const VARIANT_LABEL: &str = "imagedrift.io/arch-variant";
+
+/// A node's platform, from `status.nodeInfo`, falling back to the
+/// well-known `kubernetes.io/{os,arch}` labels; `None` when neither says.
+pub fn node_platform(node: &Node) -> Option<Platform> {
+    let labels = node.metadata.labels.as_ref();
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str).filter(|v| !v.is_empty());
+    let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
+    let os = info
+        .map(|i| i.operating_system.as_str())
+        .filter(|v| !v.is_empty())
+        .or_else(|| label(OS_LABEL))?;
+    let arch = info
+        .map(|i| i.architecture.as_str())
+        .filter(|v| !v.is_empty())
+        .or_else(|| label(ARCH_LABEL))?;
+    Some(Platform::new(os, arch, label(VARIANT_LABEL)))
+}
+
+/// What the controller keeps of a ReplicaSet or Job: its controlling owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerMeta {
+    /// Namespace.
+    pub namespace: Str,
+    /// Kind (`ReplicaSet` or `Job`).
+    pub kind: Str,
+    /// Name.
+    pub name: Str,
+    /// Its controlling owner (Deployment, CronJob…), if any.
+    pub owner: Option<OwnerRef>,
+}
+
+impl OwnerMeta {
+    /// Strips an owner object's metadata.
+    pub fn from_meta(kind: &str, meta: &ObjectMeta, strings: &mut Interner) -> Option<OwnerMeta> {
+        Some(OwnerMeta {
+            namespace: strings.get(meta.namespace.as_deref()?),
+            kind: strings.get(kind),
+            name: Arc::from(meta.name.as_deref()?),
+            owner: OwnerRef::controller_of(meta, strings),
+        })
+    }
+}
+
+/// Clears what a watch cache never needs from an object's metadata
+/// (used with `WatchStreamExt::modify` before conversion).
+pub fn strip_meta(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.finalizers = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn sample() -> Pod {
+        pod(json!({
+            "metadata": {"namespace": "shop", "name": "web-5d9c-abcde", "uid": "u1",
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Other", "name": "x", "uid": "u0"},
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9c", "uid": "u2", "controller": true}
+                ],
+                "annotations": {"big": "x"}},
+            "spec": {
+                "nodeName": "node-a",
+                "imagePullSecrets": [{"name": "regcred"}, {"name": ""}],
+                "initContainers": [
+                    {"name": "migrate", "image": "app:v1", "imagePullPolicy": "IfNotPresent"},
+                    {"name": "proxy", "image": "envoy:v1.30", "imagePullPolicy": "IfNotPresent", "restartPolicy": "Always"}
+                ],
+                "containers": [
+                    {"name": "app", "image": "registry.example/app:v1", "imagePullPolicy": "Always"},
+                    {"name": "waiting", "image": "busybox"}
+                ],
+                "ephemeralContainers": [
+                    {"name": "debug", "image": "busybox:1.36", "imagePullPolicy": "IfNotPresent"}
+                ]
+            },
+            "status": {
+                "containerStatuses": [
+                    {"name": "app", "image": "registry.example/app:v1", "imageID": "registry.example/app@sha256:aa", "ready": true,
+                     "restartCount": 2, "state": {"running": {}}},
+                    {"name": "waiting", "image": "busybox", "imageID": "", "ready": false, "restartCount": 0,
+                     "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+                ],
+                "initContainerStatuses": [
+                    {"name": "migrate", "image": "app:v1", "imageID": "x@sha256:bb", "ready": false, "restartCount": 0,
+                     "state": {"terminated": {"exitCode": 0}}},
+                    {"name": "proxy", "image": "envoy:v1.30", "imageID": "docker.io/envoy@sha256:cc", "ready": true,
+                     "restartCount": 0, "state": {"running": {}}}
+                ],
+                "ephemeralContainerStatuses": [
+                    {"name": "debug", "image": "busybox:1.36", "imageID": "sha256:dd", "ready": false, "restartCount": 0,
+                     "state": {"running": {}}}
+                ]
+            }
+        }))
+    }
+
+    #[test]
+    fn pod_view_keeps_all_three_kinds_and_drops_finished_init() {
+        let mut s = Interner::default();
+        let v = PodView::from_pod(&sample(), &mut s).unwrap();
+        assert_eq!(&*v.namespace, "shop");
+        assert_eq!(v.node.as_deref(), Some("node-a"));
+        assert_eq!(v.pull_secrets, vec![Str::from("regcred")]);
+        let owner = v.owner.as_ref().unwrap();
+        assert_eq!((&*owner.kind, &*owner.name), ("ReplicaSet", "web-5d9c"));
+        let names: Vec<(&str, ContainerKind)> = v.containers.iter().map(|c| (&*c.name, c.kind)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("app", ContainerKind::Container),
+                ("waiting", ContainerKind::Container),
+                ("proxy", ContainerKind::Init),
+                ("debug", ContainerKind::Ephemeral),
+            ]
+        );
+        let app = &v.containers[0];
+        assert_eq!(&*app.image, "registry.example/app:v1");
+        assert_eq!(app.pull_policy, Some(PullPolicy::Always));
+        assert_eq!(&*app.image_id, "registry.example/app@sha256:aa");
+        assert!(app.running);
+        assert_eq!(app.restarts, 2);
+        let waiting = &v.containers[1];
+        assert_eq!(waiting.pull_policy, None);
+        assert!(!waiting.running);
+        assert_eq!(&*waiting.image_id, "");
+        assert_eq!(&*v.containers[3].image_id, "sha256:dd");
+    }
+
+    #[test]
+    fn interner_shares_strings() {
+        let mut s = Interner::default();
+        let a = PodView::from_pod(&sample(), &mut s).unwrap();
+        let b = PodView::from_pod(&sample(), &mut s).unwrap();
+        assert!(Arc::ptr_eq(&a.containers[0].image, &b.containers[0].image));
+        drop((a, b));
+        s.sweep();
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn pod_without_spec_or_name_is_an_error() {
+        let mut s = Interner::default();
+        let e = PodView::from_pod(&pod(json!({"metadata": {"namespace": "a", "name": "b"}})), &mut s);
+        assert_eq!(e.unwrap_err().to_string(), "pod has no spec");
+        let e = PodView::from_pod(&pod(json!({"metadata": {"namespace": "a"}, "spec": {"containers": []}})), &mut s);
+        assert_eq!(e.unwrap_err().to_string(), "pod has no name");
+    }
+
+    fn node(v: serde_json::Value) -> Node {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn info(os: &str, arch: &str) -> serde_json::Value {
+        json!({"architecture": arch, "operatingSystem": os, "bootID": "", "containerRuntimeVersion": "",
+               "kernelVersion": "", "kubeProxyVersion": "", "kubeletVersion": "", "machineID": "",
+               "osImage": "", "systemUUID": ""})
+    }
+
+    #[test]
+    fn node_platform_from_info_labels_and_variant() {
+        let n = node(json!({"metadata": {"name": "a"}, "status": {"nodeInfo": info("linux", "arm64")}}));
+        assert_eq!(node_platform(&n).unwrap().to_string(), "linux/arm64/v8");
+        let n = node(json!({"metadata": {"name": "a", "labels": {"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"}}}));
+        assert_eq!(node_platform(&n).unwrap().to_string(), "linux/amd64");
+        let n = node(json!({"metadata": {"name": "a", "labels": {VARIANT_LABEL: "v7"}},
+                            "status": {"nodeInfo": info("linux", "arm")}}));
+        assert_eq!(node_platform(&n).unwrap().to_string(), "linux/arm/v7");
+        let n = node(json!({"metadata": {"name": "a", "labels": {"kubernetes.io/arch": "amd64"}}}));
+        assert_eq!(node_platform(&n), None, "no os anywhere");
+        let n = node(json!({"metadata": {"name": "a"}, "status": {"nodeInfo": info("", "")}}));
+        assert_eq!(node_platform(&n), None);
+    }
+
+    #[test]
+    fn owner_meta_keeps_controller_only() {
+        let mut s = Interner::default();
+        let meta: ObjectMeta = serde_json::from_value(json!({"namespace": "shop", "name": "web-5d9c",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d1", "controller": true}]}))
+        .unwrap();
+        let o = OwnerMeta::from_meta("ReplicaSet", &meta, &mut s).unwrap();
+        assert_eq!(&*o.owner.unwrap().name, "web");
+    }
+}

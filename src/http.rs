@@ -1,0 +1,54 @@
+//! The HTTP endpoints: `/metrics` (Prometheus text), `/livez` (the process
+//! answers; never depends on a registry) and `/readyz` (the first pod and
+//! node lists have arrived).
+
+use crate::controller::runner::Readiness;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+struct AppState {
+    registry: Registry,
+    ready: Readiness,
+}
+
+/// The router serving the three endpoints.
+pub fn router(registry: Registry, ready: Readiness) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(AppState { registry, ready })
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    match crate::metrics::encode(&s.registry) {
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("cannot encode metrics: {e}"),
+        ),
+    }
+}
+
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    if s.ready.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "waiting for the first pod and node lists")
+    }
+}
+
+/// Serves `router` on `listener` until `token` is cancelled.
+pub async fn serve(listener: TcpListener, router: Router, token: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await
+}
