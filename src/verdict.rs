@@ -232,6 +232,20 @@ enum Current {
     Failed(Judgement),
 }
 
+/// The judgement for a container whose `imageID` could not be parsed.
+pub fn invalid_image_id(raw: &str, error: impl fmt::Display) -> Judgement {
+    Judgement {
+        verdict: Verdict::Unknown(UnknownReason::InvalidImageId),
+        evidence: Evidence {
+            running_digest: None,
+            current_digest: None,
+            platform: None,
+            rule: Rule::InvalidImageId,
+            detail: Some(format!("imageID {raw:?}: {error}")),
+        },
+    }
+}
+
 /// Judges one container. `tag` is the tag's current descriptor (`None` when
 /// not resolved yet; ignored for pinned specs except as evidence).
 pub async fn judge<S: ManifestSource>(
