@@ -227,10 +227,10 @@ pub struct RunFlags {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct KubeFlags {
     /// Kubeconfig file (`$KUBECONFIG` is read by default, as kubectl does).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub kubeconfig: Option<std::path::PathBuf>,
     /// Kubeconfig context to use.
-    #[arg(long, global = true, env = "IMAGEDRIFT_CONTEXT")]
+    #[arg(long, env = "IMAGEDRIFT_CONTEXT")]
     pub context: Option<String>,
 }
 

@@ -1,5 +1,7 @@
 //! The `imagedrift` binary: the in-cluster controller and one-shot CLI.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -13,9 +15,20 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Run the controller: watch every pod, report drift as Events and metrics.
+    Run(imagedrift::config::RunFlags),
+    /// Judge every container once and print the verdicts (exit 1 if any is stale).
+    Scan(cli::scan::ScanArgs),
+    /// Explain, in plain words, what one pod's containers run and what to do.
+    Explain(cli::scan::ExplainArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Run(flags) => cli::run::main(flags),
+        Command::Scan(args) => cli::scan::scan(args),
+        Command::Explain(args) => cli::scan::explain(args),
+    }
 }

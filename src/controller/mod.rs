@@ -11,3 +11,5 @@ pub mod runner;
 pub mod schedule;
 pub mod secrets;
 pub mod store;
+pub mod oneshot;
+pub mod output;

@@ -565,6 +565,12 @@ impl State {
         if c.image_id != j.image_id {
             return Vec::new(); // judged an imageID the container no longer has
         }
+        // A "pending" judgement made before the tag's answer arrived must not
+        // overwrite one made with it (answers never go back to unresolved).
+        let answered = self.normalized(&c.image).and_then(|n| self.refs.get(n)).is_some_and(|r| r.answer.is_some());
+        if j.judgement.evidence.rule == Rule::Pending && answered {
+            return Vec::new();
+        }
         let pod = pod.clone();
         let c = c.clone();
         let workload = self.owners.workload_of(&pod);

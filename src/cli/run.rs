@@ -1,0 +1,163 @@
+//! `imagedrift run`: the in-cluster controller.
+
+use super::{Unwired, init_tracing, kube_client};
+use anyhow::Context as _;
+use imagedrift::config::{Config, RunFlags};
+use imagedrift::controller::leader::{LeaseSettings, Leadership, elect};
+use imagedrift::controller::reconcile::Settings;
+use imagedrift::controller::runner::{self, Context, Readiness, watch_all};
+use imagedrift::controller::schedule::RandomJitter;
+use imagedrift::controller::secrets::Anonymous;
+use imagedrift::metrics::Metrics;
+use kube::runtime::events::{Recorder, Reporter};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Loads the configuration, then runs until SIGTERM/SIGINT or until the
+/// controller, the HTTP server or the lease task dies.
+pub fn main(flags: RunFlags) -> ExitCode {
+    let config = match Config::load(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("imagedrift: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("imagedrift: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(config, flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "imagedrift stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
+    let client = kube_client(&flags.kube).await?;
+    let prom = prometheus::Registry::new();
+    let metrics = Metrics::register(&prom).context("registering metrics")?;
+    // WIRING: the registry module's Resolver (shares `prom`) and, when
+    // `config.pull_secrets.enabled`, SecretCredentials::new(ApiSecrets(client),
+    // <keyring parser>, config.pull_secrets.cache_ttl).
+    let registry = Arc::new(Unwired);
+    let credentials = Arc::new(Anonymous);
+    if config.pull_secrets.enabled {
+        tracing::warn!("pullSecrets.enabled: reading pull secrets is not built into this binary yet; checking anonymously");
+    }
+
+    let token = CancellationToken::new();
+    spawn_signal_handler(token.clone());
+
+    let le = &config.leader_election;
+    let lease = LeaseSettings::from_env(&le.lease_name, &le.lease_namespace, le.lease_duration_seconds);
+    let mut leadership = if le.enabled {
+        tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "leader election on");
+        elect(client.clone(), &lease).await.context("starting leader election")?
+    } else {
+        Leadership::always()
+    };
+
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listening on {} (key `listen`, flag --listen)", config.listen))?;
+    tracing::info!(listen = %config.listen, "serving /metrics, /livez, /readyz");
+    let ready = Readiness::default();
+    let mut http = tokio::spawn(imagedrift::http::serve(
+        listener,
+        imagedrift::http::router(prom.clone(), ready.clone()),
+        token.clone(),
+    ));
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter { controller: "imagedrift".into(), instance: Some(lease.identity.clone()) },
+    );
+    let ctx = Context {
+        registry,
+        credentials,
+        recorder,
+        metrics,
+        settings: Settings {
+            interval: config.interval,
+            spread: config.jitter_span(),
+            unknown_threshold: config.drift_check_failed_after,
+        },
+        max_concurrent_checks: config.max_concurrent_checks,
+        namespaces: config.namespaces.clone(),
+        leader: leadership.is_leader.clone(),
+        ready,
+    };
+    let inputs = watch_all(client, &config.namespaces, &config.label_selector);
+    let mut controller = tokio::spawn(runner::run(ctx, inputs, Box::new(RandomJitter::default()), token.clone()));
+    let mut lease_task = leadership.task.take();
+
+    // One shutdown path: whichever part stops first stops the others.
+    let outcome: anyhow::Result<()> = tokio::select! {
+        _ = token.cancelled() => Ok(()),
+        r = &mut controller => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::anyhow!(e).context("controller stopped")),
+            Err(e) => Err(anyhow::anyhow!(e).context("controller task failed")),
+        },
+        r = &mut http => match r {
+            Ok(Ok(())) => Err(anyhow::anyhow!("HTTP server stopped")),
+            Ok(Err(e)) => Err(anyhow::anyhow!(e).context("HTTP server failed")),
+            Err(e) => Err(anyhow::anyhow!(e).context("HTTP task failed")),
+        },
+        r = async { match lease_task.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => match r {
+            Ok(Ok(())) => Err(anyhow::anyhow!("leader election stopped")),
+            Ok(Err(e)) => Err(anyhow::anyhow!(e).context("leader election failed")),
+            Err(e) => Err(anyhow::anyhow!(e).context("lease task failed")),
+        },
+    };
+    token.cancel();
+    // Dropping every leadership receiver makes the lease task release the lease.
+    drop(leadership);
+    let grace = Duration::from_secs(10);
+    let _ = tokio::time::timeout(grace, async {
+        let _ = controller.await;
+        let _ = http.await;
+        if let Some(t) = lease_task {
+            let _ = t.await;
+        }
+    })
+    .await;
+    tracing::info!("stopped");
+    outcome
+}
+
+fn spawn_signal_handler(token: CancellationToken) {
+    tokio::spawn(async move {
+        let term = async {
+            #[cfg(unix)]
+            {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term => tracing::info!("SIGTERM: shutting down"),
+        }
+        token.cancel();
+    });
+}

@@ -1,0 +1,174 @@
+//! `scan` and `explain`: the controller's state filled from one list of
+//! each kind instead of watches, every reference checked once, then rows.
+
+use super::reconcile::{Outcome, Row, Settings, State, run_check, run_judge};
+use super::schedule::NoJitter;
+use super::secrets::PullCredentials;
+use super::store::{OwnerMeta, PodView, node_platform};
+use crate::facts::Registry;
+use crate::metrics::Metrics;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Which pods to look at.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// One namespace; `None` means all namespaces.
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub selector: Option<String>,
+    /// One pod by name (explain).
+    pub pod: Option<String>,
+}
+
+/// Why a one-shot run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OneShotError {
+    /// Listing pods failed.
+    #[error("cannot list pods: {0}")]
+    ListPods(#[source] kube::Error),
+    /// The named pod does not exist.
+    #[error("pod {pod} not found in namespace {namespace}")]
+    PodNotFound {
+        /// Namespace searched.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+    },
+    /// Metrics could not be set up.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl OneShotError {
+    /// Fixed category.
+    pub fn category(&self) -> &'static str {
+        match self {
+            OneShotError::ListPods(_) => "list_pods",
+            OneShotError::PodNotFound { .. } => "pod_not_found",
+            OneShotError::Metrics(_) => "metrics",
+        }
+    }
+}
+
+fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Lists, checks and judges; returns one row per container.
+/// Nodes, ReplicaSets and Jobs that can't be listed (RBAC) only cost
+/// precision: platforms become unknown, owners stop at the first level.
+pub async fn collect<R: Registry, C: PullCredentials>(
+    client: Client,
+    registry: &R,
+    creds: &C,
+    scope: &Scope,
+    concurrency: usize,
+) -> Result<Vec<Row>, OneShotError> {
+    let ns = scope.namespace.as_deref();
+    let mut lp = ListParams::default();
+    if let Some(sel) = &scope.selector {
+        lp = lp.labels(sel);
+    }
+    if let Some(pod) = &scope.pod {
+        lp = lp.fields(&format!("metadata.name={pod}"));
+    }
+    let pods = api::<Pod>(&client, ns).list(&lp).await.map_err(OneShotError::ListPods)?;
+    if let (Some(pod), true) = (&scope.pod, pods.items.is_empty()) {
+        return Err(OneShotError::PodNotFound {
+            namespace: ns.unwrap_or("(all)").to_string(),
+            pod: pod.clone(),
+        });
+    }
+    let settings = Settings {
+        interval: Duration::from_secs(3600),
+        spread: Duration::ZERO,
+        unknown_threshold: Duration::from_secs(3600),
+    };
+    let metrics = Metrics::register(&prometheus::Registry::new())?;
+    let mut state = State::new(settings, metrics, Box::new(NoJitter));
+    match Api::<Node>::all(client.clone()).list(&ListParams::default()).await {
+        Ok(nodes) => {
+            for n in &nodes.items {
+                state.apply_node(&n.name_any(), node_platform(n));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list nodes; platforms unknown"),
+    }
+    match api::<ReplicaSet>(&client, ns).list_metadata(&ListParams::default()).await {
+        Ok(list) => {
+            let items = list.items.iter().filter_map(|o| OwnerMeta::from_meta("ReplicaSet", &o.metadata, state.strings())).collect();
+            state.replace_owners("ReplicaSet", items);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list ReplicaSets; owners stop at the ReplicaSet"),
+    }
+    match api::<Job>(&client, ns).list_metadata(&ListParams::default()).await {
+        Ok(list) => {
+            let items = list.items.iter().filter_map(|o| OwnerMeta::from_meta("Job", &o.metadata, state.strings())).collect();
+            state.replace_owners("Job", items);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list Jobs; owners stop at the Job"),
+    }
+    let now = Instant::now();
+    let mut pending = Vec::new();
+    for p in &pods.items {
+        match PodView::from_pod(p, state.strings()) {
+            Ok(v) => pending.extend(state.apply_pod(v, now).0),
+            Err(e) => tracing::warn!(pod = p.name_any(), error = %e, "ignoring pod"),
+        }
+    }
+    judge_everything(&mut state, registry, creds, concurrency, pending).await;
+    Ok(state.rows())
+}
+
+/// Checks every due reference and judges every container, until nothing
+/// is left (shared by `scan`, `explain` and the benchmark).
+pub async fn judge_everything<R: Registry, C: PullCredentials>(
+    state: &mut State,
+    registry: &R,
+    creds: &C,
+    concurrency: usize,
+    mut pending: Vec<super::reconcile::JudgeJob>,
+) {
+    let now = Instant::now();
+    let checks = state.due_checks(now, usize::MAX);
+    let outcomes: Vec<Outcome> = futures::stream::iter(checks)
+        .map(|job| run_check(registry, creds, job))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for o in outcomes {
+        pending.extend(state.apply_outcome(o, now).0);
+    }
+    // Containers whose reference needs no check (pinned, invalid).
+    while !pending.is_empty() {
+        let mut judged = Vec::with_capacity(pending.len());
+        for j in &pending {
+            judged.push(run_judge(registry, creds, j).await);
+        }
+        pending = state.apply_outcome(Outcome { answer: None, judged }, now).0;
+    }
+}
+
+/// The exit code of `scan`: 1 when any container is stale, else 0.
+pub fn exit_code(rows: &[Row]) -> u8 {
+    let stale = rows
+        .iter()
+        .any(|r| r.judgement.as_ref().is_some_and(|j| j.verdict == crate::verdict::Verdict::Stale));
+    u8::from(stale)
+}
