@@ -105,7 +105,10 @@ pub struct PullSecrets {
 
 impl Default for PullSecrets {
     fn default() -> Self {
-        PullSecrets { enabled: false, cache_ttl: Duration::from_secs(300) }
+        PullSecrets {
+            enabled: false,
+            cache_ttl: Duration::from_secs(300),
+        }
     }
 }
 
@@ -132,7 +135,10 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Log { format: LogFormat::Text, filter: "info".into() }
+        Log {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
     }
 }
 
@@ -203,10 +209,19 @@ pub struct RunFlags {
     #[arg(long, env = "IMAGEDRIFT_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
     /// Watch only these namespaces (repeat or comma-separate). Key: namespaces.include.
-    #[arg(long = "namespace", short = 'n', env = "IMAGEDRIFT_NAMESPACES", value_delimiter = ',')]
+    #[arg(
+        long = "namespace",
+        short = 'n',
+        env = "IMAGEDRIFT_NAMESPACES",
+        value_delimiter = ','
+    )]
     pub namespaces: Vec<String>,
     /// Never watch these namespaces. Key: namespaces.exclude.
-    #[arg(long = "exclude-namespace", env = "IMAGEDRIFT_EXCLUDE_NAMESPACES", value_delimiter = ',')]
+    #[arg(
+        long = "exclude-namespace",
+        env = "IMAGEDRIFT_EXCLUDE_NAMESPACES",
+        value_delimiter = ','
+    )]
     pub exclude_namespaces: Vec<String>,
     /// Only pods matching this label selector. Key: labelSelector.
     #[arg(long = "selector", short = 'l', env = "IMAGEDRIFT_LABEL_SELECTOR")]
@@ -307,7 +322,11 @@ impl Config {
             );
         }
         if !(0.0..=0.5).contains(&self.jitter) {
-            return invalid("jitter", format!("{} is out of range", self.jitter), "use a fraction between 0 and 0.5");
+            return invalid(
+                "jitter",
+                format!("{} is out of range", self.jitter),
+                "use a fraction between 0 and 0.5",
+            );
         }
         if self.drift_check_failed_after.is_zero() {
             return invalid(
@@ -330,7 +349,12 @@ impl Config {
                 "write IP:PORT, e.g. 0.0.0.0:8080 or 127.0.0.1:9090",
             );
         }
-        for ns in self.namespaces.include.iter().chain(&self.namespaces.exclude) {
+        for ns in self
+            .namespaces
+            .include
+            .iter()
+            .chain(&self.namespaces.exclude)
+        {
             if !is_dns_label(ns) {
                 return invalid(
                     "namespaces",
@@ -339,7 +363,12 @@ impl Config {
                 );
             }
         }
-        if let Some(ns) = self.namespaces.include.iter().find(|n| self.namespaces.exclude.contains(n)) {
+        if let Some(ns) = self
+            .namespaces
+            .include
+            .iter()
+            .find(|n| self.namespaces.exclude.contains(n))
+        {
             return invalid(
                 "namespaces",
                 format!("{ns:?} is both included and excluded"),
@@ -376,7 +405,11 @@ impl Config {
             );
         }
         if self.pull_secrets.cache_ttl < Duration::from_secs(1) {
-            return invalid("pullSecrets.cacheTtl", "must be at least 1s".into(), "use a duration such as 5m");
+            return invalid(
+                "pullSecrets.cacheTtl",
+                "must be at least 1s".into(),
+                "use a duration such as 5m",
+            );
         }
         if !self.registries.is_object() {
             return invalid(
@@ -398,7 +431,8 @@ impl Config {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -415,13 +449,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("{s:?} is not a duration (expected e.g. 5m, 90s, 1h30m)"));
+            return Err(format!(
+                "{s:?} is not a duration (expected e.g. 5m, 90s, 1h30m)"
+            ));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| format!("{s:?}: number too large"))?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let d = match unit {
@@ -473,16 +515,24 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5 minutes").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("5 minutes")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("m5").is_err());
         assert!(parse_duration("").is_err());
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = Config::from_yaml("intervall: 5m\n", "x.yaml").unwrap_err().to_string();
+        let e = Config::from_yaml("intervall: 5m\n", "x.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("intervall"), "{e}");
-        let e = Config::from_yaml("leaderElection:\n  leasename: x\n", "x.yaml").unwrap_err().to_string();
+        let e = Config::from_yaml("leaderElection:\n  leasename: x\n", "x.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("leasename"), "{e}");
     }
 
@@ -494,8 +544,14 @@ mod tests {
             ("listen: localhost\n", "`listen`"),
             ("maxConcurrentChecks: 0\n", "`maxConcurrentChecks`"),
             ("namespaces:\n  include: [Team_A]\n", "`namespaces`"),
-            ("namespaces:\n  include: [a]\n  exclude: [a]\n", "both included and excluded"),
-            ("leaderElection:\n  leaseName: \"\"\n", "`leaderElection.leaseName`"),
+            (
+                "namespaces:\n  include: [a]\n  exclude: [a]\n",
+                "both included and excluded",
+            ),
+            (
+                "leaderElection:\n  leaseName: \"\"\n",
+                "`leaderElection.leaseName`",
+            ),
             ("registries: [1]\n", "`registries`"),
         ];
         for (yaml, want) in cases {
@@ -504,7 +560,9 @@ mod tests {
             assert!(e.contains(want), "{yaml}: {e}");
             assert!(e.contains("; "), "names a fix: {e}");
         }
-        let e = Config::from_yaml("interval: soon\n", "t.yaml").unwrap_err().to_string();
+        let e = Config::from_yaml("interval: soon\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("soon"), "{e}");
     }
 
@@ -513,7 +571,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("imagedrift-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.yaml");
-        std::fs::write(&path, "interval: 10m\nlisten: 127.0.0.1:9000\nnamespaces:\n  include: [a]\n").unwrap();
+        std::fs::write(
+            &path,
+            "interval: 10m\nlisten: 127.0.0.1:9000\nnamespaces:\n  include: [a]\n",
+        )
+        .unwrap();
         let flags = RunFlags {
             config: Some(path.clone()),
             interval: Some("2m".into()),
@@ -525,7 +587,10 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:9000");
         assert!(c.leader_election.enabled);
         assert!(c.namespaces.admits("a") && !c.namespaces.admits("b"));
-        let bad = RunFlags { interval: Some("often".into()), ..flags };
+        let bad = RunFlags {
+            interval: Some("often".into()),
+            ..flags
+        };
         let e = Config::load(&bad).unwrap_err().to_string();
         assert!(e.contains("--interval") && e.contains("5m"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -533,7 +598,10 @@ mod tests {
 
     #[test]
     fn missing_file_is_named() {
-        let flags = RunFlags { config: Some("/nonexistent/imagedrift.yaml".into()), ..RunFlags::default() };
+        let flags = RunFlags {
+            config: Some("/nonexistent/imagedrift.yaml".into()),
+            ..RunFlags::default()
+        };
         let e = Config::load(&flags).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/imagedrift.yaml"), "{e}");
     }

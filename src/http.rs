@@ -29,7 +29,11 @@ pub fn router(registry: Registry, ready: Readiness) -> Router {
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     match crate::metrics::encode(&s.registry) {
-        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            body,
+        ),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain")],
@@ -42,12 +46,19 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     if s.ready.is_ready() {
         (StatusCode::OK, "ok")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for the first pod and node lists")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the first pod and node lists",
+        )
     }
 }
 
 /// Serves `router` on `listener` until `token` is cancelled.
-pub async fn serve(listener: TcpListener, router: Router, token: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    token: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { token.cancelled().await })
         .await

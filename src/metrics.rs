@@ -26,7 +26,15 @@ pub struct Metrics {
 }
 
 /// Label names of `imagedrift_container_stale`.
-pub const STALE_LABELS: [&str; 7] = ["namespace", "pod", "container", "image", "owner_kind", "owner_name", "node"];
+pub const STALE_LABELS: [&str; 7] = [
+    "namespace",
+    "pod",
+    "container",
+    "image",
+    "owner_kind",
+    "owner_name",
+    "node",
+];
 /// Label names of `imagedrift_container_verdict`.
 pub const VERDICT_LABELS: [&str; 5] = ["namespace", "pod", "container", "verdict", "reason"];
 /// Label names of `imagedrift_workload_stale_containers`.
@@ -86,29 +94,44 @@ impl Metrics {
         registry.register(Box::new(m.last_full_check.clone()))?;
         registry.register(Box::new(m.unique_images.clone()))?;
         registry.register(Box::new(m.build_info.clone()))?;
-        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         Ok(m)
     }
 
     /// Writes one container's series, removing its previous ones if the
     /// labels changed (new verdict, node, owner).
-    pub fn set_container(&self, previous: Option<&ContainerSeries>, now: &ContainerSeries, stale: bool) {
+    pub fn set_container(
+        &self,
+        previous: Option<&ContainerSeries>,
+        now: &ContainerSeries,
+        stale: bool,
+    ) {
         if let Some(p) = previous {
             if p.stale != now.stale {
                 let _ = self.container_stale.remove_label_values(&values(&p.stale));
             }
             if p.verdict != now.verdict {
-                let _ = self.container_verdict.remove_label_values(&values(&p.verdict));
+                let _ = self
+                    .container_verdict
+                    .remove_label_values(&values(&p.verdict));
             }
         }
-        self.container_stale.with_label_values(&values(&now.stale)).set(i64::from(stale));
-        self.container_verdict.with_label_values(&values(&now.verdict)).set(1);
+        self.container_stale
+            .with_label_values(&values(&now.stale))
+            .set(i64::from(stale));
+        self.container_verdict
+            .with_label_values(&values(&now.verdict))
+            .set(1);
     }
 
     /// Removes one container's series.
     pub fn remove_container(&self, s: &ContainerSeries) {
         let _ = self.container_stale.remove_label_values(&values(&s.stale));
-        let _ = self.container_verdict.remove_label_values(&values(&s.verdict));
+        let _ = self
+            .container_verdict
+            .remove_label_values(&values(&s.verdict));
     }
 
     /// Sets a workload's stale container count; 0 removes the series.
@@ -117,13 +140,18 @@ impl Metrics {
         if stale == 0 {
             let _ = self.workload_stale.remove_label_values(&labels);
         } else {
-            self.workload_stale.with_label_values(&labels).set(stale as i64);
+            self.workload_stale
+                .with_label_values(&labels)
+                .set(stale as i64);
         }
     }
 
     /// A guard that records a check's duration when dropped.
     pub fn time_check(&self) -> DurationGuard {
-        DurationGuard { histogram: self.check_duration.clone(), start: Instant::now() }
+        DurationGuard {
+            histogram: self.check_duration.clone(),
+            start: Instant::now(),
+        }
     }
 
     /// Marks a full check as completed now.
@@ -163,7 +191,15 @@ mod tests {
     fn series(pod: &str, verdict: &str) -> ContainerSeries {
         let a = |s: &str| Arc::<str>::from(s);
         ContainerSeries {
-            stale: [a("ns"), a(pod), a("app"), a("docker.io/library/nginx:1"), a("Deployment"), a("web"), a("n1")],
+            stale: [
+                a("ns"),
+                a(pod),
+                a("app"),
+                a("docker.io/library/nginx:1"),
+                a("Deployment"),
+                a("web"),
+                a("n1"),
+            ],
             verdict: [a("ns"), a(pod), a("app"), a(verdict), a("")],
         }
     }
@@ -178,8 +214,14 @@ mod tests {
         m.set_container(Some(&fresh), &stale, true);
         let text = encode(&reg).unwrap();
         assert!(text.contains(r#"imagedrift_container_verdict{container="app",namespace="ns",pod="p1",reason="",verdict="stale"} 1"#), "{text}");
-        assert!(!text.contains(r#"verdict="fresh""#), "old verdict series removed: {text}");
-        assert!(text.contains(r#"node="n1",owner_kind="Deployment",owner_name="web",pod="p1"} 1"#), "{text}");
+        assert!(
+            !text.contains(r#"verdict="fresh""#),
+            "old verdict series removed: {text}"
+        );
+        assert!(
+            text.contains(r#"node="n1",owner_kind="Deployment",owner_name="web",pod="p1"} 1"#),
+            "{text}"
+        );
         m.set_workload("ns", "Deployment", "web", 2);
         assert!(encode(&reg).unwrap().contains(r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="Deployment",owner_name="web"} 2"#));
         m.remove_container(&stale);

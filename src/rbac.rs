@@ -6,30 +6,100 @@ pub type ApiCall = (&'static str, &'static str, &'static str, &'static str);
 
 /// Calls made by `imagedrift run` in the base deployment.
 pub const API_CALLS: &[ApiCall] = &[
-    ("", "pods", "list", "watch every pod's spec images, pull policies and container statuses"),
-    ("", "pods", "watch", "watch every pod's spec images, pull policies and container statuses"),
-    ("", "nodes", "list", "each node's platform (status.nodeInfo, kubernetes.io/arch)"),
-    ("", "nodes", "watch", "each node's platform (status.nodeInfo, kubernetes.io/arch)"),
-    ("apps", "replicasets", "list", "owner chain Pod -> ReplicaSet -> Deployment (metadata only)"),
-    ("apps", "replicasets", "watch", "owner chain Pod -> ReplicaSet -> Deployment (metadata only)"),
-    ("batch", "jobs", "list", "owner chain Pod -> Job -> CronJob (metadata only)"),
-    ("batch", "jobs", "watch", "owner chain Pod -> Job -> CronJob (metadata only)"),
-    ("events.k8s.io", "events", "create", "StaleImage, ImageUpToDate and DriftCheckFailed Events"),
-    ("events.k8s.io", "events", "patch", "repeated Events become a series (kube Recorder)"),
+    (
+        "",
+        "pods",
+        "list",
+        "watch every pod's spec images, pull policies and container statuses",
+    ),
+    (
+        "",
+        "pods",
+        "watch",
+        "watch every pod's spec images, pull policies and container statuses",
+    ),
+    (
+        "",
+        "nodes",
+        "list",
+        "each node's platform (status.nodeInfo, kubernetes.io/arch)",
+    ),
+    (
+        "",
+        "nodes",
+        "watch",
+        "each node's platform (status.nodeInfo, kubernetes.io/arch)",
+    ),
+    (
+        "apps",
+        "replicasets",
+        "list",
+        "owner chain Pod -> ReplicaSet -> Deployment (metadata only)",
+    ),
+    (
+        "apps",
+        "replicasets",
+        "watch",
+        "owner chain Pod -> ReplicaSet -> Deployment (metadata only)",
+    ),
+    (
+        "batch",
+        "jobs",
+        "list",
+        "owner chain Pod -> Job -> CronJob (metadata only)",
+    ),
+    (
+        "batch",
+        "jobs",
+        "watch",
+        "owner chain Pod -> Job -> CronJob (metadata only)",
+    ),
+    (
+        "events.k8s.io",
+        "events",
+        "create",
+        "StaleImage, ImageUpToDate and DriftCheckFailed Events",
+    ),
+    (
+        "events.k8s.io",
+        "events",
+        "patch",
+        "repeated Events become a series (kube Recorder)",
+    ),
 ];
 
 /// Calls made for leader election (`--leader-elect`), namespaced to the
 /// Lease's namespace (a Role). kube-lease-manager reads, creates and
 /// patches the Lease; it never uses `update`.
 pub const LEASE_CALLS: &[ApiCall] = &[
-    ("coordination.k8s.io", "leases", "get", "read the leader Lease"),
-    ("coordination.k8s.io", "leases", "create", "create the leader Lease when missing"),
-    ("coordination.k8s.io", "leases", "patch", "take, renew and release the leader Lease"),
+    (
+        "coordination.k8s.io",
+        "leases",
+        "get",
+        "read the leader Lease",
+    ),
+    (
+        "coordination.k8s.io",
+        "leases",
+        "create",
+        "create the leader Lease when missing",
+    ),
+    (
+        "coordination.k8s.io",
+        "leases",
+        "patch",
+        "take, renew and release the leader Lease",
+    ),
 ];
 
 /// Calls made when reading pull secrets is enabled (the pull-secrets
 /// overlay): one `get` per secret name, cached; never list or watch.
-pub const PULL_SECRET_CALLS: &[ApiCall] = &[("", "secrets", "get", "read a pod's imagePullSecrets by name")];
+pub const PULL_SECRET_CALLS: &[ApiCall] = &[(
+    "",
+    "secrets",
+    "get",
+    "read a pod's imagePullSecrets by name",
+)];
 
 /// Calls made by `scan` and `explain` (the user's own credentials).
 pub const CLI_CALLS: &[ApiCall] = &[
@@ -51,9 +121,16 @@ mod tests {
             for (g, r, v, why) in table {
                 assert!(!why.is_empty());
                 assert!(seen.insert((g, r, v)), "duplicate {g}/{r} {v}");
-                assert!(["get", "list", "watch", "create", "patch"].contains(v), "{v}");
+                assert!(
+                    ["get", "list", "watch", "create", "patch"].contains(v),
+                    "{v}"
+                );
             }
         }
-        assert!(!PULL_SECRET_CALLS.iter().any(|(_, _, v, _)| *v == "list" || *v == "watch"));
+        assert!(
+            !PULL_SECRET_CALLS
+                .iter()
+                .any(|(_, _, v, _)| *v == "list" || *v == "watch")
+        );
     }
 }

@@ -4,7 +4,9 @@ pub mod run;
 pub mod scan;
 
 use imagedrift::config::{KubeFlags, Log, LogFormat};
-use imagedrift::facts::{Credential, Descriptor, FailureCategory, LookupFailure, Manifest, Registry};
+use imagedrift::facts::{
+    Credential, Descriptor, FailureCategory, LookupFailure, Manifest, Registry,
+};
 use imagedrift::reference::{Digest, ImageRef};
 use std::sync::Arc;
 
@@ -13,16 +15,24 @@ use std::sync::Arc;
 pub async fn kube_client(flags: &KubeFlags) -> anyhow::Result<kube::Client> {
     use anyhow::Context as _;
     use kube::config::{KubeConfigOptions, Kubeconfig};
-    let opts = KubeConfigOptions { context: flags.context.clone(), ..KubeConfigOptions::default() };
+    let opts = KubeConfigOptions {
+        context: flags.context.clone(),
+        ..KubeConfigOptions::default()
+    };
     let config = match &flags.kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &opts).await.context("loading --kubeconfig")?
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .context("loading --kubeconfig")?
         }
-        None if flags.context.is_some() => {
-            kube::Config::from_kubeconfig(&opts).await.context("loading the kubeconfig context given by --context")?
-        }
-        None => kube::Config::infer().await.context("finding a kubeconfig or in-cluster config")?,
+        None if flags.context.is_some() => kube::Config::from_kubeconfig(&opts)
+            .await
+            .context("loading the kubeconfig context given by --context")?,
+        None => kube::Config::infer()
+            .await
+            .context("finding a kubeconfig or in-cluster config")?,
     };
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
@@ -33,7 +43,9 @@ pub fn init_tracing(log: &Log) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -48,10 +60,25 @@ pub fn init_tracing(log: &Log) {
 pub struct Unwired;
 
 impl Registry for Unwired {
-    async fn resolve_tag(&self, _: &ImageRef, _: &[Credential]) -> Result<Descriptor, LookupFailure> {
-        Err(LookupFailure::new(FailureCategory::Unreachable, "the registry client is not built into this binary yet"))
+    async fn resolve_tag(
+        &self,
+        _: &ImageRef,
+        _: &[Credential],
+    ) -> Result<Descriptor, LookupFailure> {
+        Err(LookupFailure::new(
+            FailureCategory::Unreachable,
+            "the registry client is not built into this binary yet",
+        ))
     }
-    async fn manifest(&self, _: &ImageRef, _: &Digest, _: &[Credential]) -> Result<Arc<Manifest>, LookupFailure> {
-        Err(LookupFailure::new(FailureCategory::Unreachable, "the registry client is not built into this binary yet"))
+    async fn manifest(
+        &self,
+        _: &ImageRef,
+        _: &Digest,
+        _: &[Credential],
+    ) -> Result<Arc<Manifest>, LookupFailure> {
+        Err(LookupFailure::new(
+            FailureCategory::Unreachable,
+            "the registry client is not built into this binary yet",
+        ))
     }
 }

@@ -3,7 +3,7 @@
 use super::{Unwired, init_tracing, kube_client};
 use anyhow::Context as _;
 use imagedrift::config::{Config, RunFlags};
-use imagedrift::controller::leader::{LeaseSettings, Leadership, elect};
+use imagedrift::controller::leader::{Leadership, LeaseSettings, elect};
 use imagedrift::controller::reconcile::Settings;
 use imagedrift::controller::runner::{self, Context, Readiness, watch_all};
 use imagedrift::controller::schedule::RandomJitter;
@@ -26,7 +26,10 @@ pub fn main(flags: RunFlags) -> ExitCode {
         }
     };
     init_tracing(&config.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("imagedrift: cannot start the async runtime: {e}");
@@ -52,24 +55,37 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
     let registry = Arc::new(Unwired);
     let credentials = Arc::new(Anonymous);
     if config.pull_secrets.enabled {
-        tracing::warn!("pullSecrets.enabled: reading pull secrets is not built into this binary yet; checking anonymously");
+        tracing::warn!(
+            "pullSecrets.enabled: reading pull secrets is not built into this binary yet; checking anonymously"
+        );
     }
 
     let token = CancellationToken::new();
     spawn_signal_handler(token.clone());
 
     let le = &config.leader_election;
-    let lease = LeaseSettings::from_env(&le.lease_name, &le.lease_namespace, le.lease_duration_seconds);
+    let lease = LeaseSettings::from_env(
+        &le.lease_name,
+        &le.lease_namespace,
+        le.lease_duration_seconds,
+    );
     let mut leadership = if le.enabled {
         tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "leader election on");
-        elect(client.clone(), &lease).await.context("starting leader election")?
+        elect(client.clone(), &lease)
+            .await
+            .context("starting leader election")?
     } else {
         Leadership::always()
     };
 
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
-        .with_context(|| format!("listening on {} (key `listen`, flag --listen)", config.listen))?;
+        .with_context(|| {
+            format!(
+                "listening on {} (key `listen`, flag --listen)",
+                config.listen
+            )
+        })?;
     tracing::info!(listen = %config.listen, "serving /metrics, /livez, /readyz");
     let ready = Readiness::default();
     let mut http = tokio::spawn(imagedrift::http::serve(
@@ -80,7 +96,10 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
 
     let recorder = Recorder::new(
         client.clone(),
-        Reporter { controller: "imagedrift".into(), instance: Some(lease.identity.clone()) },
+        Reporter {
+            controller: "imagedrift".into(),
+            instance: Some(lease.identity.clone()),
+        },
     );
     let ctx = Context {
         registry,
@@ -98,7 +117,12 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
         ready,
     };
     let inputs = watch_all(client, &config.namespaces, &config.label_selector);
-    let mut controller = tokio::spawn(runner::run(ctx, inputs, Box::new(RandomJitter::default()), token.clone()));
+    let mut controller = tokio::spawn(runner::run(
+        ctx,
+        inputs,
+        Box::new(RandomJitter::default()),
+        token.clone(),
+    ));
     let mut lease_task = leadership.task.take();
 
     // One shutdown path: whichever part stops first stops the others.

@@ -27,7 +27,12 @@ pub struct ScanArgs {
     #[arg(short = 'n', long, env = "IMAGEDRIFT_NAMESPACE")]
     pub namespace: Option<String>,
     /// Every namespace.
-    #[arg(short = 'A', long, env = "IMAGEDRIFT_ALL_NAMESPACES", conflicts_with = "namespace")]
+    #[arg(
+        short = 'A',
+        long,
+        env = "IMAGEDRIFT_ALL_NAMESPACES",
+        conflicts_with = "namespace"
+    )]
     pub all_namespaces: bool,
     /// Label selector, as for kubectl.
     #[arg(short = 'l', long, env = "IMAGEDRIFT_LABEL_SELECTOR")]
@@ -57,14 +62,20 @@ pub struct ExplainArgs {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-        eprintln!("imagedrift: cannot start the async runtime: {e}");
-        ExitCode::from(2)
-    })
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("imagedrift: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        })
 }
 
 fn quiet_logs() {
-    init_tracing(&Log { filter: "warn".into(), ..Log::default() });
+    init_tracing(&Log {
+        filter: "warn".into(),
+        ..Log::default()
+    });
 }
 
 /// Runs `scan`: exit 0 when nothing is stale, 1 when something is, 2 on error.
@@ -81,7 +92,11 @@ pub fn scan(args: ScanArgs) -> ExitCode {
             (false, Some(ns)) => Some(ns.clone()),
             (false, None) => Some(client.default_namespace().to_string()),
         };
-        let scope = Scope { namespace, selector: args.selector.clone(), pod: None };
+        let scope = Scope {
+            namespace,
+            selector: args.selector.clone(),
+            pod: None,
+        };
         anyhow::Ok(collect(client, &Unwired, &Anonymous, &scope, args.concurrency).await?)
     });
     match result {
@@ -110,8 +125,15 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
     };
     let result = rt.block_on(async {
         let client = kube_client(&args.kube).await?;
-        let namespace = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
-        let scope = Scope { namespace: Some(namespace), selector: None, pod: Some(args.pod.clone()) };
+        let namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let scope = Scope {
+            namespace: Some(namespace),
+            selector: None,
+            pod: Some(args.pod.clone()),
+        };
         anyhow::Ok(collect(client, &Unwired, &Anonymous, &scope, 8).await?)
     });
     match result {

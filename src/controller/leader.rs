@@ -19,13 +19,21 @@ impl Leadership {
     /// Always the leader (one replica, no election).
     pub fn always() -> Leadership {
         let (tx, rx) = watch::channel(true);
-        Leadership { is_leader: rx, task: None, keep: Some(tx) }
+        Leadership {
+            is_leader: rx,
+            task: None,
+            keep: Some(tx),
+        }
     }
 
     /// Never the leader (tests of read-only replicas).
     pub fn never() -> Leadership {
         let (tx, rx) = watch::channel(false);
-        Leadership { is_leader: rx, task: None, keep: Some(tx) }
+        Leadership {
+            is_leader: rx,
+            task: None,
+            keep: Some(tx),
+        }
     }
 
     /// Whether the sender side is held here (no election).
@@ -88,5 +96,9 @@ pub async fn elect(client: Client, s: &LeaseSettings) -> Result<Leadership, Leas
             Err(join) => Err(join.to_string()),
         }
     });
-    Ok(Leadership { is_leader: rx, task: Some(task), keep: None })
+    Ok(Leadership {
+        is_leader: rx,
+        task: Some(task),
+        keep: None,
+    })
 }

@@ -3,7 +3,10 @@
 //! Events and the current state as metrics. `scan` and `explain` use the
 //! same state with lists instead of watches.
 
+pub mod fake;
 pub mod leader;
+pub mod oneshot;
+pub mod output;
 pub mod owner;
 pub mod reconcile;
 pub mod report;
@@ -11,5 +14,3 @@ pub mod runner;
 pub mod schedule;
 pub mod secrets;
 pub mod store;
-pub mod oneshot;
-pub mod output;

@@ -88,7 +88,10 @@ pub async fn collect<R: Registry, C: PullCredentials>(
     if let Some(pod) = &scope.pod {
         lp = lp.fields(&format!("metadata.name={pod}"));
     }
-    let pods = api::<Pod>(&client, ns).list(&lp).await.map_err(OneShotError::ListPods)?;
+    let pods = api::<Pod>(&client, ns)
+        .list(&lp)
+        .await
+        .map_err(OneShotError::ListPods)?;
     if let (Some(pod), true) = (&scope.pod, pods.items.is_empty()) {
         return Err(OneShotError::PodNotFound {
             namespace: ns.unwrap_or("(all)").to_string(),
@@ -102,7 +105,10 @@ pub async fn collect<R: Registry, C: PullCredentials>(
     };
     let metrics = Metrics::register(&prometheus::Registry::new())?;
     let mut state = State::new(settings, metrics, Box::new(NoJitter));
-    match Api::<Node>::all(client.clone()).list(&ListParams::default()).await {
+    match Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    {
         Ok(nodes) => {
             for n in &nodes.items {
                 state.apply_node(&n.name_any(), node_platform(n));
@@ -110,16 +116,32 @@ pub async fn collect<R: Registry, C: PullCredentials>(
         }
         Err(e) => tracing::warn!(error = %e, "cannot list nodes; platforms unknown"),
     }
-    match api::<ReplicaSet>(&client, ns).list_metadata(&ListParams::default()).await {
+    match api::<ReplicaSet>(&client, ns)
+        .list_metadata(&ListParams::default())
+        .await
+    {
         Ok(list) => {
-            let items = list.items.iter().filter_map(|o| OwnerMeta::from_meta("ReplicaSet", &o.metadata, state.strings())).collect();
+            let items = list
+                .items
+                .iter()
+                .filter_map(|o| OwnerMeta::from_meta("ReplicaSet", &o.metadata, state.strings()))
+                .collect();
             state.replace_owners("ReplicaSet", items);
         }
-        Err(e) => tracing::warn!(error = %e, "cannot list ReplicaSets; owners stop at the ReplicaSet"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list ReplicaSets; owners stop at the ReplicaSet")
+        }
     }
-    match api::<Job>(&client, ns).list_metadata(&ListParams::default()).await {
+    match api::<Job>(&client, ns)
+        .list_metadata(&ListParams::default())
+        .await
+    {
         Ok(list) => {
-            let items = list.items.iter().filter_map(|o| OwnerMeta::from_meta("Job", &o.metadata, state.strings())).collect();
+            let items = list
+                .items
+                .iter()
+                .filter_map(|o| OwnerMeta::from_meta("Job", &o.metadata, state.strings()))
+                .collect();
             state.replace_owners("Job", items);
         }
         Err(e) => tracing::warn!(error = %e, "cannot list Jobs; owners stop at the Job"),
@@ -161,14 +183,24 @@ pub async fn judge_everything<R: Registry, C: PullCredentials>(
         for j in &pending {
             judged.push(run_judge(registry, creds, j).await);
         }
-        pending = state.apply_outcome(Outcome { answer: None, judged }, now).0;
+        pending = state
+            .apply_outcome(
+                Outcome {
+                    answer: None,
+                    judged,
+                },
+                now,
+            )
+            .0;
     }
 }
 
 /// The exit code of `scan`: 1 when any container is stale, else 0.
 pub fn exit_code(rows: &[Row]) -> u8 {
-    let stale = rows
-        .iter()
-        .any(|r| r.judgement.as_ref().is_some_and(|j| j.verdict == crate::verdict::Verdict::Stale));
+    let stale = rows.iter().any(|r| {
+        r.judgement
+            .as_ref()
+            .is_some_and(|j| j.verdict == crate::verdict::Verdict::Stale)
+    });
     u8::from(stale)
 }

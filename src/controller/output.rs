@@ -88,12 +88,22 @@ pub fn item(r: &Row) -> ItemJson {
         pull_policy_source: r.policy.as_ref().map(|p| p.source.kind()),
         verdict,
         reason,
-        running_digest: ev.and_then(|e| e.running_digest.as_ref()).map(|d| d.to_string()),
-        current_digest: ev.and_then(|e| e.current_digest.as_ref()).map(|d| d.to_string()),
+        running_digest: ev
+            .and_then(|e| e.running_digest.as_ref())
+            .map(|d| d.to_string()),
+        current_digest: ev
+            .and_then(|e| e.current_digest.as_ref())
+            .map(|d| d.to_string()),
         platform: ev.and_then(|e| e.platform.as_ref()).map(|p| p.to_string()),
-        owner: OwnerJson { kind: r.workload.kind.to_string(), name: r.workload.name.to_string() },
+        owner: OwnerJson {
+            kind: r.workload.kind.to_string(),
+            name: r.workload.name.to_string(),
+        },
         remedies: if stale {
-            r.policy.as_ref().map(|p| p.remedies().iter().map(|m| m.as_str()).collect()).unwrap_or_default()
+            r.policy
+                .as_ref()
+                .map(|p| p.remedies().iter().map(|m| m.as_str()).collect())
+                .unwrap_or_default()
         } else {
             Vec::new()
         },
@@ -102,15 +112,18 @@ pub fn item(r: &Row) -> ItemJson {
 
 /// `scan -o json`.
 pub fn json(rows: &[Row]) -> String {
-    let doc = ScanJson { items: rows.iter().map(item).collect() };
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
+    let doc = ScanJson {
+        items: rows.iter().map(item).collect(),
+    };
+    serde_json::to_string_pretty(&doc)
+        .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
 }
 
 fn short(d: &Option<String>) -> String {
     match d {
         Some(d) => {
             let hex = d.split_once(':').map_or(d.as_str(), |(_, h)| h);
-            format!("{}", &hex[..hex.len().min(12)])
+            hex[..hex.len().min(12)].to_string()
         }
         None => "-".into(),
     }
@@ -119,14 +132,28 @@ fn short(d: &Option<String>) -> String {
 /// `scan -o table` (or `wide`): aligned columns.
 pub fn table(rows: &[Row], wide: bool) -> String {
     let mut lines: Vec<Vec<String>> = Vec::new();
-    let mut head = vec!["NAMESPACE", "POD", "CONTAINER", "VERDICT", "REASON", "IMAGE"];
+    let mut head = vec![
+        "NAMESPACE",
+        "POD",
+        "CONTAINER",
+        "VERDICT",
+        "REASON",
+        "IMAGE",
+    ];
     if wide {
         head.extend(["NODE", "POLICY", "RUNNING", "CURRENT", "OWNER"]);
     }
     lines.push(head.iter().map(|s| s.to_string()).collect());
     for r in rows {
         let i = item(r);
-        let mut l = vec![i.namespace, i.pod, i.container, i.verdict.to_string(), i.reason, i.image];
+        let mut l = vec![
+            i.namespace,
+            i.pod,
+            i.container,
+            i.verdict.to_string(),
+            i.reason,
+            i.image,
+        ];
         if wide {
             l.push(i.node.unwrap_or_else(|| "-".into()));
             l.push(match (i.pull_policy, i.pull_policy_source) {
@@ -140,7 +167,15 @@ pub fn table(rows: &[Row], wide: bool) -> String {
         lines.push(l);
     }
     let cols = lines[0].len();
-    let widths: Vec<usize> = (0..cols).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for l in &lines {
         let mut line = String::new();
@@ -162,7 +197,14 @@ pub fn explain(rows: &[Row]) -> String {
     let mut out = String::new();
     for r in rows {
         let i = item(r);
-        let _ = writeln!(out, "{} {} of pod {}/{}", capitalise(i.container_type), i.container, i.namespace, i.pod);
+        let _ = writeln!(
+            out,
+            "{} {} of pod {}/{}",
+            capitalise(i.container_type),
+            i.container,
+            i.namespace,
+            i.pod
+        );
         let _ = writeln!(out, "  image (spec):      {}", i.image);
         match &r.image {
             Ok(img) => {
@@ -175,20 +217,51 @@ pub fn explain(rows: &[Row]) -> String {
         let _ = writeln!(
             out,
             "  pull policy:       {}",
-            r.policy.as_ref().map_or("unknown (not in the pod spec)".into(), |p| p.explain())
+            r.policy
+                .as_ref()
+                .map_or("unknown (not in the pod spec)".into(), |p| p.explain())
         );
-        if let Some(p) = &r.policy {
-            if matches!(p.source, PolicySource::Explicit) {
-                let _ = writeln!(out, "                     (the API server fills the field in; it may have been written or defaulted)");
+        if let Some(p) = &r.policy
+            && matches!(p.source, PolicySource::Explicit)
+        {
+            {
+                let _ = writeln!(
+                    out,
+                    "                     (the API server fills the field in; it may have been written or defaulted)"
+                );
             }
         }
-        let _ = writeln!(out, "  node:              {}", i.node.as_deref().unwrap_or("not scheduled"));
-        let _ = writeln!(out, "  running digest:    {}", i.running_digest.as_deref().unwrap_or("none reported"));
-        let _ = writeln!(out, "  registry digest:   {}", i.current_digest.as_deref().unwrap_or("not resolved"));
-        let _ = writeln!(out, "  platform:          {}", i.platform.as_deref().unwrap_or("not needed or unknown"));
-        let _ = writeln!(out, "  owner:             {}/{}", i.owner.kind, i.owner.name);
+        let _ = writeln!(
+            out,
+            "  node:              {}",
+            i.node.as_deref().unwrap_or("not scheduled")
+        );
+        let _ = writeln!(
+            out,
+            "  running digest:    {}",
+            i.running_digest.as_deref().unwrap_or("none reported")
+        );
+        let _ = writeln!(
+            out,
+            "  registry digest:   {}",
+            i.current_digest.as_deref().unwrap_or("not resolved")
+        );
+        let _ = writeln!(
+            out,
+            "  platform:          {}",
+            i.platform.as_deref().unwrap_or("not needed or unknown")
+        );
+        let _ = writeln!(
+            out,
+            "  owner:             {}/{}",
+            i.owner.kind, i.owner.name
+        );
         let _ = writeln!(out, "  verdict:           {} ({})", i.verdict, i.reason);
-        if let Some(d) = r.judgement.as_ref().and_then(|j| j.evidence.detail.as_deref()) {
+        if let Some(d) = r
+            .judgement
+            .as_ref()
+            .and_then(|j| j.evidence.detail.as_deref())
+        {
             let _ = writeln!(out, "  detail:            {d}");
         }
         let _ = writeln!(out, "  what to do:        {}", advice(r, &i));
@@ -199,7 +272,8 @@ pub fn explain(rows: &[Row]) -> String {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
 }
 
 fn advice(r: &Row, i: &ItemJson) -> String {

@@ -36,7 +36,8 @@ impl OwnerIndex {
 
     /// Forgets an intermediate owner.
     pub fn delete(&mut self, namespace: &str, kind: &str, name: &str) {
-        self.map.remove(&(Str::from(namespace), Str::from(kind), Str::from(name)));
+        self.map
+            .remove(&(Str::from(namespace), Str::from(kind), Str::from(name)));
     }
 
     /// Replaces every entry of `kind` (after a watch re-list).
@@ -94,7 +95,12 @@ mod tests {
     use crate::controller::store::Interner;
 
     fn r(kind: &str, name: &str) -> OwnerRef {
-        OwnerRef { api_version: "apps/v1".into(), kind: kind.into(), name: name.into(), uid: format!("uid-{name}").into() }
+        OwnerRef {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: format!("uid-{name}").into(),
+        }
     }
 
     fn pod(owner: Option<OwnerRef>) -> PodView {
@@ -111,7 +117,12 @@ mod tests {
 
     fn meta(kind: &str, name: &str, owner: Option<OwnerRef>) -> OwnerMeta {
         let mut s = Interner::default();
-        OwnerMeta { namespace: s.get("ns"), kind: s.get(kind), name: name.into(), owner }
+        OwnerMeta {
+            namespace: s.get("ns"),
+            kind: s.get(kind),
+            name: name.into(),
+            owner,
+        }
     }
 
     fn kn(w: Workload) -> (String, String) {
@@ -129,7 +140,10 @@ mod tests {
         let cases = [
             (Some(r("ReplicaSet", "web-5d9c")), ("Deployment", "web")),
             (Some(r("ReplicaSet", "bare-rs")), ("ReplicaSet", "bare-rs")),
-            (Some(r("ReplicaSet", "not-cached")), ("ReplicaSet", "not-cached")),
+            (
+                Some(r("ReplicaSet", "not-cached")),
+                ("ReplicaSet", "not-cached"),
+            ),
             (Some(r("Job", "nightly-2901")), ("CronJob", "nightly")),
             (Some(r("Job", "once")), ("Job", "once")),
             (Some(r("StatefulSet", "db")), ("StatefulSet", "db")),
@@ -151,7 +165,10 @@ mod tests {
         let mut idx = OwnerIndex::default();
         idx.apply(meta("ReplicaSet", "web-5d9c", Some(r("Deployment", "web"))));
         idx.delete("ns", "ReplicaSet", "web-5d9c");
-        assert_eq!(kn(idx.workload_of(&pod(Some(r("ReplicaSet", "web-5d9c"))))).0, "ReplicaSet");
+        assert_eq!(
+            kn(idx.workload_of(&pod(Some(r("ReplicaSet", "web-5d9c"))))).0,
+            "ReplicaSet"
+        );
         idx.apply(meta("Job", "j", Some(r("CronJob", "c"))));
         idx.replace_kind("ReplicaSet", vec![meta("ReplicaSet", "a", None)]);
         assert_eq!(idx.len(), 2, "jobs kept, replica sets replaced");

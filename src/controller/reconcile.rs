@@ -15,7 +15,9 @@ use crate::metrics::{ContainerSeries, Metrics};
 use crate::platform::Platform;
 use crate::policy::EffectivePolicy;
 use crate::reference::ImageRef;
-use crate::verdict::{self, Evidence, Judgement, LookupTarget, Rule, UnknownReason, Verdict, VerdictInput};
+use crate::verdict::{
+    self, Evidence, Judgement, LookupTarget, Rule, UnknownReason, Verdict, VerdictInput,
+};
 use k8s_openapi::api::core::v1::ObjectReference;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -158,8 +160,16 @@ pub struct State {
 
 /// Judges one container (the verdict plus the glue: parsing the imageID,
 /// finding credentials). Pure apart from registry reads.
-pub async fn run_judge<R: Registry, C: PullCredentials>(registry: &R, creds: &C, job: &JudgeJob) -> Judged {
-    let done = |judgement| Judged { key: job.key.clone(), image_id: job.image_id.clone(), judgement };
+pub async fn run_judge<R: Registry, C: PullCredentials>(
+    registry: &R,
+    creds: &C,
+    job: &JudgeJob,
+) -> Judged {
+    let done = |judgement| Judged {
+        key: job.key.clone(),
+        image_id: job.image_id.clone(),
+        judgement,
+    };
     let image = match &job.image {
         Ok(i) => i,
         Err(why) => {
@@ -172,16 +182,36 @@ pub async fn run_judge<R: Registry, C: PullCredentials>(registry: &R, creds: &C,
     };
     let id = match RuntimeImageId::parse(&job.image_id) {
         Ok(id) => id,
-        Err(e) => return done(unknown(UnknownReason::InvalidImageId, Rule::InvalidImageId, Some(e.to_string()))),
+        Err(e) => {
+            return done(unknown(
+                UnknownReason::InvalidImageId,
+                Rule::InvalidImageId,
+                Some(e.to_string()),
+            ));
+        }
     };
-    let input = VerdictInput { spec: image, image_id: id.as_ref(), running: job.running, platform: job.platform.as_ref() };
-    let credentials = creds.for_image(&job.key.namespace, &job.pull_secrets, image).await;
-    let source = WithCredentials { registry, creds: &credentials };
+    let input = VerdictInput {
+        spec: image,
+        image_id: id.as_ref(),
+        running: job.running,
+        platform: job.platform.as_ref(),
+    };
+    let credentials = creds
+        .for_image(&job.key.namespace, &job.pull_secrets, image)
+        .await;
+    let source = WithCredentials {
+        registry,
+        creds: &credentials,
+    };
     done(verdict::judge(&input, job.tag.as_ref(), &source).await)
 }
 
 /// Resolves a reference's tag, then judges every container using it.
-pub async fn run_check<R: Registry, C: PullCredentials>(registry: &R, creds: &C, job: CheckJob) -> Outcome {
+pub async fn run_check<R: Registry, C: PullCredentials>(
+    registry: &R,
+    creds: &C,
+    job: CheckJob,
+) -> Outcome {
     let mut credentials = Vec::new();
     for (ns, names) in &job.secrets {
         for c in creds.for_image(ns, names, &job.image).await {
@@ -196,13 +226,22 @@ pub async fn run_check<R: Registry, C: PullCredentials>(registry: &R, creds: &C,
         j.tag = Some(answer.clone());
         judged.push(run_judge(registry, creds, &j).await);
     }
-    Outcome { answer: Some((job.reference, answer)), judged }
+    Outcome {
+        answer: Some((job.reference, answer)),
+        judged,
+    }
 }
 
 fn unknown(reason: UnknownReason, rule: Rule, detail: Option<String>) -> Judgement {
     Judgement {
         verdict: Verdict::Unknown(reason),
-        evidence: Evidence { running_digest: None, current_digest: None, platform: None, rule, detail },
+        evidence: Evidence {
+            running_digest: None,
+            current_digest: None,
+            platform: None,
+            rule,
+            detail,
+        },
     }
 }
 
@@ -274,17 +313,37 @@ impl State {
     }
 
     fn normalized(&self, image: &Str) -> Option<&Str> {
-        self.parsed.get(image).and_then(|p| p.as_ref().ok()).map(|(_, n)| n)
+        self.parsed
+            .get(image)
+            .and_then(|p| p.as_ref().ok())
+            .map(|(_, n)| n)
     }
 
-    fn job_for(&self, pod: &PodView, c: &ContainerView, image: Result<Arc<ImageRef>, Str>) -> JudgeJob {
-        let tag = self.normalized(&c.image).and_then(|n| self.refs.get(n)).and_then(|r| r.answer.clone());
+    fn job_for(
+        &self,
+        pod: &PodView,
+        c: &ContainerView,
+        image: Result<Arc<ImageRef>, Str>,
+    ) -> JudgeJob {
+        let tag = self
+            .normalized(&c.image)
+            .and_then(|n| self.refs.get(n))
+            .and_then(|r| r.answer.clone());
         JudgeJob {
-            key: ContainerKey { namespace: pod.namespace.clone(), pod: pod.name.clone(), container: c.name.clone() },
+            key: ContainerKey {
+                namespace: pod.namespace.clone(),
+                pod: pod.name.clone(),
+                container: c.name.clone(),
+            },
             image,
             image_id: c.image_id.clone(),
             running: c.running,
-            platform: pod.node.as_ref().and_then(|n| self.nodes.get(n)).cloned().flatten(),
+            platform: pod
+                .node
+                .as_ref()
+                .and_then(|n| self.nodes.get(n))
+                .cloned()
+                .flatten(),
             tag,
             pull_secrets: pod.pull_secrets.clone(),
         }
@@ -304,16 +363,27 @@ impl State {
         // containers can't change, regular ones can via `kubectl set image`).
         if let Some(old) = &old {
             for oc in &old.containers {
-                let still = pod.containers.iter().any(|c| c.name == oc.name && c.image == oc.image);
+                let still = pod
+                    .containers
+                    .iter()
+                    .any(|c| c.name == oc.name && c.image == oc.image);
                 if !still {
                     effects.extend(self.drop_container(old, oc));
                 }
             }
         }
         for c in &pod.containers {
-            let prev = old.as_ref().and_then(|o| o.containers.iter().find(|oc| oc.name == c.name && oc.image == c.image));
+            let prev = old.as_ref().and_then(|o| {
+                o.containers
+                    .iter()
+                    .find(|oc| oc.name == c.name && oc.image == c.image)
+            });
             let parsed = self.parse_full(&c.image);
-            let ckey = ContainerKey { namespace: pod.namespace.clone(), pod: pod.name.clone(), container: c.name.clone() };
+            let ckey = ContainerKey {
+                namespace: pod.namespace.clone(),
+                pod: pod.name.clone(),
+                container: c.name.clone(),
+            };
             if let Ok((img, name)) = &parsed {
                 self.use_reference(img, name, &ckey, now);
             }
@@ -324,7 +394,9 @@ impl State {
                     p.image_id != c.image_id
                         || p.running != c.running
                         || p.restarts != c.restarts
-                        || old.as_ref().is_some_and(|o| o.node != pod.node || o.owner != pod.owner)
+                        || old
+                            .as_ref()
+                            .is_some_and(|o| o.node != pod.node || o.owner != pod.owner)
                 }
             };
             if changed {
@@ -336,7 +408,13 @@ impl State {
         (jobs, effects)
     }
 
-    fn use_reference(&mut self, image: &Arc<ImageRef>, name: &Str, key: &ContainerKey, now: Instant) {
+    fn use_reference(
+        &mut self,
+        image: &Arc<ImageRef>,
+        name: &Str,
+        key: &ContainerKey,
+        now: Instant,
+    ) {
         let pinned = image.is_pinned();
         let entry = self.refs.entry(name.clone()).or_insert_with(|| RefState {
             image: image.clone(),
@@ -354,15 +432,19 @@ impl State {
     }
 
     fn drop_container(&mut self, pod: &PodView, c: &ContainerView) -> Vec<EventEffect> {
-        let key = ContainerKey { namespace: pod.namespace.clone(), pod: pod.name.clone(), container: c.name.clone() };
-        if let Some(name) = self.normalized(&c.image).cloned() {
-            if let Some(r) = self.refs.get_mut(&name) {
-                r.users.remove(&key);
-                if r.users.is_empty() {
-                    self.refs.remove(&name);
-                    self.schedule.forget(&name);
-                    self.checked.remove(&name);
-                }
+        let key = ContainerKey {
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+            container: c.name.clone(),
+        };
+        if let Some(name) = self.normalized(&c.image).cloned()
+            && let Some(r) = self.refs.get_mut(&name)
+        {
+            r.users.remove(&key);
+            if r.users.is_empty() {
+                self.refs.remove(&name);
+                self.schedule.forget(&name);
+                self.checked.remove(&name);
             }
         }
         let mut effects = Vec::new();
@@ -380,7 +462,9 @@ impl State {
     /// A pod was deleted.
     pub fn delete_pod(&mut self, namespace: &str, name: &str) -> Vec<EventEffect> {
         let key = (Str::from(namespace), Str::from(name));
-        let Some(pod) = self.pods.remove(&key) else { return Vec::new() };
+        let Some(pod) = self.pods.remove(&key) else {
+            return Vec::new();
+        };
         let mut effects = Vec::new();
         for c in &pod.containers {
             effects.extend(self.drop_container(&pod, c));
@@ -396,8 +480,15 @@ impl State {
 
     /// A pod re-list ended: pods not listed are gone.
     pub fn end_pod_relist(&mut self) -> Vec<EventEffect> {
-        let Some(seen) = self.relist_pods.take() else { return Vec::new() };
-        let gone: Vec<(Str, Str)> = self.pods.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+        let Some(seen) = self.relist_pods.take() else {
+            return Vec::new();
+        };
+        let gone: Vec<(Str, Str)> = self
+            .pods
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
         let mut effects = Vec::new();
         for (ns, name) in gone {
             effects.extend(self.delete_pod(&ns, &name));
@@ -482,7 +573,12 @@ impl State {
     /// Re-judging the owned pods' containers moves their metric series and
     /// workload counts to the new workload (cheap: answers are cached).
     fn relabel_owned(&mut self, ns: &Str, kind: &Str, name: &Str) -> Vec<JudgeJob> {
-        self.jobs_where(|p| &p.namespace == ns && p.owner.as_ref().is_some_and(|o| &o.kind == kind && &o.name == name))
+        self.jobs_where(|p| {
+            &p.namespace == ns
+                && p.owner
+                    .as_ref()
+                    .is_some_and(|o| &o.kind == kind && &o.name == name)
+        })
     }
 
     /// A ReplicaSet or Job was deleted.
@@ -510,14 +606,27 @@ impl State {
             let mut secrets: Vec<(Str, Vec<Str>)> = Vec::new();
             let mut judge = Vec::with_capacity(users.len());
             for k in users {
-                let Some(pod) = self.pods.get(&(k.namespace.clone(), k.pod.clone())) else { continue };
-                let Some(c) = pod.containers.iter().find(|c| c.name == k.container) else { continue };
-                if !pod.pull_secrets.is_empty() && !secrets.iter().any(|(ns, n)| ns == &pod.namespace && n == &pod.pull_secrets) {
+                let Some(pod) = self.pods.get(&(k.namespace.clone(), k.pod.clone())) else {
+                    continue;
+                };
+                let Some(c) = pod.containers.iter().find(|c| c.name == k.container) else {
+                    continue;
+                };
+                if !pod.pull_secrets.is_empty()
+                    && !secrets
+                        .iter()
+                        .any(|(ns, n)| ns == &pod.namespace && n == &pod.pull_secrets)
+                {
                     secrets.push((pod.namespace.clone(), pod.pull_secrets.clone()));
                 }
                 judge.push(self.job_for(pod, c, Ok(image.clone())));
             }
-            jobs.push(CheckJob { reference: name, image, secrets, judge });
+            jobs.push(CheckJob {
+                reference: name,
+                image,
+                secrets,
+                judge,
+            });
         }
         jobs
     }
@@ -525,21 +634,36 @@ impl State {
     /// Folds finished work in: stores the answer, applies judgements, and
     /// returns the Events to write plus any containers still to judge (those
     /// that appeared while the check ran).
-    pub fn apply_outcome(&mut self, outcome: Outcome, now: Instant) -> (Vec<JudgeJob>, Vec<EventEffect>) {
+    pub fn apply_outcome(
+        &mut self,
+        outcome: Outcome,
+        now: Instant,
+    ) -> (Vec<JudgeJob>, Vec<EventEffect>) {
         let mut jobs = Vec::new();
-        let judged_keys: HashSet<ContainerKey> = outcome.judged.iter().map(|j| j.key.clone()).collect();
+        let judged_keys: HashSet<ContainerKey> =
+            outcome.judged.iter().map(|j| j.key.clone()).collect();
         if let Some((name, answer)) = outcome.answer {
             self.schedule.completed(&name, now);
             if let Some(r) = self.refs.get_mut(&name) {
                 r.answer = Some(answer);
-                let missing: Vec<ContainerKey> = r.users.iter().filter(|k| !judged_keys.contains(*k)).cloned().collect();
+                let missing: Vec<ContainerKey> = r
+                    .users
+                    .iter()
+                    .filter(|k| !judged_keys.contains(*k))
+                    .cloned()
+                    .collect();
                 for k in missing {
                     if let Some(j) = self.job_for_key(&k) {
                         jobs.push(j);
                     }
                 }
                 self.checked.insert(name);
-                if self.refs.iter().filter(|(_, r)| r.scheduled).all(|(n, _)| self.checked.contains(n)) {
+                if self
+                    .refs
+                    .iter()
+                    .filter(|(_, r)| r.scheduled)
+                    .all(|(n, _)| self.checked.contains(n))
+                {
                     self.metrics.full_check_done();
                     self.checked.clear();
                 }
@@ -553,21 +677,31 @@ impl State {
     }
 
     fn job_for_key(&mut self, k: &ContainerKey) -> Option<JudgeJob> {
-        let pod = self.pods.get(&(k.namespace.clone(), k.pod.clone()))?.clone();
+        let pod = self
+            .pods
+            .get(&(k.namespace.clone(), k.pod.clone()))?
+            .clone();
         let c = pod.containers.iter().find(|c| c.name == k.container)?;
         let image = self.parse(&c.image);
         Some(self.job_for(&pod, c, image))
     }
 
     fn apply_judged(&mut self, j: Judged, now: Instant) -> Vec<EventEffect> {
-        let Some(pod) = self.pods.get(&(j.key.namespace.clone(), j.key.pod.clone())) else { return Vec::new() };
-        let Some(c) = pod.containers.iter().find(|c| c.name == j.key.container) else { return Vec::new() };
+        let Some(pod) = self.pods.get(&(j.key.namespace.clone(), j.key.pod.clone())) else {
+            return Vec::new();
+        };
+        let Some(c) = pod.containers.iter().find(|c| c.name == j.key.container) else {
+            return Vec::new();
+        };
         if c.image_id != j.image_id {
             return Vec::new(); // judged an imageID the container no longer has
         }
         // A "pending" judgement made before the tag's answer arrived must not
         // overwrite one made with it (answers never go back to unresolved).
-        let answered = self.normalized(&c.image).and_then(|n| self.refs.get(n)).is_some_and(|r| r.answer.is_some());
+        let answered = self
+            .normalized(&c.image)
+            .and_then(|n| self.refs.get(n))
+            .is_some_and(|r| r.answer.is_some());
         if j.judgement.evidence.rule == Rule::Pending && answered {
             return Vec::new();
         }
@@ -581,7 +715,9 @@ impl State {
                 pod.namespace.clone(),
                 pod.name.clone(),
                 c.name.clone(),
-                self.normalized(&c.image).cloned().unwrap_or_else(|| c.image.clone()),
+                self.normalized(&c.image)
+                    .cloned()
+                    .unwrap_or_else(|| c.image.clone()),
                 workload.kind.clone(),
                 workload.name.clone(),
                 pod.node.clone().unwrap_or_else(|| Str::from("")),
@@ -596,7 +732,8 @@ impl State {
         };
         let threshold = self.settings.unknown_threshold;
         let st = self.containers.entry(j.key.clone()).or_default();
-        self.metrics.set_container(st.series.as_ref(), &series, stale);
+        self.metrics
+            .set_container(st.series.as_ref(), &series, stale);
         st.series = Some(series);
         let counted_before = st.counted_in.take();
         if stale {
@@ -610,7 +747,11 @@ impl State {
         if let Some(n) = notice {
             let note = self.note(&pod, &c, &j.judgement, n, failing_for);
             first_note = Some(note.clone());
-            effects.push(EventEffect { notice: n, note, regarding: pod_reference(&pod) });
+            effects.push(EventEffect {
+                notice: n,
+                note,
+                regarding: pod_reference(&pod),
+            });
         }
         let same = counted_before.as_ref().map(wkey) == Some(wkey(&workload));
         match counted_before {
@@ -626,9 +767,22 @@ impl State {
         effects
     }
 
-    fn note(&self, pod: &PodView, c: &ContainerView, j: &Judgement, n: Notice, failing_for: Option<Duration>) -> String {
-        let parsed = self.parsed.get(&c.image).and_then(|p| p.as_ref().ok()).map(|(i, _)| i);
-        let policy = parsed.zip(c.pull_policy).map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
+    fn note(
+        &self,
+        pod: &PodView,
+        c: &ContainerView,
+        j: &Judgement,
+        n: Notice,
+        failing_for: Option<Duration>,
+    ) -> String {
+        let parsed = self
+            .parsed
+            .get(&c.image)
+            .and_then(|p| p.as_ref().ok())
+            .map(|(i, _)| i);
+        let policy = parsed
+            .zip(c.pull_policy)
+            .map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
         match parsed {
             Some(image) => report::message(
                 n,
@@ -654,12 +808,22 @@ impl State {
         }
     }
 
-    fn workload_delta(&mut self, w: &Workload, delta: i64, first: Option<&str>, announce: bool) -> Vec<EventEffect> {
+    fn workload_delta(
+        &mut self,
+        w: &Workload,
+        delta: i64,
+        first: Option<&str>,
+        announce: bool,
+    ) -> Vec<EventEffect> {
         let key = wkey(w);
-        let ws = self.workloads.entry(key.clone()).or_insert(WorkloadState { stale: 0, reported_stale: false });
+        let ws = self.workloads.entry(key.clone()).or_insert(WorkloadState {
+            stale: 0,
+            reported_stale: false,
+        });
         ws.stale = (ws.stale as i64 + delta).max(0) as usize;
         let stale = ws.stale;
-        self.metrics.set_workload(&w.namespace, &w.kind, &w.name, stale);
+        self.metrics
+            .set_workload(&w.namespace, &w.kind, &w.name, stale);
         let mut notice = None;
         if stale > 0 && !ws.reported_stale {
             ws.reported_stale = true;
@@ -675,7 +839,11 @@ impl State {
         match notice {
             Some(n) if announce && &*w.kind != "Pod" => {
                 let note = report::workload_message(n, &w.kind, &w.name, stale, first);
-                vec![EventEffect { notice: n, note, regarding: workload_reference(w) }]
+                vec![EventEffect {
+                    notice: n,
+                    note,
+                    regarding: workload_reference(w),
+                }]
             }
             _ => Vec::new(),
         }
@@ -687,13 +855,21 @@ impl State {
         for pod in self.pods.values() {
             let workload = self.owners.workload_of(pod);
             for c in &pod.containers {
-                let key = ContainerKey { namespace: pod.namespace.clone(), pod: pod.name.clone(), container: c.name.clone() };
+                let key = ContainerKey {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                    container: c.name.clone(),
+                };
                 let image = match self.parsed.get(&c.image) {
                     Some(Ok((i, _))) => Ok(i.clone()),
                     Some(Err(e)) => Err(e.clone()),
                     None => Err(Str::from("not parsed")),
                 };
-                let policy = image.as_ref().ok().zip(c.pull_policy).map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
+                let policy = image
+                    .as_ref()
+                    .ok()
+                    .zip(c.pull_policy)
+                    .map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
                 rows.push(Row {
                     pod: pod.clone(),
                     container: c.clone(),
@@ -705,8 +881,18 @@ impl State {
             }
         }
         rows.sort_by(|a, b| {
-            (&a.pod.namespace, &a.pod.name, a.container.kind, &a.container.name)
-                .cmp(&(&b.pod.namespace, &b.pod.name, b.container.kind, &b.container.name))
+            (
+                &a.pod.namespace,
+                &a.pod.name,
+                a.container.kind,
+                &a.container.name,
+            )
+                .cmp(&(
+                    &b.pod.namespace,
+                    &b.pod.name,
+                    b.container.kind,
+                    &b.container.name,
+                ))
         });
         rows
     }

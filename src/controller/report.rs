@@ -65,7 +65,12 @@ impl Tracker {
     /// Folds a new verdict in; returns the notice it calls for, if any.
     /// Unknown never clears a stale report, so a flapping registry does not
     /// produce stale/fresh pairs.
-    pub fn observe(&mut self, verdict: &Verdict, now: Instant, threshold: Duration) -> Option<Notice> {
+    pub fn observe(
+        &mut self,
+        verdict: &Verdict,
+        now: Instant,
+        threshold: Duration,
+    ) -> Option<Notice> {
         match verdict {
             Verdict::Stale => {
                 self.failing_since = None;
@@ -125,7 +130,10 @@ pub fn remedy_sentence(policy: Option<&EffectivePolicy>) -> String {
             "A restart does not help under IfNotPresent (a node that has the tag cached reuses the old content). What works: {ways}."
         )
     } else {
-        format!("A restart does not help under {}. What works: {ways}.", p.policy)
+        format!(
+            "A restart does not help under {}. What works: {ways}.",
+            p.policy
+        )
     }
 }
 
@@ -151,7 +159,9 @@ fn kind_word(k: ContainerKind) -> &'static str {
 /// The Event note for a notice about one container, at most [`NOTE_LIMIT`] bytes.
 pub fn message(notice: Notice, f: &ContainerFacts<'_>, failing_for: Option<Duration>) -> String {
     let e = &f.judgement.evidence;
-    let digest = |d: &Option<crate::reference::Digest>| d.as_ref().map_or("unknown".to_string(), |d| d.to_string());
+    let digest = |d: &Option<crate::reference::Digest>| {
+        d.as_ref().map_or("unknown".to_string(), |d| d.to_string())
+    };
     let policy = f.policy.map_or("unknown".to_string(), |p| p.explain());
     let text = match notice {
         Notice::BecameStale => format!(
@@ -180,7 +190,10 @@ pub fn message(notice: Notice, f: &ContainerFacts<'_>, failing_for: Option<Durat
                 v => v.as_str(),
             };
             let since = failing_for.map_or(String::new(), |d| format!(" for {}", human(d)));
-            let detail = e.detail.as_deref().map_or(String::new(), |d| format!(" ({d})"));
+            let detail = e
+                .detail
+                .as_deref()
+                .map_or(String::new(), |d| format!(" ({d})"));
             format!(
                 "Cannot tell whether {} {} runs current content for {}{}{}: {}{}. Running {}.",
                 kind_word(f.kind).to_lowercase(),
@@ -199,10 +212,20 @@ pub fn message(notice: Notice, f: &ContainerFacts<'_>, failing_for: Option<Durat
 
 /// The note for a workload-level Event: how many of its containers are
 /// stale, then the first one's message.
-pub fn workload_message(notice: Notice, kind: &str, name: &str, stale: usize, first: Option<&str>) -> String {
+pub fn workload_message(
+    notice: Notice,
+    kind: &str,
+    name: &str,
+    stale: usize,
+    first: Option<&str>,
+) -> String {
     let head = match notice {
-        Notice::BecameStale => format!("{kind} {name} has {stale} container(s) running stale content."),
-        Notice::BecameFresh => format!("{kind} {name} runs current content again in every container."),
+        Notice::BecameStale => {
+            format!("{kind} {name} has {stale} container(s) running stale content.")
+        }
+        Notice::BecameFresh => {
+            format!("{kind} {name} runs current content again in every container.")
+        }
         Notice::CheckFailing => format!("{kind} {name} could not be checked."),
     };
     let text = match first {
@@ -247,7 +270,10 @@ mod tests {
     const T: Duration = Duration::from_secs(1800);
 
     fn unknown_lookup() -> Verdict {
-        Verdict::Unknown(UnknownReason::Lookup(LookupTarget::Tag, FailureCategory::Unreachable))
+        Verdict::Unknown(UnknownReason::Lookup(
+            LookupTarget::Tag,
+            FailureCategory::Unreachable,
+        ))
     }
 
     #[test]
@@ -317,11 +343,20 @@ mod tests {
             source: PolicySource::Defaulted(DefaultRule::NonLatestTag("v1".into())),
         };
         let s = remedy_sentence(Some(&inp));
-        assert!(s.starts_with("A restart does not help under IfNotPresent"), "{s}");
+        assert!(
+            s.starts_with("A restart does not help under IfNotPresent"),
+            "{s}"
+        );
         assert!(s.contains("refresh the tag on the stale nodes"), "{s}");
-        let always = EffectivePolicy { policy: PullPolicy::Always, source: PolicySource::Explicit };
+        let always = EffectivePolicy {
+            policy: PullPolicy::Always,
+            source: PolicySource::Explicit,
+        };
         assert!(remedy_sentence(Some(&always)).starts_with("A restart helps: a rollout restart"));
-        let never = EffectivePolicy { policy: PullPolicy::Never, source: PolicySource::Explicit };
+        let never = EffectivePolicy {
+            policy: PullPolicy::Never,
+            source: PolicySource::Explicit,
+        };
         assert!(remedy_sentence(Some(&never)).contains("re-provision"));
         assert!(remedy_sentence(None).contains("pull policy is unknown"));
     }
@@ -330,8 +365,16 @@ mod tests {
     fn workload_message_is_bounded() {
         let long = "x".repeat(3000);
         let m = workload_message(Notice::BecameStale, "Deployment", "web", 3, Some(&long));
-        assert!(m.starts_with("Deployment web has 3 container(s) running stale content. First: xxx"));
+        assert!(
+            m.starts_with("Deployment web has 3 container(s) running stale content. First: xxx")
+        );
         assert!(m.len() <= NOTE_LIMIT);
-        let _ = Evidence { running_digest: None, current_digest: None, platform: None, rule: Rule::Pending, detail: None };
+        let _ = Evidence {
+            running_digest: None,
+            current_digest: None,
+            platform: None,
+            rule: Rule::Pending,
+            detail: None,
+        };
     }
 }

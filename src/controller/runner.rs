@@ -2,7 +2,9 @@
 //! out, Events written by the leader only. One task owns the [`State`];
 //! registry work runs in spawned tasks whose outcomes come back to it.
 
-use super::reconcile::{CheckJob, EventEffect, JudgeJob, Outcome, Settings, State, run_check, run_judge};
+use super::reconcile::{
+    CheckJob, EventEffect, JudgeJob, Outcome, Settings, State, run_check, run_judge,
+};
 use super::schedule::Jitter;
 use super::secrets::PullCredentials;
 use super::store::{OwnerMeta, PodView, node_platform, strip_meta};
@@ -26,8 +28,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// One watch event from any of the four watched kinds.
+/// One watch event from any of the four watched kinds. (Events are moved
+/// once each, straight into a view; boxing them would only add an allocation.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Input {
     /// A pod event.
     Pods(watcher::Event<Pod>),
@@ -101,7 +105,11 @@ pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) 
     if !label_selector.is_empty() {
         pod_cfg = pod_cfg.labels(label_selector);
     }
-    let excluded: Vec<String> = namespaces.exclude.iter().map(|n| format!("metadata.namespace!={n}")).collect();
+    let excluded: Vec<String> = namespaces
+        .exclude
+        .iter()
+        .map(|n| format!("metadata.namespace!={n}"))
+        .collect();
     if !excluded.is_empty() {
         pod_cfg = pod_cfg.fields(&excluded.join(","));
     }
@@ -117,14 +125,20 @@ pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) 
         .default_backoff()
         .modify(|n: &mut Node| strip_meta(&mut n.metadata))
         .map_ok(Input::Nodes);
-    let rs = watcher(Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(|o: &mut PartialObjectMeta<ReplicaSet>| strip_meta(&mut o.metadata))
-        .map_ok(Input::ReplicaSets);
-    let jobs = watcher(Api::<PartialObjectMeta<Job>>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(|o: &mut PartialObjectMeta<Job>| strip_meta(&mut o.metadata))
-        .map_ok(Input::Jobs);
+    let rs = watcher(
+        Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|o: &mut PartialObjectMeta<ReplicaSet>| strip_meta(&mut o.metadata))
+    .map_ok(Input::ReplicaSets);
+    let jobs = watcher(
+        Api::<PartialObjectMeta<Job>>::all(client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|o: &mut PartialObjectMeta<Job>| strip_meta(&mut o.metadata))
+    .map_ok(Input::Jobs);
     Box::pin(futures::stream::select_all([
         pods.boxed(),
         nodes.boxed(),
@@ -146,7 +160,13 @@ struct Work {
     effects: Vec<EventEffect>,
 }
 
-fn handle<R, C>(ctx: &Context<R, C>, state: &mut State, relist: &mut OwnerRelist, input: Input, now: Instant) -> Work {
+fn handle<R, C>(
+    ctx: &Context<R, C>,
+    state: &mut State,
+    relist: &mut OwnerRelist,
+    input: Input,
+    now: Instant,
+) -> Work {
     let mut w = Work::default();
     match input {
         Input::Pods(ev) => match ev {
@@ -160,7 +180,9 @@ fn handle<R, C>(ctx: &Context<R, C>, state: &mut State, relist: &mut OwnerRelist
                 if ctx.namespaces.admits(&ns) {
                     match PodView::from_pod(&p, state.strings()) {
                         Ok(view) => (w.judge, w.effects) = state.apply_pod(view, now),
-                        Err(e) => tracing::warn!(namespace = ns, pod = p.name_any(), error = %e, "ignoring pod"),
+                        Err(e) => {
+                            tracing::warn!(namespace = ns, pod = p.name_any(), error = %e, "ignoring pod")
+                        }
                     }
                 }
             }
@@ -190,7 +212,11 @@ fn owner_event<K: Resource<DynamicType = ()>>(
     relist: &mut OwnerRelist,
     ev: watcher::Event<PartialObjectMeta<K>>,
 ) -> Vec<JudgeJob> {
-    let kind: &'static str = if K::kind(&()) == "ReplicaSet" { "ReplicaSet" } else { "Job" };
+    let kind: &'static str = if K::kind(&()) == "ReplicaSet" {
+        "ReplicaSet"
+    } else {
+        "Job"
+    };
     match ev {
         watcher::Event::Init => {
             relist.buffers.insert(kind, Vec::new());
@@ -206,10 +232,12 @@ fn owner_event<K: Resource<DynamicType = ()>>(
             state.replace_owners(kind, relist.buffers.remove(kind).unwrap_or_default());
             Vec::new()
         }
-        watcher::Event::Apply(o) => match OwnerMeta::from_meta(kind, &o.metadata, state.strings()) {
-            Some(m) => state.apply_owner(m),
-            None => Vec::new(),
-        },
+        watcher::Event::Apply(o) => {
+            match OwnerMeta::from_meta(kind, &o.metadata, state.strings()) {
+                Some(m) => state.apply_owner(m),
+                None => Vec::new(),
+            }
+        }
         watcher::Event::Delete(o) => {
             state.delete_owner(&o.namespace().unwrap_or_default(), kind, &o.name_any());
             Vec::new()
@@ -234,7 +262,11 @@ async fn publish_events(
             continue;
         }
         let ev = Event {
-            type_: if effect.notice.is_warning() { EventType::Warning } else { EventType::Normal },
+            type_: if effect.notice.is_warning() {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: effect.notice.reason().into(),
             note: Some(effect.note),
             action: super::report::ACTION.into(),
@@ -258,7 +290,12 @@ enum Done {
 }
 
 /// Runs the controller until `token` is cancelled or the watches end.
-pub async fn run<R, C>(ctx: Context<R, C>, mut inputs: Inputs, jitter: Box<dyn Jitter>, token: CancellationToken) -> Result<(), RunError>
+pub async fn run<R, C>(
+    ctx: Context<R, C>,
+    mut inputs: Inputs,
+    jitter: Box<dyn Jitter>,
+    token: CancellationToken,
+) -> Result<(), RunError>
 where
     R: Registry + 'static,
     C: PullCredentials,
@@ -266,11 +303,18 @@ where
     let mut state = State::new(ctx.settings, ctx.metrics.clone(), jitter);
     let mut relist = OwnerRelist::default();
     let (tx, rx) = mpsc::channel(4096);
-    let publisher = tokio::spawn(publish_events(ctx.recorder.clone(), ctx.leader.clone(), rx, token.clone()));
+    let publisher = tokio::spawn(publish_events(
+        ctx.recorder.clone(),
+        ctx.leader.clone(),
+        rx,
+        token.clone(),
+    ));
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut checks_in_flight = 0usize;
     let result = loop {
-        let wake = state.next_due().unwrap_or_else(|| Instant::now() + ctx.settings.interval);
+        let wake = state
+            .next_due()
+            .unwrap_or_else(|| Instant::now() + ctx.settings.interval);
         let now_work = tokio::select! {
             biased;
             _ = token.cancelled() => break Ok(()),
@@ -296,13 +340,20 @@ where
             }
         }
         if !now_work.judge.is_empty() {
-            let (reg, creds, jobs) = (ctx.registry.clone(), ctx.credentials.clone(), now_work.judge);
+            let (reg, creds, jobs) = (
+                ctx.registry.clone(),
+                ctx.credentials.clone(),
+                now_work.judge,
+            );
             tasks.spawn(async move {
                 let mut judged = Vec::with_capacity(jobs.len());
                 for j in &jobs {
                     judged.push(run_judge(&*reg, &*creds, j).await);
                 }
-                Done::Judge(Outcome { answer: None, judged })
+                Done::Judge(Outcome {
+                    answer: None,
+                    judged,
+                })
             });
         }
         let free = ctx.max_concurrent_checks.saturating_sub(checks_in_flight);
@@ -317,8 +368,16 @@ where
     result
 }
 
-fn spawn_check<R: Registry + 'static, C: PullCredentials>(tasks: &mut JoinSet<Done>, ctx: &Context<R, C>, job: CheckJob) {
-    let (reg, creds, metrics) = (ctx.registry.clone(), ctx.credentials.clone(), ctx.metrics.clone());
+fn spawn_check<R: Registry + 'static, C: PullCredentials>(
+    tasks: &mut JoinSet<Done>,
+    ctx: &Context<R, C>,
+    job: CheckJob,
+) {
+    let (reg, creds, metrics) = (
+        ctx.registry.clone(),
+        ctx.credentials.clone(),
+        ctx.metrics.clone(),
+    );
     tasks.spawn(async move {
         let _timer = metrics.time_check();
         tracing::debug!(image = %job.image, containers = job.judge.len(), "checking reference");

@@ -62,7 +62,12 @@ pub struct Schedule {
 impl Schedule {
     /// A schedule checking every reference each `interval` ± `spread`.
     pub fn new(interval: Duration, spread: Duration, jitter: Box<dyn Jitter>) -> Schedule {
-        Schedule { interval, spread: spread.min(interval / 2), jitter, entries: HashMap::new() }
+        Schedule {
+            interval,
+            spread: spread.min(interval / 2),
+            jitter,
+            entries: HashMap::new(),
+        }
     }
 
     /// Notes that `reference` is in use; a reference never seen before is
@@ -71,7 +76,13 @@ impl Schedule {
         if self.entries.contains_key(reference) {
             return false;
         }
-        self.entries.insert(reference.clone(), Entry { due: now, in_flight: false });
+        self.entries.insert(
+            reference.clone(),
+            Entry {
+                due: now,
+                in_flight: false,
+            },
+        );
         true
     }
 
@@ -90,7 +101,11 @@ impl Schedule {
             .map(|(k, e)| (e.due, k))
             .collect();
         due.sort();
-        let picked: Vec<Str> = due.into_iter().take(limit).map(|(_, k)| k.clone()).collect();
+        let picked: Vec<Str> = due
+            .into_iter()
+            .take(limit)
+            .map(|(_, k)| k.clone())
+            .collect();
         for k in &picked {
             if let Some(e) = self.entries.get_mut(k) {
                 e.in_flight = true;
@@ -113,7 +128,11 @@ impl Schedule {
 
     /// The earliest time a reference not in flight becomes due.
     pub fn next_due(&self) -> Option<Instant> {
-        self.entries.values().filter(|e| !e.in_flight).map(|e| e.due).min()
+        self.entries
+            .values()
+            .filter(|e| !e.in_flight)
+            .map(|e| e.due)
+            .min()
     }
 
     /// How many references are scheduled.
@@ -152,13 +171,19 @@ mod tests {
         let t0 = Instant::now();
         let mut sch = Schedule::new(Duration::from_secs(300), Duration::ZERO, Box::new(NoJitter));
         assert!(sch.observe(&s("a"), t0));
-        assert!(!sch.observe(&s("a"), t0), "second pod with the same reference");
+        assert!(
+            !sch.observe(&s("a"), t0),
+            "second pod with the same reference"
+        );
         assert!(sch.observe(&s("b"), t0));
         assert_eq!(sch.len(), 2);
         let mut due = sch.take_due(t0, 10);
         due.sort();
         assert_eq!(due, vec![s("a"), s("b")]);
-        assert!(sch.take_due(t0, 10).is_empty(), "in flight: not handed out twice");
+        assert!(
+            sch.take_due(t0, 10).is_empty(),
+            "in flight: not handed out twice"
+        );
         assert_eq!(sch.next_due(), None);
     }
 
@@ -172,21 +197,31 @@ mod tests {
         assert!(!sch.in_flight("a"));
         assert_eq!(sch.next_due(), Some(t0 + Duration::from_secs(300)));
         assert!(sch.take_due(t0 + Duration::from_secs(299), 10).is_empty());
-        assert_eq!(sch.take_due(t0 + Duration::from_secs(300), 10), vec![s("a")]);
+        assert_eq!(
+            sch.take_due(t0 + Duration::from_secs(300), 10),
+            vec![s("a")]
+        );
     }
 
     #[test]
     fn jitter_spreads_within_bounds() {
         let t0 = Instant::now();
         let interval = Duration::from_secs(300);
-        let mut sch = Schedule::new(interval, Duration::from_secs(30), Box::new(Fixed(vec![1.0, -0.5])));
+        let mut sch = Schedule::new(
+            interval,
+            Duration::from_secs(30),
+            Box::new(Fixed(vec![1.0, -0.5])),
+        );
         sch.observe(&s("a"), t0);
         sch.observe(&s("b"), t0);
         sch.completed("a", t0);
         sch.completed("b", t0);
         let mut dues: Vec<Instant> = sch.entries.values().map(|e| e.due).collect();
         dues.sort();
-        assert_eq!(dues, vec![t0 + Duration::from_secs(285), t0 + Duration::from_secs(330)]);
+        assert_eq!(
+            dues,
+            vec![t0 + Duration::from_secs(285), t0 + Duration::from_secs(330)]
+        );
     }
 
     #[test]
@@ -195,10 +230,16 @@ mod tests {
         let mut sch = Schedule::new(Duration::from_secs(60), Duration::ZERO, Box::new(NoJitter));
         sch.observe(&s("late"), t0 + Duration::from_secs(5));
         sch.observe(&s("early"), t0);
-        assert_eq!(sch.take_due(t0 + Duration::from_secs(10), 1), vec![s("early")]);
+        assert_eq!(
+            sch.take_due(t0 + Duration::from_secs(10), 1),
+            vec![s("early")]
+        );
         sch.forget("late");
         assert!(sch.take_due(t0 + Duration::from_secs(10), 1).is_empty());
-        assert!(sch.observe(&s("late"), t0), "forgotten reference is new again");
+        assert!(
+            sch.observe(&s("late"), t0),
+            "forgotten reference is new again"
+        );
     }
 
     #[test]

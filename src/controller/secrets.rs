@@ -40,7 +40,12 @@ pub trait SecretParser: Send + Sync + 'static {
     type Parsed: Send + Sync + 'static;
     /// Parses a secret of `type_` (`kubernetes.io/dockerconfigjson`…);
     /// `origin` names it in messages.
-    fn parse(&self, type_: &str, data: &BTreeMap<String, Vec<u8>>, origin: &str) -> Result<Self::Parsed, String>;
+    fn parse(
+        &self,
+        type_: &str,
+        data: &BTreeMap<String, Vec<u8>>,
+        origin: &str,
+    ) -> Result<Self::Parsed, String>;
     /// The credentials of `parsed` that match `image`, most specific first.
     fn lookup(&self, parsed: &Self::Parsed, image: &ImageRef) -> Vec<Credential>;
 }
@@ -48,7 +53,11 @@ pub trait SecretParser: Send + Sync + 'static {
 /// Reads a Secret by name (a `get`, never a list).
 pub trait SecretReader: Send + Sync + 'static {
     /// The secret, `Ok(None)` when it does not exist.
-    fn get(&self, namespace: &str, name: &str) -> impl Future<Output = Result<Option<Secret>, String>> + Send;
+    fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Secret>, String>> + Send;
 }
 
 /// Reads Secrets through the API.
@@ -62,35 +71,45 @@ impl SecretReader for ApiSecrets {
 }
 
 type Cached<P> = (Instant, Option<Arc<P>>);
+type Cache<P> = Mutex<HashMap<(Arc<str>, Arc<str>), Cached<P>>>;
 
 /// Pull secrets read on demand and cached for a TTL.
 pub struct SecretCredentials<S: SecretReader, P: SecretParser> {
     reader: S,
     parser: P,
     ttl: Duration,
-    cache: Mutex<HashMap<(Arc<str>, Arc<str>), Cached<P::Parsed>>>,
+    cache: Cache<P::Parsed>,
 }
 
 impl<S: SecretReader, P: SecretParser> SecretCredentials<S, P> {
     /// Reads secrets with `reader`, parses them with `parser`, keeps each for `ttl`.
     pub fn new(reader: S, parser: P, ttl: Duration) -> Self {
-        SecretCredentials { reader, parser, ttl, cache: Mutex::new(HashMap::new()) }
+        SecretCredentials {
+            reader,
+            parser,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn secret(&self, namespace: &str, name: &Arc<str>) -> Option<Arc<P::Parsed>> {
         let key = (Arc::<str>::from(namespace), name.clone());
         let now = Instant::now();
-        if let Some((at, v)) = self.cache.lock().await.get(&key) {
-            if now.duration_since(*at) < self.ttl {
-                return v.clone();
-            }
+        if let Some((at, v)) = self.cache.lock().await.get(&key)
+            && now.duration_since(*at) < self.ttl
+        {
+            return v.clone();
         }
         let origin = format!("secret {namespace}/{name}");
         let parsed = match self.reader.get(namespace, name).await {
             Ok(Some(secret)) => {
                 let type_ = secret.type_.as_deref().unwrap_or_default();
-                let data: BTreeMap<String, Vec<u8>> =
-                    secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                let data: BTreeMap<String, Vec<u8>> = secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
                 match self.parser.parse(type_, &data, &origin) {
                     Ok(p) => Some(Arc::new(p)),
                     Err(why) => {
@@ -114,7 +133,12 @@ impl<S: SecretReader, P: SecretParser> SecretCredentials<S, P> {
 }
 
 impl<S: SecretReader, P: SecretParser> PullCredentials for SecretCredentials<S, P> {
-    async fn for_image(&self, namespace: &str, names: &[Arc<str>], image: &ImageRef) -> Vec<Credential> {
+    async fn for_image(
+        &self,
+        namespace: &str,
+        names: &[Arc<str>],
+        image: &ImageRef,
+    ) -> Vec<Credential> {
         let mut out: Vec<Credential> = Vec::new();
         for name in names {
             if let Some(parsed) = self.secret(namespace, name).await {
@@ -142,12 +166,14 @@ mod tests {
             match name {
                 "missing" => Ok(None),
                 "forbidden" => Err("403".into()),
-                _ => Ok(Some(serde_json::from_value(serde_json::json!({
-                    "metadata": {"name": name},
-                    "type": "kubernetes.io/dockerconfigjson",
-                    "data": {".dockerconfigjson": "e30="}
-                }))
-                .unwrap())),
+                _ => Ok(Some(
+                    serde_json::from_value(serde_json::json!({
+                        "metadata": {"name": name},
+                        "type": "kubernetes.io/dockerconfigjson",
+                        "data": {".dockerconfigjson": "e30="}
+                    }))
+                    .unwrap(),
+                )),
             }
         }
     }
@@ -155,14 +181,22 @@ mod tests {
     struct Parser;
     impl SecretParser for Parser {
         type Parsed = String;
-        fn parse(&self, type_: &str, data: &BTreeMap<String, Vec<u8>>, origin: &str) -> Result<String, String> {
+        fn parse(
+            &self,
+            type_: &str,
+            data: &BTreeMap<String, Vec<u8>>,
+            origin: &str,
+        ) -> Result<String, String> {
             assert_eq!(type_, "kubernetes.io/dockerconfigjson");
             assert_eq!(data[".dockerconfigjson"], b"{}");
             Ok(origin.to_string())
         }
         fn lookup(&self, parsed: &String, _image: &ImageRef) -> Vec<Credential> {
             vec![Credential {
-                secret: RegSecret::Basic { username: "u".into(), password: "p".into() },
+                secret: RegSecret::Basic {
+                    username: "u".into(),
+                    password: "p".into(),
+                },
                 origin: parsed.clone(),
             }]
         }
@@ -181,7 +215,11 @@ mod tests {
         assert_eq!(got[0].origin, "secret team/regcred");
         assert_eq!(reads.load(Ordering::SeqCst), 3);
         c.for_image("team", &names, &image).await;
-        assert_eq!(reads.load(Ordering::SeqCst), 3, "cached, including failures");
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            3,
+            "cached, including failures"
+        );
         tokio::time::advance(Duration::from_secs(61)).await;
         c.for_image("team", &names, &image).await;
         assert_eq!(reads.load(Ordering::SeqCst), 6, "re-read after the TTL");

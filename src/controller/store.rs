@@ -138,7 +138,10 @@ pub struct PodView {
 #[error("pod has no {0}")]
 pub struct ViewError(&'static str);
 
-fn status_of<'a>(statuses: Option<&'a Vec<ContainerStatus>>, name: &str) -> Option<&'a ContainerStatus> {
+fn status_of<'a>(
+    statuses: Option<&'a Vec<ContainerStatus>>,
+    name: &str,
+) -> Option<&'a ContainerStatus> {
     statuses?.iter().find(|s| s.name == name)
 }
 
@@ -159,29 +162,36 @@ impl PodView {
         let spec = pod.spec.as_ref().ok_or(ViewError("spec"))?;
         let status = pod.status.as_ref();
         let mut containers = Vec::with_capacity(spec.containers.len());
-        let mut push = |c: &Container, kind, st: Option<&ContainerStatus>, strings: &mut Interner| {
-            containers.push(container_view(
-                &c.name,
-                c.image.as_deref(),
-                c.image_pull_policy.as_deref(),
-                kind,
-                st,
-                strings,
-            ));
-        };
+        let mut push =
+            |c: &Container, kind, st: Option<&ContainerStatus>, strings: &mut Interner| {
+                containers.push(container_view(
+                    &c.name,
+                    c.image.as_deref(),
+                    c.image_pull_policy.as_deref(),
+                    kind,
+                    st,
+                    strings,
+                ));
+            };
         for c in &spec.containers {
             let st = status_of(status.and_then(|s| s.container_statuses.as_ref()), &c.name);
             push(c, ContainerKind::Container, st, strings);
         }
         for c in spec.init_containers.as_deref().unwrap_or_default() {
-            let st = status_of(status.and_then(|s| s.init_container_statuses.as_ref()), &c.name);
+            let st = status_of(
+                status.and_then(|s| s.init_container_statuses.as_ref()),
+                &c.name,
+            );
             let sidecar = c.restart_policy.as_deref() == Some("Always");
             if sidecar || running(st) {
                 push(c, ContainerKind::Init, st, strings);
             }
         }
         for c in spec.ephemeral_containers.as_deref().unwrap_or_default() {
-            let st = status_of(status.and_then(|s| s.ephemeral_container_statuses.as_ref()), &c.name);
+            let st = status_of(
+                status.and_then(|s| s.ephemeral_container_statuses.as_ref()),
+                &c.name,
+            );
             containers.push(ephemeral_view(c, st, strings));
         }
         containers.shrink_to_fit();
@@ -197,7 +207,11 @@ impl PodView {
             namespace,
             name,
             uid,
-            node: spec.node_name.as_deref().filter(|n| !n.is_empty()).map(|n| strings.get(n)),
+            node: spec
+                .node_name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(|n| strings.get(n)),
             owner: OwnerRef::controller_of(meta, strings),
             pull_secrets,
             containers,
@@ -205,7 +219,11 @@ impl PodView {
     }
 }
 
-fn ephemeral_view(c: &EphemeralContainer, st: Option<&ContainerStatus>, strings: &mut Interner) -> ContainerView {
+fn ephemeral_view(
+    c: &EphemeralContainer,
+    st: Option<&ContainerStatus>,
+    strings: &mut Interner,
+) -> ContainerView {
     container_view(
         &c.name,
         c.image.as_deref(),
@@ -248,7 +266,12 @@ pub const VARIANT_LABEL: &str = "imagedrift.io/arch-variant";
 /// well-known `kubernetes.io/{os,arch}` labels; `None` when neither says.
 pub fn node_platform(node: &Node) -> Option<Platform> {
     let labels = node.metadata.labels.as_ref();
-    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str).filter(|v| !v.is_empty());
+    let label = |k: &str| {
+        labels
+            .and_then(|l| l.get(k))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
     let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
     let os = info
         .map(|i| i.operating_system.as_str())
@@ -356,7 +379,8 @@ mod tests {
         assert_eq!(v.pull_secrets, vec![Str::from("regcred")]);
         let owner = v.owner.as_ref().unwrap();
         assert_eq!((&*owner.kind, &*owner.name), ("ReplicaSet", "web-5d9c"));
-        let names: Vec<(&str, ContainerKind)> = v.containers.iter().map(|c| (&*c.name, c.kind)).collect();
+        let names: Vec<(&str, ContainerKind)> =
+            v.containers.iter().map(|c| (&*c.name, c.kind)).collect();
         assert_eq!(
             names,
             vec![
@@ -393,9 +417,15 @@ mod tests {
     #[test]
     fn pod_without_spec_or_name_is_an_error() {
         let mut s = Interner::default();
-        let e = PodView::from_pod(&pod(json!({"metadata": {"namespace": "a", "name": "b"}})), &mut s);
+        let e = PodView::from_pod(
+            &pod(json!({"metadata": {"namespace": "a", "name": "b"}})),
+            &mut s,
+        );
         assert_eq!(e.unwrap_err().to_string(), "pod has no spec");
-        let e = PodView::from_pod(&pod(json!({"metadata": {"namespace": "a"}, "spec": {"containers": []}})), &mut s);
+        let e = PodView::from_pod(
+            &pod(json!({"metadata": {"namespace": "a"}, "spec": {"containers": []}})),
+            &mut s,
+        );
         assert_eq!(e.unwrap_err().to_string(), "pod has no name");
     }
 
@@ -411,12 +441,18 @@ mod tests {
 
     #[test]
     fn node_platform_from_info_labels_and_variant() {
-        let n = node(json!({"metadata": {"name": "a"}, "status": {"nodeInfo": info("linux", "arm64")}}));
+        let n = node(
+            json!({"metadata": {"name": "a"}, "status": {"nodeInfo": info("linux", "arm64")}}),
+        );
         assert_eq!(node_platform(&n).unwrap().to_string(), "linux/arm64/v8");
-        let n = node(json!({"metadata": {"name": "a", "labels": {"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"}}}));
+        let n = node(
+            json!({"metadata": {"name": "a", "labels": {"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"}}}),
+        );
         assert_eq!(node_platform(&n).unwrap().to_string(), "linux/amd64");
-        let n = node(json!({"metadata": {"name": "a", "labels": {VARIANT_LABEL: "v7"}},
-                            "status": {"nodeInfo": info("linux", "arm")}}));
+        let n = node(
+            json!({"metadata": {"name": "a", "labels": {VARIANT_LABEL: "v7"}},
+                            "status": {"nodeInfo": info("linux", "arm")}}),
+        );
         assert_eq!(node_platform(&n).unwrap().to_string(), "linux/arm/v7");
         let n = node(json!({"metadata": {"name": "a", "labels": {"kubernetes.io/arch": "amd64"}}}));
         assert_eq!(node_platform(&n), None, "no os anywhere");
