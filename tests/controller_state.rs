@@ -1,0 +1,295 @@
+//! The controller's state machine without any I/O: which references are
+//! checked, which containers a new answer re-judges, which Events follow.
+
+use imagedrift::controller::fake::FakeRegistry;
+use imagedrift::controller::reconcile::{Outcome, Settings, State, run_check, run_judge};
+use imagedrift::controller::report::Notice;
+use imagedrift::controller::schedule::NoJitter;
+use imagedrift::controller::secrets::Anonymous;
+use imagedrift::controller::store::{Interner, PodView};
+use imagedrift::facts::{Descriptor, FailureCategory, LookupFailure, Manifest, OCI_MANIFEST};
+use imagedrift::metrics::Metrics;
+use imagedrift::reference::{Digest, ImageRef};
+use imagedrift::verdict::Verdict;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn d(c: char) -> Digest {
+    Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
+        interval: Duration::from_secs(300),
+        spread: Duration::ZERO,
+        unknown_threshold: Duration::from_secs(1800),
+    }
+}
+
+fn state() -> State {
+    State::new(
+        settings(),
+        Metrics::register(&prometheus::Registry::new()).unwrap(),
+        Box::new(NoJitter),
+    )
+}
+
+fn view(s: &mut State, name: &str, containers: &[(&str, &str, &str)]) -> PodView {
+    let specs: Vec<_> = containers
+        .iter()
+        .map(|(n, img, _)| json!({"name": n, "image": img, "imagePullPolicy": "IfNotPresent"}))
+        .collect();
+    let statuses: Vec<_> = containers
+        .iter()
+        .map(|(n, img, id)| {
+            json!({"name": n, "image": img, "imageID": id, "ready": true, "restartCount": 0, "state": {"running": {}}})
+        })
+        .collect();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"namespace": "ns", "name": name, "uid": name},
+        "spec": {"nodeName": "n1", "containers": specs},
+        "status": {"containerStatuses": statuses}
+    }))
+    .unwrap();
+    PodView::from_pod(&pod, s.strings()).unwrap()
+}
+
+fn key(pod: &str, c: &str) -> imagedrift::controller::reconcile::ContainerKey {
+    imagedrift::controller::reconcile::ContainerKey {
+        namespace: "ns".into(),
+        pod: pod.into(),
+        container: c.into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn unique_references_are_checked_once_and_answers_rejudge_every_user() {
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    reg.set_tag(
+        &app,
+        Descriptor {
+            digest: d('a'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    let id_a = format!("example.com/app@{}", d('a'));
+    let mut s = state();
+    let t0 = Instant::now();
+    // Two spellings of one reference, three containers, plus a pinned one.
+    let pinned = format!("example.com/app@{}", d('a'));
+    let p1 = view(
+        &mut s,
+        "p1",
+        &[("a", "example.com/app:v1", &id_a), ("pin", &pinned, &id_a)],
+    );
+    let p2 = view(
+        &mut s,
+        "p2",
+        &[
+            ("a", "example.com/app:v1", &id_a),
+            ("b", "example.com/app:v1", &id_a),
+        ],
+    );
+    let (jobs1, _) = s.apply_pod(p1, t0);
+    let (jobs2, _) = s.apply_pod(p2, t0);
+    assert_eq!(
+        jobs1.len() + jobs2.len(),
+        4,
+        "every new container is judged at once"
+    );
+    assert!(jobs1.iter().all(|j| j.tag.is_none()), "no answer yet");
+    assert_eq!(s.reference_count(), 2);
+
+    let checks = s.due_checks(t0, 10);
+    assert_eq!(checks.len(), 1, "pinned references need no registry work");
+    assert_eq!(
+        checks[0].judge.len(),
+        3,
+        "one check judges every container using the reference"
+    );
+    assert!(s.due_checks(t0, 10).is_empty(), "not handed out twice");
+
+    // Apply the pending judgements first, then the answer.
+    let mut judged = Vec::new();
+    for j in jobs1.iter().chain(&jobs2) {
+        judged.push(run_judge(&reg, &Anonymous, j).await);
+    }
+    s.apply_outcome(
+        Outcome {
+            answer: None,
+            judged,
+        },
+        t0,
+    );
+    assert_eq!(
+        s.judgement(&key("p1", "pin")).unwrap().verdict,
+        Verdict::Pinned
+    );
+    let outcome = run_check(&reg, &Anonymous, checks[0].clone()).await;
+    assert_eq!(reg.resolves(), 1);
+    let (more, effects) = s.apply_outcome(outcome, t0);
+    assert!(more.is_empty() && effects.is_empty());
+    for (p, c) in [("p1", "a"), ("p2", "a"), ("p2", "b")] {
+        assert_eq!(
+            s.judgement(&key(p, c)).unwrap().verdict,
+            Verdict::Fresh,
+            "{p}/{c}"
+        );
+    }
+    assert_eq!(s.next_due(), Some(t0 + Duration::from_secs(300)));
+
+    // The tag moves: the next answer re-judges all three; one StaleImage per pod container.
+    let t1 = t0 + Duration::from_secs(300);
+    reg.set_tag(
+        &app,
+        Descriptor {
+            digest: d('b'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    reg.put_manifest(
+        &app,
+        d('a'),
+        Manifest::Image {
+            config: d('1'),
+            platform: None,
+        },
+    );
+    reg.put_manifest(
+        &app,
+        d('b'),
+        Manifest::Image {
+            config: d('2'),
+            platform: None,
+        },
+    );
+    let checks = s.due_checks(t1, 10);
+    assert_eq!(checks.len(), 1);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, checks[0].clone()).await, t1);
+    let stale: Vec<_> = effects
+        .iter()
+        .filter(|e| e.notice == Notice::BecameStale)
+        .collect();
+    assert_eq!(
+        stale.len(),
+        3,
+        "one per container; bare pods get no workload Event: {effects:#?}"
+    );
+    assert_eq!(effects.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_container_during_a_check_is_judged_with_the_answer() {
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    reg.set_tag(
+        &app,
+        Descriptor {
+            digest: d('a'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    let id_a = format!("example.com/app@{}", d('a'));
+    let mut s = state();
+    let t0 = Instant::now();
+    let p1 = view(&mut s, "p1", &[("a", "example.com/app:v1", &id_a)]);
+    s.apply_pod(p1, t0);
+    let check = s.due_checks(t0, 10).remove(0);
+    let p2 = view(&mut s, "p2", &[("a", "example.com/app:v1", &id_a)]);
+    s.apply_pod(p2, t0);
+    let (more, _) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, t0);
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].key, key("p2", "a"));
+    assert!(
+        more[0].tag.as_ref().is_some_and(|t| t.is_ok()),
+        "judged with the new answer"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_for_longer_than_the_threshold_reports_drift_check_failed_once() {
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/private:v1").unwrap();
+    reg.fail_tag(
+        &app,
+        LookupFailure::new(FailureCategory::Unauthorized, "401 from example.com"),
+    );
+    let id = format!("example.com/private@{}", d('a'));
+    let mut s = state();
+    let t0 = Instant::now();
+    let p = view(&mut s, "p", &[("c", "example.com/private:v1", &id)]);
+    s.apply_pod(p, t0);
+    let mut notices = Vec::new();
+    for i in 0..10u64 {
+        let t = t0 + Duration::from_secs(300 * i);
+        for check in s.due_checks(t, 10) {
+            let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, t);
+            notices.extend(effects.into_iter().map(|e| (i, e)));
+        }
+    }
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    let (at, e) = &notices[0];
+    assert_eq!(*at, 6, "30 minutes after the first failure");
+    assert_eq!(e.notice, Notice::CheckFailing);
+    assert_eq!(
+        e.note,
+        format!(
+            "Cannot tell whether container c runs current content for example.com/private:v1 on node n1 for 30m: \
+             unauthorized (resolving the tag: unauthorized: 401 from example.com). Running {}.",
+            d('a')
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_references_and_image_ids_are_unknown_not_errors() {
+    let reg = FakeRegistry::default();
+    let mut s = state();
+    let t0 = Instant::now();
+    let p = view(
+        &mut s,
+        "p",
+        &[
+            ("bad", "Not A Reference!", "x@sha256:zz"),
+            ("weird", "example.com/a:v1", "garbage@@"),
+        ],
+    );
+    let (jobs, _) = s.apply_pod(p, t0);
+    let mut judged = Vec::new();
+    for j in &jobs {
+        judged.push(run_judge(&reg, &Anonymous, j).await);
+    }
+    s.apply_outcome(
+        Outcome {
+            answer: None,
+            judged,
+        },
+        t0,
+    );
+    assert_eq!(
+        s.judgement(&key("p", "bad")).unwrap().verdict.as_str(),
+        "unknown"
+    );
+    assert_eq!(
+        s.judgement(&key("p", "weird")).unwrap().verdict.as_str(),
+        "unknown"
+    );
+    let rows = s.rows();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].image.is_err());
+}
+
+#[test]
+fn interner_is_shared_across_pods() {
+    let mut s = state();
+    let a = view(&mut s, "a", &[("c", "example.com/app:v1", "")]);
+    let b = view(&mut s, "b", &[("c", "example.com/app:v1", "")]);
+    assert!(std::sync::Arc::ptr_eq(
+        &a.containers[0].image,
+        &b.containers[0].image
+    ));
+    let _ = Interner::default();
+}
