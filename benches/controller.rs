@@ -1,1 +1,260 @@
-fn main() {}
+//! Controller benchmark (not a test): 10,000 synthetic pods with 30,000
+//! containers using 1,000 unique references, judged against an in-memory
+//! registry. Prints resident memory with the store full, the CPU time of a
+//! full re-judgement and the bytes cached per pod.
+//!
+//! `cargo bench --bench controller` (set `IMAGEDRIFT_BENCH_PODS` to scale).
+
+use imagedrift::controller::fake::FakeRegistry;
+use imagedrift::controller::oneshot::judge_everything;
+use imagedrift::controller::reconcile::{Settings, State};
+use imagedrift::controller::schedule::NoJitter;
+use imagedrift::controller::secrets::Anonymous;
+use imagedrift::controller::store::PodView;
+use imagedrift::facts::{Descriptor, Manifest, OCI_MANIFEST};
+use imagedrift::metrics::Metrics;
+use imagedrift::reference::{Digest, ImageRef};
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Counts live heap bytes, so "bytes cached per pod" is exact rather than
+/// blurred by allocator fragmentation in RSS.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: delegates to the system allocator; only adds bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+fn digest(n: u64, salt: u64) -> Digest {
+    Digest::parse(&format!("sha256:{:032x}{:032x}", n, salt)).expect("synthetic digest")
+}
+
+fn reference(i: usize) -> String {
+    format!(
+        "registry{}.example.com/team-{}/service-{i}:v{}",
+        i % 7,
+        i % 40,
+        i % 13
+    )
+}
+
+fn synthetic_pod(i: usize, refs: usize) -> Pod {
+    let containers: Vec<_> = (0..3)
+        .map(|c| {
+            let r = (i * 3 + c) % refs;
+            json!({"name": format!("c{c}"), "image": reference(r), "imagePullPolicy": "IfNotPresent",
+                   "env": [{"name": "X", "value": "y"}], "resources": {"requests": {"cpu": "10m"}}})
+        })
+        .collect();
+    let statuses: Vec<_> = (0..3)
+        .map(|c| {
+            let r = (i * 3 + c) % refs;
+            // Every tenth container runs an older manifest (stale).
+            let running = if (i + c) % 10 == 0 { digest(r as u64, 1) } else { digest(r as u64, 0) };
+            let repo = reference(r);
+            let repo = repo.rsplit_once(':').map_or(repo.as_str(), |(n, _)| n).to_string();
+            json!({"name": format!("c{c}"), "image": reference(r), "imageID": format!("{repo}@{running}"),
+                   "ready": true, "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}})
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"namespace": format!("ns-{}", i % 50), "name": format!("web-{i}-abcde"), "uid": format!("uid-{i:08}"),
+            "labels": {"app": "web", "pod-template-hash": "abcde"},
+            "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("web-{}-rs", i / 10),
+                                 "uid": format!("rs-{}", i / 10), "controller": true}]},
+        "spec": {"nodeName": format!("node-{}", i % 100), "containers": containers},
+        "status": {"phase": "Running", "containerStatuses": statuses}
+    }))
+    .expect("synthetic pod")
+}
+
+fn main() {
+    let pods: usize = std::env::var("IMAGEDRIFT_BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let refs = (pods / 10).max(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let registry = FakeRegistry::default();
+        for r in 0..refs {
+            let img = ImageRef::parse(&reference(r)).expect("synthetic reference");
+            registry.set_tag(
+                &img,
+                Descriptor {
+                    digest: digest(r as u64, 0),
+                    media_type: OCI_MANIFEST.into(),
+                },
+            );
+            registry.put_manifest(
+                &img,
+                digest(r as u64, 0),
+                Manifest::Image {
+                    config: digest(r as u64, 100),
+                    platform: None,
+                },
+            );
+            registry.put_manifest(
+                &img,
+                digest(r as u64, 1),
+                Manifest::Image {
+                    config: digest(r as u64, 101),
+                    platform: None,
+                },
+            );
+        }
+        let settings = Settings {
+            interval: Duration::from_secs(300),
+            spread: Duration::ZERO,
+            unknown_threshold: Duration::from_secs(1800),
+        };
+        let prom = prometheus::Registry::new();
+        let metrics = Metrics::register(&prom).expect("metrics");
+        let mut state = State::new(settings, metrics, Box::new(NoJitter));
+        let rss_before = rss_kib();
+        let live_before = live();
+
+        // Fill the store the way the watcher does: one object at a time,
+        // stripped into a view, the object dropped.
+        let t = Instant::now();
+        let cpu0 = cpu_seconds();
+        let mut pending = Vec::new();
+        for i in 0..pods {
+            let p = synthetic_pod(i, refs);
+            let view = PodView::from_pod(&p, state.strings()).expect("view");
+            pending.extend(state.apply_pod(view, t).0);
+        }
+        let cpu_fill = cpu_seconds() - cpu0;
+        drop(pending);
+        let rss_views = rss_kib();
+        let live_views = live();
+
+        // First full check: resolve every reference, judge every container.
+        let cpu1 = cpu_seconds();
+        judge_everything(&mut state, &registry, &Anonymous, 8, Vec::new()).await;
+        let cpu_first = cpu_seconds() - cpu1;
+        let rss_full = rss_kib();
+        let live_full = live();
+        let rows = state.rows();
+        let stale = rows
+            .iter()
+            .filter(|r| {
+                r.judgement
+                    .as_ref()
+                    .is_some_and(|j| j.verdict.as_str() == "stale")
+            })
+            .count();
+        let containers = rows.len();
+        drop(rows);
+
+        // A full re-judgement one interval later (the steady state).
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(301)).await;
+        let cpu2 = cpu_seconds();
+        judge_everything(&mut state, &registry, &Anonymous, 8, Vec::new()).await;
+        let cpu_rejudge = cpu_seconds() - cpu2;
+        let rss_after = rss_kib();
+        let series = prom
+            .gather()
+            .iter()
+            .map(|f| f.get_metric().len())
+            .sum::<usize>();
+
+        println!("imagedrift controller benchmark (in-memory registry)");
+        println!("  pods                         {pods}");
+        println!("  containers                   {containers}");
+        println!("  unique references            {}", state.reference_count());
+        println!("  stale containers             {stale}");
+        println!(
+            "  registry resolves / fetches  {} / {}",
+            registry.resolves(),
+            registry.fetches()
+        );
+        println!("  metric series                {series}");
+        println!(
+            "  RSS before store             {:.1} MiB",
+            rss_before as f64 / 1024.0
+        );
+        println!(
+            "  RSS with views cached        {:.1} MiB",
+            rss_views as f64 / 1024.0
+        );
+        println!(
+            "  RSS store full (+verdicts, metrics) {:.1} MiB",
+            rss_full as f64 / 1024.0
+        );
+        println!(
+            "  RSS after re-judgement       {:.1} MiB",
+            rss_after as f64 / 1024.0
+        );
+        println!(
+            "  heap bytes cached per pod    {:.0} (views and reference index only: {:.0})",
+            live_full.saturating_sub(live_before) as f64 / pods as f64,
+            live_views.saturating_sub(live_before) as f64 / pods as f64
+        );
+        println!(
+            "  RSS growth per pod           {:.0}",
+            (rss_full.saturating_sub(rss_before) * 1024) as f64 / pods as f64
+        );
+        println!("  CPU: fill store              {cpu_fill:.3} s");
+        println!("  CPU: first full check        {cpu_first:.3} s");
+        println!("  CPU: full re-judgement       {cpu_rejudge:.3} s");
+    });
+}

@@ -2,17 +2,19 @@
 //! registry module), one `imagedrift_` prefix, bounded labels. A pod's
 //! series are removed when the pod goes.
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The controller's metrics.
 #[derive(Clone)]
 pub struct Metrics {
-    /// `imagedrift_container_stale`: 1 when the container runs stale content.
-    pub container_stale: IntGaugeVec,
-    /// `imagedrift_container_verdict`: 1 for the container's current verdict.
-    pub container_verdict: IntGaugeVec,
+    /// Per-container series (`imagedrift_container_stale` and
+    /// `imagedrift_container_verdict`), rendered at scrape time.
+    containers: ContainerCollector,
     /// `imagedrift_workload_stale_containers`: stale containers per workload.
     pub workload_stale: IntGaugeVec,
     /// `imagedrift_check_duration_seconds`: one reference's check (resolve and judge).
@@ -40,32 +42,143 @@ pub const VERDICT_LABELS: [&str; 5] = ["namespace", "pod", "container", "verdict
 /// Label names of `imagedrift_workload_stale_containers`.
 pub const WORKLOAD_LABELS: [&str; 3] = ["namespace", "owner_kind", "owner_name"];
 
-/// The label values one container's series were written with, kept so
-/// they can be removed exactly.
+/// Identifies a container's series: namespace, pod, container.
+pub type SeriesKey = (Arc<str>, Arc<str>, Arc<str>);
+
+/// One container's labels and values (besides its key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerSeries {
-    /// Values for [`STALE_LABELS`].
-    pub stale: [Arc<str>; 7],
-    /// Values for [`VERDICT_LABELS`].
-    pub verdict: [Arc<str>; 5],
+    /// Normalised spec image.
+    pub image: Arc<str>,
+    /// Workload kind.
+    pub owner_kind: Arc<str>,
+    /// Workload name.
+    pub owner_name: Arc<str>,
+    /// Node name (empty when unscheduled).
+    pub node: Arc<str>,
+    /// `fresh`, `stale`, `pinned` or `unknown`.
+    pub verdict: &'static str,
+    /// Bounded reason category (empty unless unknown).
+    pub reason: &'static str,
+    /// Whether it runs stale content.
+    pub stale: bool,
 }
 
-fn values<const N: usize>(v: &[Arc<str>; N]) -> [&str; N] {
-    std::array::from_fn(|i| &*v[i])
+/// Keeps one small record per container and renders both per-container
+/// metric families when scraped: no per-series objects are held (30,000
+/// containers would otherwise cost tens of MiB), and a pod's series vanish
+/// the moment its record is removed.
+#[derive(Clone)]
+struct ContainerCollector {
+    descs: Arc<[Desc; 2]>,
+    series: Arc<Mutex<HashMap<SeriesKey, ContainerSeries>>>,
+}
+
+const STALE_NAME: &str = "imagedrift_container_stale";
+const STALE_HELP: &str = "1 when the container runs content its tag no longer serves, else 0";
+const VERDICT_NAME: &str = "imagedrift_container_verdict";
+const VERDICT_HELP: &str = "1 for the container's current verdict and reason";
+
+impl ContainerCollector {
+    fn new() -> Result<ContainerCollector, prometheus::Error> {
+        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Ok(ContainerCollector {
+            descs: Arc::new([
+                Desc::new(
+                    STALE_NAME.into(),
+                    STALE_HELP.into(),
+                    labels(&STALE_LABELS),
+                    HashMap::new(),
+                )?,
+                Desc::new(
+                    VERDICT_NAME.into(),
+                    VERDICT_HELP.into(),
+                    labels(&VERDICT_LABELS),
+                    HashMap::new(),
+                )?,
+            ]),
+            series: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesKey, ContainerSeries>> {
+        self.series.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
+    let mut pairs: Vec<LabelPair> = labels
+        .iter()
+        .map(|(k, v)| {
+            let mut p = LabelPair::default();
+            p.set_name(k.to_string());
+            p.set_value(v.to_string());
+            p
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut g = prometheus::proto::Gauge::default();
+    g.set_value(value);
+    let mut m = Metric::default();
+    m.set_label(pairs);
+    m.set_gauge(g);
+    m
+}
+
+fn family(name: &str, help: &str, metrics: Vec<Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.into());
+    f.set_help(help.into());
+    f.set_field_type(MetricType::GAUGE);
+    f.set_metric(metrics);
+    f
+}
+
+impl Collector for ContainerCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let map = self.lock();
+        let mut stale = Vec::with_capacity(map.len());
+        let mut verdict = Vec::with_capacity(map.len());
+        for ((ns, pod, container), s) in map.iter() {
+            stale.push(gauge(
+                &[
+                    ("namespace", ns),
+                    ("pod", pod),
+                    ("container", container),
+                    ("image", &s.image),
+                    ("owner_kind", &s.owner_kind),
+                    ("owner_name", &s.owner_name),
+                    ("node", &s.node),
+                ],
+                f64::from(u8::from(s.stale)),
+            ));
+            verdict.push(gauge(
+                &[
+                    ("namespace", ns),
+                    ("pod", pod),
+                    ("container", container),
+                    ("verdict", s.verdict),
+                    ("reason", s.reason),
+                ],
+                1.0,
+            ));
+        }
+        vec![
+            family(STALE_NAME, STALE_HELP, stale),
+            family(VERDICT_NAME, VERDICT_HELP, verdict),
+        ]
+    }
 }
 
 impl Metrics {
     /// Creates and registers the metrics in `registry`.
     pub fn register(registry: &Registry) -> Result<Metrics, prometheus::Error> {
         let m = Metrics {
-            container_stale: IntGaugeVec::new(
-                Opts::new("imagedrift_container_stale", "1 when the container runs content its tag no longer serves, else 0"),
-                &STALE_LABELS,
-            )?,
-            container_verdict: IntGaugeVec::new(
-                Opts::new("imagedrift_container_verdict", "1 for the container's current verdict and reason"),
-                &VERDICT_LABELS,
-            )?,
+            containers: ContainerCollector::new()?,
             workload_stale: IntGaugeVec::new(
                 Opts::new("imagedrift_workload_stale_containers", "Stale containers of a workload"),
                 &WORKLOAD_LABELS,
@@ -87,8 +200,7 @@ impl Metrics {
                 &["version"],
             )?,
         };
-        registry.register(Box::new(m.container_stale.clone()))?;
-        registry.register(Box::new(m.container_verdict.clone()))?;
+        registry.register(Box::new(m.containers.clone()))?;
         registry.register(Box::new(m.workload_stale.clone()))?;
         registry.register(Box::new(m.check_duration.clone()))?;
         registry.register(Box::new(m.last_full_check.clone()))?;
@@ -100,38 +212,19 @@ impl Metrics {
         Ok(m)
     }
 
-    /// Writes one container's series, removing its previous ones if the
-    /// labels changed (new verdict, node, owner).
-    pub fn set_container(
-        &self,
-        previous: Option<&ContainerSeries>,
-        now: &ContainerSeries,
-        stale: bool,
-    ) {
-        if let Some(p) = previous {
-            if p.stale != now.stale {
-                let _ = self.container_stale.remove_label_values(&values(&p.stale));
-            }
-            if p.verdict != now.verdict {
-                let _ = self
-                    .container_verdict
-                    .remove_label_values(&values(&p.verdict));
-            }
-        }
-        self.container_stale
-            .with_label_values(&values(&now.stale))
-            .set(i64::from(stale));
-        self.container_verdict
-            .with_label_values(&values(&now.verdict))
-            .set(1);
+    /// Writes (or replaces) one container's series.
+    pub fn set_container(&self, key: SeriesKey, series: ContainerSeries) {
+        self.containers.lock().insert(key, series);
     }
 
     /// Removes one container's series.
-    pub fn remove_container(&self, s: &ContainerSeries) {
-        let _ = self.container_stale.remove_label_values(&values(&s.stale));
-        let _ = self
-            .container_verdict
-            .remove_label_values(&values(&s.verdict));
+    pub fn remove_container(&self, key: &SeriesKey) {
+        self.containers.lock().remove(key);
+    }
+
+    /// How many containers have series.
+    pub fn container_series(&self) -> usize {
+        self.containers.lock().len()
     }
 
     /// Sets a workload's stale container count; 0 removes the series.
@@ -188,19 +281,19 @@ pub fn encode(registry: &Registry) -> Result<String, prometheus::Error> {
 mod tests {
     use super::*;
 
-    fn series(pod: &str, verdict: &str) -> ContainerSeries {
-        let a = |s: &str| Arc::<str>::from(s);
+    fn key(pod: &str) -> SeriesKey {
+        (Arc::from("ns"), Arc::from(pod), Arc::from("app"))
+    }
+
+    fn series(verdict: &'static str) -> ContainerSeries {
         ContainerSeries {
-            stale: [
-                a("ns"),
-                a(pod),
-                a("app"),
-                a("docker.io/library/nginx:1"),
-                a("Deployment"),
-                a("web"),
-                a("n1"),
-            ],
-            verdict: [a("ns"), a(pod), a("app"), a(verdict), a("")],
+            image: Arc::from("docker.io/library/nginx:1"),
+            owner_kind: Arc::from("Deployment"),
+            owner_name: Arc::from("web"),
+            node: Arc::from("n1"),
+            verdict,
+            reason: "",
+            stale: verdict == "stale",
         }
     }
 
@@ -208,28 +301,28 @@ mod tests {
     fn series_follow_verdicts_and_pods() {
         let reg = Registry::new();
         let m = Metrics::register(&reg).unwrap();
-        let fresh = series("p1", "fresh");
-        m.set_container(None, &fresh, false);
-        let stale = series("p1", "stale");
-        m.set_container(Some(&fresh), &stale, true);
+        m.set_container(key("p1"), series("fresh"));
+        m.set_container(key("p1"), series("stale"));
         let text = encode(&reg).unwrap();
         assert!(text.contains(r#"imagedrift_container_verdict{container="app",namespace="ns",pod="p1",reason="",verdict="stale"} 1"#), "{text}");
         assert!(
             !text.contains(r#"verdict="fresh""#),
-            "old verdict series removed: {text}"
+            "old verdict series replaced: {text}"
         );
+        assert!(text.contains(r#"imagedrift_container_stale{container="app",image="docker.io/library/nginx:1",namespace="ns",node="n1",owner_kind="Deployment",owner_name="web",pod="p1"} 1"#), "{text}");
         assert!(
-            text.contains(r#"node="n1",owner_kind="Deployment",owner_name="web",pod="p1"} 1"#),
+            text.contains("# TYPE imagedrift_container_stale gauge"),
             "{text}"
         );
         m.set_workload("ns", "Deployment", "web", 2);
         assert!(encode(&reg).unwrap().contains(r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="Deployment",owner_name="web"} 2"#));
-        m.remove_container(&stale);
+        m.remove_container(&key("p1"));
         m.set_workload("ns", "Deployment", "web", 0);
         let text = encode(&reg).unwrap();
         assert!(!text.contains("pod=\"p1\""), "{text}");
         assert!(!text.contains("owner_name=\"web\""), "{text}");
         assert!(text.contains("imagedrift_build_info{version="), "{text}");
+        assert_eq!(m.container_series(), 0);
     }
 
     #[test]

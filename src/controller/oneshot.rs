@@ -169,12 +169,12 @@ pub async fn judge_everything<R: Registry, C: PullCredentials>(
 ) {
     let now = Instant::now();
     let checks = state.due_checks(now, usize::MAX);
-    let outcomes: Vec<Outcome> = futures::stream::iter(checks)
+    // Outcomes are folded in as they arrive, so at most `concurrency`
+    // checks' judgements are held at once.
+    let mut outcomes = futures::stream::iter(checks)
         .map(|job| run_check(registry, creds, job))
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    for o in outcomes {
+        .buffer_unordered(concurrency.max(1));
+    while let Some(o) = outcomes.next().await {
         pending.extend(state.apply_outcome(o, now).0);
     }
     // Containers whose reference needs no check (pinned, invalid).

@@ -126,11 +126,11 @@ fn wkey(w: &Workload) -> WKey {
 
 #[derive(Debug, Default)]
 struct ContainerState {
-    judgement: Option<Judgement>,
+    /// Shared: containers of one reference on one platform share a judgement.
+    judgement: Option<Arc<Judgement>>,
     tracker: Tracker,
-    series: Option<ContainerSeries>,
     /// The workload whose stale count includes this container.
-    counted_in: Option<Workload>,
+    counted_in: Option<Arc<Workload>>,
 }
 
 #[derive(Debug)]
@@ -152,6 +152,7 @@ pub struct State {
     refs: HashMap<Str, RefState>,
     containers: HashMap<ContainerKey, ContainerState>,
     workloads: HashMap<WKey, WorkloadState>,
+    judgements: HashSet<Arc<Judgement>>,
     schedule: Schedule,
     checked: HashSet<Str>,
     relist_pods: Option<HashSet<(Str, Str)>>,
@@ -245,6 +246,10 @@ fn unknown(reason: UnknownReason, rule: Rule, detail: Option<String>) -> Judgeme
     }
 }
 
+fn series_key(k: &ContainerKey) -> crate::metrics::SeriesKey {
+    (k.namespace.clone(), k.pod.clone(), k.container.clone())
+}
+
 fn reason_label(v: &Verdict) -> &'static str {
     match v {
         Verdict::Unknown(r) => r.as_str(),
@@ -267,6 +272,7 @@ impl State {
             refs: HashMap::new(),
             containers: HashMap::new(),
             workloads: HashMap::new(),
+            judgements: HashSet::new(),
             checked: HashSet::new(),
             relist_pods: None,
             relist_nodes: None,
@@ -449,9 +455,7 @@ impl State {
         }
         let mut effects = Vec::new();
         if let Some(st) = self.containers.remove(&key) {
-            if let Some(s) = &st.series {
-                self.metrics.remove_container(s);
-            }
+            self.metrics.remove_container(&series_key(&key));
             if let Some(w) = &st.counted_in {
                 effects.extend(self.workload_delta(w, -1, None, true));
             }
@@ -666,6 +670,9 @@ impl State {
                 {
                     self.metrics.full_check_done();
                     self.checked.clear();
+                    // Forget judgements and strings nothing refers to any more.
+                    self.judgements.retain(|j| Arc::strong_count(j) > 1);
+                    self.strings.sweep();
                 }
             }
         }
@@ -711,37 +718,34 @@ impl State {
         let verdict = &j.judgement.verdict;
         let stale = *verdict == Verdict::Stale;
         let series = ContainerSeries {
-            stale: [
-                pod.namespace.clone(),
-                pod.name.clone(),
-                c.name.clone(),
-                self.normalized(&c.image)
-                    .cloned()
-                    .unwrap_or_else(|| c.image.clone()),
-                workload.kind.clone(),
-                workload.name.clone(),
-                pod.node.clone().unwrap_or_else(|| Str::from("")),
-            ],
-            verdict: [
-                pod.namespace.clone(),
-                pod.name.clone(),
-                c.name.clone(),
-                Str::from(verdict.as_str()),
-                Str::from(reason_label(verdict)),
-            ],
+            image: self
+                .normalized(&c.image)
+                .cloned()
+                .unwrap_or_else(|| c.image.clone()),
+            owner_kind: workload.kind.clone(),
+            owner_name: workload.name.clone(),
+            node: pod.node.clone().unwrap_or_else(|| Str::from("")),
+            verdict: verdict.as_str(),
+            reason: reason_label(verdict),
+            stale,
         };
         let threshold = self.settings.unknown_threshold;
+        self.metrics.set_container(series_key(&j.key), series);
         let st = self.containers.entry(j.key.clone()).or_default();
-        self.metrics
-            .set_container(st.series.as_ref(), &series, stale);
-        st.series = Some(series);
         let counted_before = st.counted_in.take();
         if stale {
-            st.counted_in = Some(workload.clone());
+            st.counted_in = Some(Arc::new(workload.clone()));
         }
         let notice = st.tracker.observe(verdict, now, threshold);
         let failing_for = st.tracker.failing_since.map(|s| now.duration_since(s));
-        st.judgement = Some(j.judgement.clone());
+        st.judgement = Some(match self.judgements.get(&j.judgement) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared = Arc::new(j.judgement.clone());
+                self.judgements.insert(shared.clone());
+                shared
+            }
+        });
         let mut effects = Vec::new();
         let mut first_note = None;
         if let Some(n) = notice {
@@ -753,7 +757,7 @@ impl State {
                 regarding: pod_reference(&pod),
             });
         }
-        let same = counted_before.as_ref().map(wkey) == Some(wkey(&workload));
+        let same = counted_before.as_deref().map(wkey) == Some(wkey(&workload));
         match counted_before {
             Some(old) if !(stale && same) => {
                 // Moving to another workload (owner learnt late) is not news.
@@ -876,7 +880,10 @@ impl State {
                     image,
                     policy,
                     workload: workload.clone(),
-                    judgement: self.containers.get(&key).and_then(|s| s.judgement.clone()),
+                    judgement: self
+                        .containers
+                        .get(&key)
+                        .and_then(|s| s.judgement.as_deref().cloned()),
                 });
             }
         }
@@ -899,7 +906,7 @@ impl State {
 
     /// The current judgement of a container.
     pub fn judgement(&self, key: &ContainerKey) -> Option<&Judgement> {
-        self.containers.get(key)?.judgement.as_ref()
+        self.containers.get(key)?.judgement.as_deref()
     }
 }
 
