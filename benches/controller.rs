@@ -103,7 +103,7 @@ fn synthetic_pod(i: usize, refs: usize) -> Pod {
         .map(|c| {
             let r = (i * 3 + c) % refs;
             // Every tenth container runs an older manifest (stale).
-            let running = if (i + c) % 10 == 0 { digest(r as u64, 1) } else { digest(r as u64, 0) };
+            let running = if (i + c).is_multiple_of(10) { digest(r as u64, 1) } else { digest(r as u64, 0) };
             let repo = reference(r);
             let repo = repo.rsplit_once(':').map_or(repo.as_str(), |(n, _)| n).to_string();
             json!({"name": format!("c{c}"), "image": reference(r), "imageID": format!("{repo}@{running}"),
