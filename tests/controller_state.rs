@@ -293,3 +293,87 @@ fn interner_is_shared_across_pods() {
     ));
     let _ = Interner::default();
 }
+
+#[tokio::test(start_paused = true)]
+async fn late_results_never_overwrite_newer_ones() {
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    reg.set_tag(
+        &app,
+        Descriptor {
+            digest: d('b'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    reg.put_manifest(
+        &app,
+        d('a'),
+        Manifest::Image {
+            config: d('1'),
+            platform: None,
+        },
+    );
+    reg.put_manifest(
+        &app,
+        d('b'),
+        Manifest::Image {
+            config: d('2'),
+            platform: None,
+        },
+    );
+    let id_a = format!("example.com/app@{}", d('a'));
+    let id_b = format!("example.com/app@{}", d('b'));
+    let mut s = state();
+    let t0 = Instant::now();
+    let p = view(&mut s, "p", &[("c", "example.com/app:v1", &id_a)]);
+    let (pending, _) = s.apply_pod(p, t0);
+    let check = s.due_checks(t0, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, t0);
+    assert_eq!(effects.len(), 1, "became stale");
+    // The judgement made before any answer arrives late: dropped.
+    let late = run_judge(&reg, &Anonymous, &pending[0]).await;
+    assert_eq!(late.judgement.verdict.as_str(), "unknown");
+    s.apply_outcome(
+        Outcome {
+            answer: None,
+            judged: vec![late],
+        },
+        t0,
+    );
+    assert_eq!(s.judgement(&key("p", "c")).unwrap().verdict, Verdict::Stale);
+
+    // The container restarts onto `b` while a check judges its old imageID:
+    // the outdated result is dropped and the new state judged with the answer.
+    let t1 = t0 + Duration::from_secs(300);
+    let check = s.due_checks(t1, 10).remove(0);
+    let p = view(&mut s, "p", &[("c", "example.com/app:v1", &id_b)]);
+    let (jobs, _) = s.apply_pod(p, t1);
+    assert_eq!(jobs.len(), 1);
+    let (more, _) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, t1);
+    assert_eq!(
+        more.len(),
+        1,
+        "re-judge the new imageID with the new answer"
+    );
+    assert_eq!(&*more[0].image_id, id_b.as_str());
+    let judged = run_judge(&reg, &Anonymous, &more[0]).await;
+    let (_, effects) = s.apply_outcome(
+        Outcome {
+            answer: None,
+            judged: vec![judged],
+        },
+        t1,
+    );
+    assert_eq!(effects.len(), 1);
+    assert_eq!(effects[0].notice, Notice::BecameFresh);
+    // The pod-change judgement made with the previous answer is now outdated.
+    let old = run_judge(&reg, &Anonymous, &jobs[0]).await;
+    let (_, effects) = s.apply_outcome(
+        Outcome {
+            answer: None,
+            judged: vec![old],
+        },
+        t1,
+    );
+    assert!(effects.is_empty());
+}

@@ -61,6 +61,8 @@ pub struct JudgeJob {
     pub platform: Option<Platform>,
     /// The tag's current descriptor, if resolved.
     pub tag: Option<Result<Descriptor, LookupFailure>>,
+    /// Which answer of the reference `tag` is (0: none yet).
+    pub answer_gen: u64,
     /// The pod's pull secret names.
     pub pull_secrets: Vec<Str>,
 }
@@ -85,6 +87,8 @@ pub struct Judged {
     pub key: ContainerKey,
     /// The imageID judged (a result for an outdated imageID is dropped).
     pub image_id: Str,
+    /// Which answer of the reference it was judged with (0: none).
+    pub answer_gen: u64,
     /// The judgement.
     pub judgement: Judgement,
 }
@@ -114,6 +118,8 @@ struct RefState {
     image: Arc<ImageRef>,
     users: HashSet<ContainerKey>,
     answer: Option<Result<Descriptor, LookupFailure>>,
+    /// Counts answers, so a judgement made with an older one is dropped.
+    generation: u64,
     scheduled: bool,
 }
 
@@ -137,6 +143,16 @@ struct ContainerState {
 struct WorkloadState {
     stale: usize,
     reported_stale: bool,
+}
+
+/// Whether a judgement was applied.
+enum Applied {
+    /// Applied; these Events follow.
+    Yes(Vec<EventEffect>),
+    /// Dropped: the container is gone or a newer answer was applied.
+    No,
+    /// Dropped: the container's imageID changed since the snapshot.
+    Outdated,
 }
 
 /// Pods, nodes, owners, references and verdicts, and the rules that tie
@@ -169,6 +185,7 @@ pub async fn run_judge<R: Registry, C: PullCredentials>(
     let done = |judgement| Judged {
         key: job.key.clone(),
         image_id: job.image_id.clone(),
+        answer_gen: job.answer_gen,
         judgement,
     };
     let image = match &job.image {
@@ -331,10 +348,9 @@ impl State {
         c: &ContainerView,
         image: Result<Arc<ImageRef>, Str>,
     ) -> JudgeJob {
-        let tag = self
-            .normalized(&c.image)
-            .and_then(|n| self.refs.get(n))
-            .and_then(|r| r.answer.clone());
+        let answer = self.normalized(&c.image).and_then(|n| self.refs.get(n));
+        let tag = answer.and_then(|r| r.answer.clone());
+        let answer_gen = answer.map_or(0, |r| r.generation);
         JudgeJob {
             key: ContainerKey {
                 namespace: pod.namespace.clone(),
@@ -351,6 +367,7 @@ impl State {
                 .cloned()
                 .flatten(),
             tag,
+            answer_gen,
             pull_secrets: pod.pull_secrets.clone(),
         }
     }
@@ -426,6 +443,7 @@ impl State {
             image: image.clone(),
             users: HashSet::new(),
             answer: None,
+            generation: 0,
             scheduled: false,
         });
         entry.users.insert(key.clone());
@@ -646,10 +664,15 @@ impl State {
         let mut jobs = Vec::new();
         let judged_keys: HashSet<ContainerKey> =
             outcome.judged.iter().map(|j| j.key.clone()).collect();
+        let mut judged = outcome.judged;
         if let Some((name, answer)) = outcome.answer {
             self.schedule.completed(&name, now);
             if let Some(r) = self.refs.get_mut(&name) {
                 r.answer = Some(answer);
+                r.generation += 1;
+                for j in &mut judged {
+                    j.answer_gen = r.generation;
+                }
                 let missing: Vec<ContainerKey> = r
                     .users
                     .iter()
@@ -677,8 +700,17 @@ impl State {
             }
         }
         let mut effects = Vec::new();
-        for j in outcome.judged {
-            effects.extend(self.apply_judged(j, now));
+        for j in judged {
+            let fresh_answer = j.answer_gen > 0;
+            let key = j.key.clone();
+            match self.apply_judged(j, now) {
+                Applied::Yes(e) => effects.extend(e),
+                Applied::No => {}
+                // The container changed while a check judged its old state;
+                // judge its new state with this answer.
+                Applied::Outdated if fresh_answer => jobs.extend(self.job_for_key(&key)),
+                Applied::Outdated => {}
+            }
         }
         (jobs, effects)
     }
@@ -693,24 +725,24 @@ impl State {
         Some(self.job_for(&pod, c, image))
     }
 
-    fn apply_judged(&mut self, j: Judged, now: Instant) -> Vec<EventEffect> {
+    fn apply_judged(&mut self, j: Judged, now: Instant) -> Applied {
         let Some(pod) = self.pods.get(&(j.key.namespace.clone(), j.key.pod.clone())) else {
-            return Vec::new();
+            return Applied::No;
         };
         let Some(c) = pod.containers.iter().find(|c| c.name == j.key.container) else {
-            return Vec::new();
+            return Applied::No;
         };
         if c.image_id != j.image_id {
-            return Vec::new(); // judged an imageID the container no longer has
+            return Applied::Outdated; // judged an imageID the container no longer has
         }
-        // A "pending" judgement made before the tag's answer arrived must not
-        // overwrite one made with it (answers never go back to unresolved).
-        let answered = self
+        // A judgement made with an older answer (or none) than the one
+        // already applied must not overwrite it: tasks finish in any order.
+        let latest = self
             .normalized(&c.image)
             .and_then(|n| self.refs.get(n))
-            .is_some_and(|r| r.answer.is_some());
-        if j.judgement.evidence.rule == Rule::Pending && answered {
-            return Vec::new();
+            .map_or(0, |r| r.generation);
+        if j.answer_gen < latest {
+            return Applied::No;
         }
         let pod = pod.clone();
         let c = c.clone();
@@ -768,7 +800,7 @@ impl State {
         if stale && !same {
             effects.extend(self.workload_delta(&workload, 1, first_note.as_deref(), true));
         }
-        effects
+        Applied::Yes(effects)
     }
 
     fn note(
