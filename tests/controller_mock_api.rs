@@ -89,6 +89,14 @@ struct Harness {
 }
 
 fn start(registry: Arc<FakeRegistry>, leadership: Leadership) -> Harness {
+    start_with(registry, leadership, 4)
+}
+
+fn start_with(
+    registry: Arc<FakeRegistry>,
+    leadership: Leadership,
+    max_concurrent_checks: usize,
+) -> Harness {
     let (service, api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let prom = prometheus::Registry::new();
@@ -114,7 +122,7 @@ fn start(registry: Arc<FakeRegistry>, leadership: Leadership) -> Harness {
             spread: Duration::ZERO,
             unknown_threshold: Duration::from_secs(1800),
         },
-        max_concurrent_checks: 4,
+        max_concurrent_checks,
         namespaces: Default::default(),
         leader: leadership.is_leader.clone(),
         ready: ready.clone(),
@@ -511,5 +519,34 @@ async fn readiness_waits_for_pod_and_node_lists() {
     }
     assert!(h.ready.is_ready());
     h.expect_silence(1).await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn checks_beyond_the_concurrency_limit_wait_their_turn() {
+    let reg = Arc::new(FakeRegistry::default());
+    let mut pods = Vec::new();
+    for i in 0..3 {
+        let name = format!("registry.example/app{i}:v1");
+        let img = image(&name);
+        reg.set_tag(
+            &img,
+            Descriptor {
+                digest: d('a'),
+                media_type: OCI_MANIFEST.into(),
+            },
+        );
+        let id = format!("registry.example/app{i}@{}", d('a'));
+        pods.push(pod(&format!("p{i}"), "node-a", None, &name, &id, "Always"));
+    }
+    let mut h = start_with(reg.clone(), Leadership::never(), 1);
+    h.list_nodes(vec![node("node-a", "amd64")]);
+    h.list_pods(pods);
+    h.wait_metrics("three fresh verdicts", |m| {
+        m.matches(r#"reason="",verdict="fresh"} 1"#).count() == 3
+    })
+    .await;
+    assert_eq!(reg.resolves(), 3);
+    h.expect_silence(10).await;
     h.stop().await;
 }

@@ -312,8 +312,12 @@ where
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut checks_in_flight = 0usize;
     let result = loop {
+        // With every check slot busy, a finishing check wakes the loop;
+        // arming the timer for an overdue reference would spin.
+        let slots_free = checks_in_flight < ctx.max_concurrent_checks;
         let wake = state
             .next_due()
+            .filter(|_| slots_free)
             .unwrap_or_else(|| Instant::now() + ctx.settings.interval);
         let now_work = tokio::select! {
             biased;
