@@ -103,8 +103,7 @@ pub const PULL_SECRET_CALLS: &[ApiCall] = &[(
 
 /// Calls made by `scan` and `explain` (the user's own credentials).
 pub const CLI_CALLS: &[ApiCall] = &[
-    ("", "pods", "list", "list pods to judge"),
-    ("", "pods", "get", "explain one pod"),
+    ("", "pods", "list", "list pods to judge (explain: one pod, by field selector)"),
     ("", "nodes", "list", "node platforms"),
     ("apps", "replicasets", "list", "owner chain (metadata only)"),
     ("batch", "jobs", "list", "owner chain (metadata only)"),

@@ -317,6 +317,25 @@ async fn stale_container_posts_exact_events_once_on_pod_and_workload() {
     let m = h.metrics();
     assert!(m.contains(r#"imagedrift_workload_stale_containers{namespace="shop",owner_kind="Deployment",owner_name="web"} 1"#), "{m}");
     assert!(h.ready.is_ready());
+
+    // The rollout replaces the stale pod: the Deployment runs current content again.
+    h.send(Input::Pods(Event::Delete(pod(
+        "web-5d9c-x1",
+        "node-a",
+        Some(("ReplicaSet", "web-5d9c")),
+        APP,
+        "",
+        "IfNotPresent",
+    ))));
+    let (_, _, body) = h.expect_request().await;
+    assert_eq!(body["reason"], "ImageUpToDate");
+    assert_eq!(body["type"], "Normal");
+    assert_eq!(body["regarding"]["kind"], "Deployment");
+    assert_eq!(
+        body["note"],
+        "Deployment web runs current content again in every container."
+    );
+    h.expect_silence(10).await;
     h.stop().await;
 }
 
