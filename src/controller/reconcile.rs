@@ -58,14 +58,17 @@ pub struct JudgeJob {
     /// Whether it is running.
     pub running: bool,
     /// The node's platform.
-    pub platform: Option<Platform>,
-    /// The tag's current descriptor, if resolved.
-    pub tag: Option<Result<Descriptor, LookupFailure>>,
+    pub platform: Option<Arc<Platform>>,
+    /// The tag's current descriptor, if resolved (shared by every user).
+    pub tag: Option<Answer>,
     /// Which answer of the reference `tag` is (0: none yet).
     pub answer_gen: u64,
     /// The pod's pull secret names.
     pub pull_secrets: Vec<Str>,
 }
+
+/// A tag's answer from the registry, shared by every container using it.
+pub type Answer = Arc<Result<Descriptor, LookupFailure>>;
 
 /// One unique reference to resolve, then the containers using it to judge.
 #[derive(Clone, Debug)]
@@ -97,7 +100,7 @@ pub struct Judged {
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
     /// A reference's new answer, when this was a check.
-    pub answer: Option<(Str, Result<Descriptor, LookupFailure>)>,
+    pub answer: Option<(Str, Answer)>,
     /// New judgements.
     pub judged: Vec<Judged>,
 }
@@ -117,7 +120,7 @@ pub struct EventEffect {
 struct RefState {
     image: Arc<ImageRef>,
     users: HashSet<ContainerKey>,
-    answer: Option<Result<Descriptor, LookupFailure>>,
+    answer: Option<Answer>,
     /// Counts answers, so a judgement made with an older one is dropped.
     generation: u64,
     scheduled: bool,
@@ -162,7 +165,7 @@ pub struct State {
     metrics: Metrics,
     strings: Interner,
     pods: HashMap<(Str, Str), PodView>,
-    nodes: HashMap<Str, Option<Platform>>,
+    nodes: HashMap<Str, Option<Arc<Platform>>>,
     owners: OwnerIndex,
     parsed: HashMap<Str, Result<(Arc<ImageRef>, Str), Str>>,
     refs: HashMap<Str, RefState>,
@@ -212,7 +215,7 @@ pub async fn run_judge<R: Registry, C: PullCredentials>(
         spec: image,
         image_id: id.as_ref(),
         running: job.running,
-        platform: job.platform.as_ref(),
+        platform: job.platform.as_deref(),
     };
     let credentials = creds
         .for_image(&job.key.namespace, &job.pull_secrets, image)
@@ -221,7 +224,7 @@ pub async fn run_judge<R: Registry, C: PullCredentials>(
         registry,
         creds: &credentials,
     };
-    done(verdict::judge(&input, job.tag.as_ref(), &source).await)
+    done(verdict::judge(&input, job.tag.as_deref(), &source).await)
 }
 
 /// Resolves a reference's tag, then judges every container using it.
@@ -238,7 +241,7 @@ pub async fn run_check<R: Registry, C: PullCredentials>(
             }
         }
     }
-    let answer = registry.resolve_tag(&job.image, &credentials).await;
+    let answer: Answer = Arc::new(registry.resolve_tag(&job.image, &credentials).await);
     let mut judged = Vec::with_capacity(job.judge.len());
     for mut j in job.judge {
         j.tag = Some(answer.clone());
@@ -526,6 +529,7 @@ impl State {
         if let Some(seen) = &mut self.relist_nodes {
             seen.insert(name.clone());
         }
+        let platform = platform.map(Arc::new);
         if self.nodes.get(&name) == Some(&platform) {
             return Vec::new();
         }
