@@ -167,7 +167,7 @@ fn main() {
         };
         let prom = prometheus::Registry::new();
         let metrics = Metrics::register(&prom).expect("metrics");
-        let mut state = State::new(settings, metrics, Box::new(NoJitter));
+        let mut state = State::new(settings, metrics.clone(), Box::new(NoJitter));
         let rss_before = rss_kib();
         let live_before = live();
 
@@ -211,11 +211,13 @@ fn main() {
         judge_everything(&mut state, &registry, &Anonymous, 8, Vec::new()).await;
         let cpu_rejudge = cpu_seconds() - cpu2;
         let rss_after = rss_kib();
-        let series = prom
-            .gather()
-            .iter()
-            .map(|f| f.get_metric().len())
-            .sum::<usize>();
+        let cpu3 = cpu_seconds();
+        let text = metrics.render().expect("render");
+        let cpu_scrape = cpu_seconds() - cpu3;
+        let rss_scrape = rss_kib();
+        let series = text.lines().filter(|l| !l.starts_with('#')).count();
+        let scrape_mib = text.len() as f64 / 1048576.0;
+        drop(text);
 
         println!("imagedrift controller benchmark (in-memory registry)");
         println!("  pods                         {pods}");
@@ -253,6 +255,11 @@ fn main() {
             "  RSS growth per pod           {:.0}",
             (rss_full.saturating_sub(rss_before) * 1024) as f64 / pods as f64
         );
+        println!(
+            "  RSS after a /metrics scrape  {:.1} MiB ({scrape_mib:.1} MiB of text)",
+            rss_scrape as f64 / 1024.0
+        );
+        println!("  CPU: one /metrics scrape     {cpu_scrape:.3} s");
         println!("  CPU: fill store              {cpu_fill:.3} s");
         println!("  CPU: first full check        {cpu_first:.3} s");
         println!("  CPU: full re-judgement       {cpu_rejudge:.3} s");

@@ -3,32 +3,32 @@
 //! node lists have arrived).
 
 use crate::controller::runner::Readiness;
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 struct AppState {
-    registry: Registry,
+    metrics: Metrics,
     ready: Readiness,
 }
 
 /// The router serving the three endpoints.
-pub fn router(registry: Registry, ready: Readiness) -> Router {
+pub fn router(metrics: Metrics, ready: Readiness) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(scrape))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(AppState { registry, ready })
+        .with_state(AppState { metrics, ready })
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    match crate::metrics::encode(&s.registry) {
+async fn scrape(State(s): State<AppState>) -> impl IntoResponse {
+    match s.metrics.render() {
         Ok(body) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

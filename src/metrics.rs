@@ -2,16 +2,17 @@
 //! registry module), one `imagedrift_` prefix, bounded labels. A pod's
 //! series are removed when the pod goes.
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The controller's metrics.
 #[derive(Clone)]
 pub struct Metrics {
+    /// The registry everything else (including the registry module) uses.
+    registry: Registry,
     /// Per-container series (`imagedrift_container_stale` and
     /// `imagedrift_container_verdict`), rendered at scrape time.
     containers: ContainerCollector,
@@ -64,13 +65,13 @@ pub struct ContainerSeries {
     pub stale: bool,
 }
 
-/// Keeps one small record per container and renders both per-container
-/// metric families when scraped: no per-series objects are held (30,000
-/// containers would otherwise cost tens of MiB), and a pod's series vanish
-/// the moment its record is removed.
-#[derive(Clone)]
+/// Keeps one small record per container and writes both per-container
+/// metric families straight into the scrape text: no per-series objects
+/// are held and none are built at scrape time (30,000 containers would
+/// otherwise cost tens of MiB, held or transient), and a pod's series
+/// vanish the moment its record is removed.
+#[derive(Clone, Default)]
 struct ContainerCollector {
-    descs: Arc<[Desc; 2]>,
     series: Arc<Mutex<HashMap<SeriesKey, ContainerSeries>>>,
 }
 
@@ -80,105 +81,83 @@ const VERDICT_NAME: &str = "imagedrift_container_verdict";
 const VERDICT_HELP: &str = "1 for the container's current verdict and reason";
 
 impl ContainerCollector {
-    fn new() -> Result<ContainerCollector, prometheus::Error> {
-        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        Ok(ContainerCollector {
-            descs: Arc::new([
-                Desc::new(
-                    STALE_NAME.into(),
-                    STALE_HELP.into(),
-                    labels(&STALE_LABELS),
-                    HashMap::new(),
-                )?,
-                Desc::new(
-                    VERDICT_NAME.into(),
-                    VERDICT_HELP.into(),
-                    labels(&VERDICT_LABELS),
-                    HashMap::new(),
-                )?,
-            ]),
-            series: Arc::new(Mutex::new(HashMap::new())),
-        })
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesKey, ContainerSeries>> {
         self.series.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
-    let mut pairs: Vec<LabelPair> = labels
-        .iter()
-        .map(|(k, v)| {
-            let mut p = LabelPair::default();
-            p.set_name(k.to_string());
-            p.set_value(v.to_string());
-            p
-        })
-        .collect();
-    pairs.sort_by(|a, b| a.name().cmp(b.name()));
-    let mut g = prometheus::proto::Gauge::default();
-    g.set_value(value);
-    let mut m = Metric::default();
-    m.set_label(pairs);
-    m.set_gauge(g);
-    m
-}
-
-fn family(name: &str, help: &str, metrics: Vec<Metric>) -> MetricFamily {
-    let mut f = MetricFamily::default();
-    f.set_name(name.into());
-    f.set_help(help.into());
-    f.set_field_type(MetricType::GAUGE);
-    f.set_metric(metrics);
-    f
-}
-
-impl Collector for ContainerCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
+    /// Appends both families in the Prometheus text format.
+    fn write_text(&self, out: &mut String) {
         let map = self.lock();
-        let mut stale = Vec::with_capacity(map.len());
-        let mut verdict = Vec::with_capacity(map.len());
+        out.reserve(map.len() * 320);
+        let _ = writeln!(
+            out,
+            "# HELP {STALE_NAME} {STALE_HELP}\n# TYPE {STALE_NAME} gauge"
+        );
         for ((ns, pod, container), s) in map.iter() {
-            stale.push(gauge(
+            out.push_str(STALE_NAME);
+            labels(
+                out,
                 &[
-                    ("namespace", ns),
-                    ("pod", pod),
                     ("container", container),
                     ("image", &s.image),
+                    ("namespace", ns),
+                    ("node", &s.node),
                     ("owner_kind", &s.owner_kind),
                     ("owner_name", &s.owner_name),
-                    ("node", &s.node),
+                    ("pod", pod),
                 ],
-                f64::from(u8::from(s.stale)),
-            ));
-            verdict.push(gauge(
+            );
+            out.push_str(if s.stale { " 1\n" } else { " 0\n" });
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {VERDICT_NAME} {VERDICT_HELP}\n# TYPE {VERDICT_NAME} gauge"
+        );
+        for ((ns, pod, container), s) in map.iter() {
+            out.push_str(VERDICT_NAME);
+            labels(
+                out,
                 &[
+                    ("container", container),
                     ("namespace", ns),
                     ("pod", pod),
-                    ("container", container),
-                    ("verdict", s.verdict),
                     ("reason", s.reason),
+                    ("verdict", s.verdict),
                 ],
-                1.0,
-            ));
+            );
+            out.push_str(" 1\n");
         }
-        vec![
-            family(STALE_NAME, STALE_HELP, stale),
-            family(VERDICT_NAME, VERDICT_HELP, verdict),
-        ]
     }
+}
+
+/// Writes `{a="x",b="y"}`, escaping values as the text format requires.
+fn labels(out: &mut String, pairs: &[(&str, &str)]) {
+    out.push('{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for ch in v.chars() {
+            match ch {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
 }
 
 impl Metrics {
     /// Creates and registers the metrics in `registry`.
     pub fn register(registry: &Registry) -> Result<Metrics, prometheus::Error> {
         let m = Metrics {
-            containers: ContainerCollector::new()?,
+            registry: registry.clone(),
+            containers: ContainerCollector::default(),
             workload_stale: IntGaugeVec::new(
                 Opts::new("imagedrift_workload_stale_containers", "Stale containers of a workload"),
                 &WORKLOAD_LABELS,
@@ -200,7 +179,6 @@ impl Metrics {
                 &["version"],
             )?,
         };
-        registry.register(Box::new(m.containers.clone()))?;
         registry.register(Box::new(m.workload_stale.clone()))?;
         registry.register(Box::new(m.check_duration.clone()))?;
         registry.register(Box::new(m.last_full_check.clone()))?;
@@ -269,12 +247,17 @@ impl Drop for DurationGuard {
     }
 }
 
-/// The text exposition of everything in `registry`.
-pub fn encode(registry: &Registry) -> Result<String, prometheus::Error> {
-    use prometheus::Encoder;
-    let mut buf = Vec::new();
-    prometheus::TextEncoder::new().encode(&registry.gather(), &mut buf)?;
-    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+impl Metrics {
+    /// The `/metrics` text: everything in the shared registry, then the
+    /// per-container families.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        let mut text = String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))?;
+        self.containers.write_text(&mut text);
+        Ok(text)
+    }
 }
 
 #[cfg(test)]
@@ -303,7 +286,7 @@ mod tests {
         let m = Metrics::register(&reg).unwrap();
         m.set_container(key("p1"), series("fresh"));
         m.set_container(key("p1"), series("stale"));
-        let text = encode(&reg).unwrap();
+        let text = m.render().unwrap();
         assert!(text.contains(r#"imagedrift_container_verdict{container="app",namespace="ns",pod="p1",reason="",verdict="stale"} 1"#), "{text}");
         assert!(
             !text.contains(r#"verdict="fresh""#),
@@ -315,14 +298,21 @@ mod tests {
             "{text}"
         );
         m.set_workload("ns", "Deployment", "web", 2);
-        assert!(encode(&reg).unwrap().contains(r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="Deployment",owner_name="web"} 2"#));
+        assert!(m.render().unwrap().contains(r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="Deployment",owner_name="web"} 2"#));
         m.remove_container(&key("p1"));
         m.set_workload("ns", "Deployment", "web", 0);
-        let text = encode(&reg).unwrap();
+        let text = m.render().unwrap();
         assert!(!text.contains("pod=\"p1\""), "{text}");
         assert!(!text.contains("owner_name=\"web\""), "{text}");
         assert!(text.contains("imagedrift_build_info{version="), "{text}");
         assert_eq!(m.container_series(), 0);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        labels(&mut out, &[("a", "x\"y\\z\nw"), ("b", "plain")]);
+        assert_eq!(out, r#"{a="x\"y\\z\nw",b="plain"}"#);
     }
 
     #[test]

@@ -24,14 +24,14 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 #[tokio::test]
 async fn endpoints_answer_and_stop_on_cancel() {
     let prom = prometheus::Registry::new();
-    let _metrics = Metrics::register(&prom).unwrap();
+    let metrics = Metrics::register(&prom).unwrap();
     let ready = Readiness::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let token = CancellationToken::new();
     let server = tokio::spawn(imagedrift::http::serve(
         listener,
-        imagedrift::http::router(prom, ready.clone()),
+        imagedrift::http::router(metrics, ready.clone()),
         token.clone(),
     ));
 

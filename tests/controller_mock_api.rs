@@ -10,7 +10,7 @@ use imagedrift::controller::runner::{self, Context, Input, Inputs, Readiness};
 use imagedrift::controller::schedule::NoJitter;
 use imagedrift::controller::secrets::Anonymous;
 use imagedrift::facts::{Descriptor, IndexEntry, Manifest, OCI_INDEX, OCI_MANIFEST};
-use imagedrift::metrics::{Metrics, encode};
+use imagedrift::metrics::Metrics;
 use imagedrift::platform::Platform;
 use imagedrift::reference::{Digest, ImageRef};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -81,7 +81,7 @@ fn owner_meta<K: kube::Resource<DynamicType = ()> + Default>(
 struct Harness {
     tx: mpsc::UnboundedSender<Input>,
     api: Handle,
-    prom: prometheus::Registry,
+    metrics: Metrics,
     token: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), runner::RunError>>,
     ready: Readiness,
@@ -101,6 +101,7 @@ fn start_with(
     let client = kube::Client::new(service, "default");
     let prom = prometheus::Registry::new();
     let metrics = Metrics::register(&prom).unwrap();
+    let metrics_handle = metrics.clone();
     let (tx, rx) = mpsc::unbounded_channel::<Input>();
     let inputs: Inputs = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|i| (Ok::<_, watcher::Error>(i), rx))
@@ -132,7 +133,7 @@ fn start_with(
     Harness {
         tx,
         api,
-        prom,
+        metrics: metrics_handle,
         token,
         task,
         ready,
@@ -198,7 +199,7 @@ impl Harness {
     }
 
     fn metrics(&self) -> String {
-        encode(&self.prom).unwrap()
+        self.metrics.render().unwrap()
     }
 
     /// Waits (virtual time) until the metrics satisfy `pred`.

@@ -90,7 +90,7 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
     let ready = Readiness::default();
     let mut http = tokio::spawn(imagedrift::http::serve(
         listener,
-        imagedrift::http::router(prom.clone(), ready.clone()),
+        imagedrift::http::router(metrics.clone(), ready.clone()),
         token.clone(),
     ));
 
