@@ -8,7 +8,9 @@
 
 pub mod facts;
 pub mod image_id;
+pub mod keyring;
 pub mod platform;
 pub mod policy;
 pub mod reference;
+pub mod registry;
 pub mod verdict;
