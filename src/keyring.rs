@@ -320,14 +320,16 @@ mod tests {
         }})
         .to_string();
         let r = Keyring::from_docker_config_json(json.as_bytes(), "file /etc/creds.json").unwrap();
-        let one = |n: &str| r.lookup_name(n).into_iter().next().map(|c| (c.secret, c.origin));
-        assert_eq!(
-            one("a.example/x"),
-            Some((Secret::Basic { username: "alice".into(), password: "pa:ss".into() }, "file /etc/creds.json key a.example".into()))
-        );
-        assert_eq!(one("b.example/x").map(|c| c.0), Some(Secret::Basic { username: "bob".into(), password: "pw".into() }));
-        assert_eq!(one("c.example/x").map(|c| c.0), Some(Secret::IdentityToken("refresh".into())));
-        assert_eq!(one("d.example/x").map(|c| c.0), Some(Secret::RegistryToken("bearer".into())));
+        let show = |s: &Secret| match s {
+            Secret::Basic { username, password } => format!("basic {username} {password}"),
+            Secret::IdentityToken(t) => format!("identity {t}"),
+            Secret::RegistryToken(t) => format!("registry {t}"),
+        };
+        let one = |n: &str| r.lookup_name(n).into_iter().next().map(|c| (show(&c.secret), c.origin));
+        assert_eq!(one("a.example/x"), Some(("basic alice pa:ss".into(), "file /etc/creds.json key a.example".into())));
+        assert_eq!(one("b.example/x").map(|c| c.0).as_deref(), Some("basic bob pw"));
+        assert_eq!(one("c.example/x").map(|c| c.0).as_deref(), Some("identity refresh"));
+        assert_eq!(one("d.example/x").map(|c| c.0).as_deref(), Some("registry bearer"));
         assert_eq!(one("e.example/x"), None);
     }
 
