@@ -160,7 +160,9 @@ impl Inner {
         let base = match hc.and_then(|h| h.endpoint.as_deref()) {
             Some(e) => e.trim_end_matches('/').to_string(),
             None => {
-                let insecure = hc.is_some_and(|h| h.insecure_http) || config::is_loopback(label);
+                // Configured hosts say for themselves; unconfigured loopback
+                // hosts get plain HTTP, as Docker does.
+                let insecure = hc.map_or(config::is_loopback(label), |h| h.insecure_http);
                 let scheme = if insecure { "http" } else { "https" };
                 let api = if label == "docker.io" { DOCKER_HUB_API } else { label };
                 format!("{scheme}://{api}")
