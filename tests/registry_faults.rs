@@ -39,17 +39,34 @@ struct Stub {
 
 impl Stub {
     fn count(&self, method: &str, path_part: &str) -> usize {
-        self.log.lock().unwrap().iter().filter(|(m, p, _)| m == method && p.contains(path_part)).count()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, p, _)| m == method && p.contains(path_part))
+            .count()
     }
     fn count_repo(&self, repo: &str) -> usize {
-        self.log.lock().unwrap().iter().filter(|(_, p, _)| p.contains(&format!("/v2/{repo}/"))).count()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p, _)| p.contains(&format!("/v2/{repo}/")))
+            .count()
     }
 }
 
 fn ok(body: Vec<u8>, headers: &[(&str, &str)], with_body: bool) -> Response {
-    let mut r = if with_body { Response::new(Body::from(body)) } else { Response::new(Body::empty()) };
+    let mut r = if with_body {
+        Response::new(Body::from(body))
+    } else {
+        Response::new(Body::empty())
+    };
     for (k, v) in headers {
-        r.headers_mut().insert(k.parse::<axum::http::HeaderName>().unwrap(), v.parse().unwrap());
+        r.headers_mut().insert(
+            k.parse::<axum::http::HeaderName>().unwrap(),
+            v.parse().unwrap(),
+        );
     }
     r
 }
@@ -57,16 +74,29 @@ fn ok(body: Vec<u8>, headers: &[(&str, &str)], with_body: bool) -> Response {
 async fn handle(State(stub): State<Arc<Stub>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let n = {
         let mut log = stub.log.lock().unwrap();
         log.push((method.to_string(), path.clone(), auth.clone()));
-        log.iter().filter(|(m, p, _)| *m == method.as_str() && *p == path).count()
+        log.iter()
+            .filter(|(m, p, _)| *m == method.as_str() && *p == path)
+            .count()
     };
     let get = method == Method::GET;
-    let repo = if path == "/token" { "token" } else { path.split('/').nth(2).unwrap_or("") };
+    let repo = if path == "/token" {
+        "token"
+    } else {
+        path.split('/').nth(2).unwrap_or("")
+    };
     let (body, digest) = manifest_body(repo);
-    let full = [("content-type", OCI_MANIFEST), ("docker-content-digest", digest.as_str())];
+    let full = [
+        ("content-type", OCI_MANIFEST),
+        ("docker-content-digest", digest.as_str()),
+    ];
     let no_digest = [("content-type", OCI_MANIFEST)];
     match repo {
         "r429" if n == 1 => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "3")]).into_response(),
@@ -129,7 +159,9 @@ async fn start() -> (Arc<Stub>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     *stub.addr.lock().unwrap() = addr.clone();
-    let app = axum::Router::new().fallback(handle).with_state(stub.clone());
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(stub.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (stub, addr)
 }
@@ -137,7 +169,10 @@ async fn start() -> (Arc<Stub>, String) {
 fn resolver(json: serde_json::Value, clock: &ManualClock) -> (Resolver, prometheus::Registry) {
     let reg = prometheus::Registry::new();
     let cfg = serde_json::from_value(json).unwrap();
-    (Resolver::with_clock(cfg, &reg, Arc::new(clock.clone())).unwrap(), reg)
+    (
+        Resolver::with_clock(cfg, &reg, Arc::new(clock.clone())).unwrap(),
+        reg,
+    )
 }
 
 fn img(addr: &str, repo: &str) -> ImageRef {
@@ -154,7 +189,10 @@ async fn retry_after_is_honoured_inline() {
     let (stub, addr) = start().await;
     let clock = ManualClock::new();
     let (r, _) = resolver(serde_json::json!({}), &clock);
-    let d = r.resolve_tag(&img(&addr, "r429"), &[]).await.expect("second try succeeds");
+    let d = r
+        .resolve_tag(&img(&addr, "r429"), &[])
+        .await
+        .expect("second try succeeds");
     assert_eq!(d.digest.as_str(), expected("r429"));
     assert_eq!(stub.count("HEAD", "/r429/"), 2);
     assert_eq!(clock.sleeps(), vec![Duration::from_secs(3)]);
@@ -164,7 +202,10 @@ async fn retry_after_is_honoured_inline() {
 async fn long_retry_after_fails_and_holds_the_key() {
     let (stub, addr) = start().await;
     let clock = ManualClock::new();
-    let (r, m) = resolver(serde_json::json!({"defaults": {"failureTtlSeconds": 30}}), &clock);
+    let (r, m) = resolver(
+        serde_json::json!({"defaults": {"failureTtlSeconds": 30}}),
+        &clock,
+    );
     let image = img(&addr, "r429long");
     let e = r.resolve_tag(&image, &[]).await.expect_err("rate limited");
     assert_eq!(e.category, FailureCategory::RateLimited);
@@ -172,12 +213,22 @@ async fn long_retry_after_fails_and_holds_the_key() {
     assert!(clock.sleeps().is_empty());
     // Held for the whole Retry-After, not just the failure TTL.
     clock.advance(Duration::from_secs(600));
-    assert_eq!(r.resolve_tag(&image, &[]).await.expect_err("held").category, FailureCategory::RateLimited);
+    assert_eq!(
+        r.resolve_tag(&image, &[]).await.expect_err("held").category,
+        FailureCategory::RateLimited
+    );
     assert_eq!(stub.count_repo("r429long"), 1);
     clock.advance(Duration::from_secs(3001));
     r.resolve_tag(&image, &[]).await.expect_err("asked again");
     assert_eq!(stub.count_repo("r429long"), 2);
-    assert_eq!(metric(&m, "imagedrift_registry_lookup_failures_total", &[("category", "rate_limited")]), 2.0);
+    assert_eq!(
+        metric(
+            &m,
+            "imagedrift_registry_lookup_failures_total",
+            &[("category", "rate_limited")]
+        ),
+        2.0
+    );
 }
 
 #[tokio::test]
@@ -185,21 +236,42 @@ async fn server_errors_back_off_then_succeed_or_fail() {
     let (stub, addr) = start().await;
     let clock = ManualClock::new();
     let (r, m) = resolver(serde_json::json!({"defaults": {"maxRetries": 2}}), &clock);
-    let d = r.resolve_tag(&img(&addr, "r500"), &[]).await.expect("third try succeeds");
+    let d = r
+        .resolve_tag(&img(&addr, "r500"), &[])
+        .await
+        .expect("third try succeeds");
     assert_eq!(d.digest.as_str(), expected("r500"));
     assert_eq!(stub.count("HEAD", "/r500/"), 3);
     let waits = clock.sleeps();
     assert_eq!(waits.len(), 2);
     // Exponential with jitter: within [0.25, 0.5] s, then [0.5, 1] s.
-    assert!(waits[0] >= Duration::from_millis(250) && waits[0] <= Duration::from_millis(500), "{waits:?}");
-    assert!(waits[1] >= Duration::from_millis(500) && waits[1] <= Duration::from_millis(1000), "{waits:?}");
+    assert!(
+        waits[0] >= Duration::from_millis(250) && waits[0] <= Duration::from_millis(500),
+        "{waits:?}"
+    );
+    assert!(
+        waits[1] >= Duration::from_millis(500) && waits[1] <= Duration::from_millis(1000),
+        "{waits:?}"
+    );
 
-    let e = r.resolve_tag(&img(&addr, "r500always"), &[]).await.expect_err("always 502");
+    let e = r
+        .resolve_tag(&img(&addr, "r500always"), &[])
+        .await
+        .expect_err("always 502");
     assert_eq!(e.category, FailureCategory::ServerError);
     assert_eq!(stub.count_repo("r500always"), 3);
-    assert_eq!(metric(&m, "imagedrift_registry_requests_total", &[("status_class", "5xx")]), 5.0);
+    assert_eq!(
+        metric(
+            &m,
+            "imagedrift_registry_requests_total",
+            &[("status_class", "5xx")]
+        ),
+        5.0
+    );
     // A dead registry is not hammered: the failure is remembered.
-    r.resolve_tag(&img(&addr, "r500always"), &[]).await.expect_err("cached");
+    r.resolve_tag(&img(&addr, "r500always"), &[])
+        .await
+        .expect_err("cached");
     assert_eq!(stub.count_repo("r500always"), 3);
 }
 
@@ -210,8 +282,17 @@ async fn head_without_digest_falls_back_to_get_and_hashes() {
     let image = img(&addr, "nodigest");
     let d = r.resolve_tag(&image, &[]).await.expect("resolve");
     assert_eq!(d.digest.as_str(), expected("nodigest"));
-    assert_eq!((stub.count("HEAD", "/nodigest/"), stub.count("GET", "/nodigest/")), (1, 1));
-    assert_eq!(metric(&m, "imagedrift_registry_get_requests_total", &[]), 1.0);
+    assert_eq!(
+        (
+            stub.count("HEAD", "/nodigest/"),
+            stub.count("GET", "/nodigest/")
+        ),
+        (1, 1)
+    );
+    assert_eq!(
+        metric(&m, "imagedrift_registry_get_requests_total", &[]),
+        1.0
+    );
     // The body fetched by tag is cached by digest: no second GET.
     r.manifest(&image, &d.digest, &[]).await.expect("manifest");
     assert_eq!(stub.count("GET", "/nodigest/"), 1);
@@ -221,21 +302,36 @@ async fn head_without_digest_falls_back_to_get_and_hashes() {
 async fn head_405_falls_back_to_get() {
     let (stub, addr) = start().await;
     let (r, _) = resolver(serde_json::json!({}), &ManualClock::new());
-    let d = r.resolve_tag(&img(&addr, "head405"), &[]).await.expect("resolve");
+    let d = r
+        .resolve_tag(&img(&addr, "head405"), &[])
+        .await
+        .expect("resolve");
     assert_eq!(d.digest.as_str(), expected("head405"));
     assert_eq!(d.media_type, OCI_MANIFEST);
-    assert_eq!((stub.count("HEAD", "/head405/"), stub.count("GET", "/head405/")), (1, 1));
+    assert_eq!(
+        (
+            stub.count("HEAD", "/head405/"),
+            stub.count("GET", "/head405/")
+        ),
+        (1, 1)
+    );
 }
 
 #[tokio::test]
 async fn bodies_that_do_not_hash_are_rejected() {
     let (_stub, addr) = start().await;
     let (r, _) = resolver(serde_json::json!({}), &ManualClock::new());
-    let e = r.resolve_tag(&img(&addr, "badhash"), &[]).await.expect_err("announced digest mismatch");
+    let e = r
+        .resolve_tag(&img(&addr, "badhash"), &[])
+        .await
+        .expect_err("announced digest mismatch");
     assert_eq!(e.category, FailureCategory::InvalidResponse);
     assert!(e.detail.contains("rejected"), "{e}");
     let asked = Digest::parse(&sha256(b"what we asked for")).unwrap();
-    let e = r.manifest(&img(&addr, "liar"), &asked, &[]).await.expect_err("asked digest mismatch");
+    let e = r
+        .manifest(&img(&addr, "liar"), &asked, &[])
+        .await
+        .expect_err("asked digest mismatch");
     assert_eq!(e.category, FailureCategory::InvalidResponse);
     assert!(e.detail.contains(asked.as_str()), "{e}");
 }
@@ -245,7 +341,10 @@ async fn oversized_bodies_are_refused() {
     let (_stub, addr) = start().await;
     let (r, _) = resolver(serde_json::json!({}), &ManualClock::new());
     for repo in ["oversized", "oversizedchunked"] {
-        let e = r.resolve_tag(&img(&addr, repo), &[]).await.expect_err("too big");
+        let e = r
+            .resolve_tag(&img(&addr, repo), &[])
+            .await
+            .expect_err("too big");
         assert_eq!(e.category, FailureCategory::InvalidResponse, "{repo}: {e}");
         assert!(e.detail.contains("limit"), "{repo}: {e}");
     }
@@ -254,8 +353,14 @@ async fn oversized_bodies_are_refused() {
 #[tokio::test]
 async fn slow_body_times_out() {
     let (_stub, addr) = start().await;
-    let (r, _) = resolver(serde_json::json!({"defaults": {"timeoutSeconds": 0.3, "maxRetries": 0}}), &ManualClock::new());
-    let e = r.resolve_tag(&img(&addr, "slow"), &[]).await.expect_err("timeout");
+    let (r, _) = resolver(
+        serde_json::json!({"defaults": {"timeoutSeconds": 0.3, "maxRetries": 0}}),
+        &ManualClock::new(),
+    );
+    let e = r
+        .resolve_tag(&img(&addr, "slow"), &[])
+        .await
+        .expect_err("timeout");
     assert_eq!(e.category, FailureCategory::Timeout, "{e}");
 }
 
@@ -263,9 +368,15 @@ async fn slow_body_times_out() {
 async fn generic_content_type_asks_the_body_by_digest() {
     let (stub, addr) = start().await;
     let (r, _) = resolver(serde_json::json!({}), &ManualClock::new());
-    let d = r.resolve_tag(&img(&addr, "generic"), &[]).await.expect("resolve");
+    let d = r
+        .resolve_tag(&img(&addr, "generic"), &[])
+        .await
+        .expect("resolve");
     let digest = expected("generic");
-    assert_eq!((d.digest.as_str(), d.media_type.as_str()), (digest.as_str(), OCI_MANIFEST));
+    assert_eq!(
+        (d.digest.as_str(), d.media_type.as_str()),
+        (digest.as_str(), OCI_MANIFEST)
+    );
     assert_eq!(stub.count("GET", "/generic/"), 1);
 }
 
@@ -277,19 +388,36 @@ async fn bearer_challenge_flow_with_token_reuse() {
     let (r, m) = resolver(serde_json::json!({}), &clock);
     let auth = base64::engine::general_purpose::STANDARD.encode("alice:secret");
     let cfg = serde_json::json!({"auths": {&addr: {"auth": auth}}}).to_string();
-    let creds = imagedrift::keyring::Keyring::from_docker_config_json(cfg.as_bytes(), "test").unwrap().lookup(&img(&addr, "token"));
-    let d = r.resolve_tag(&img(&addr, "token"), &creds).await.expect("resolve");
+    let creds = imagedrift::keyring::Keyring::from_docker_config_json(cfg.as_bytes(), "test")
+        .unwrap()
+        .lookup(&img(&addr, "token"));
+    let d = r
+        .resolve_tag(&img(&addr, "token"), &creds)
+        .await
+        .expect("resolve");
     assert_eq!(d.digest.as_str(), expected("token"));
     // HEAD → 401 + challenge, token GET, HEAD with the token.
-    assert_eq!((stub.count("HEAD", "/token/"), stub.count("GET", "/token")), (2, 1));
+    assert_eq!(
+        (stub.count("HEAD", "/token/"), stub.count("GET", "/token")),
+        (2, 1)
+    );
     // Another tag in the same repository reuses the token: one HEAD.
     let other = ImageRef::parse(&format!("{addr}/token:v2")).unwrap();
     r.resolve_tag(&other, &creds).await.expect("resolve");
-    assert_eq!((stub.count("HEAD", "/token/"), stub.count("GET", "/token")), (3, 1));
+    assert_eq!(
+        (stub.count("HEAD", "/token/"), stub.count("GET", "/token")),
+        (3, 1)
+    );
     // Token GETs are requests but not manifest GETs.
-    assert_eq!(metric(&m, "imagedrift_registry_get_requests_total", &[]), 0.0);
+    assert_eq!(
+        metric(&m, "imagedrift_registry_get_requests_total", &[]),
+        0.0
+    );
     // Anonymous: the token endpoint refuses, the lookup is unauthorized.
-    let e = r.resolve_tag(&ImageRef::parse(&format!("{addr}/token:v3")).unwrap(), &[]).await.expect_err("anonymous");
+    let e = r
+        .resolve_tag(&ImageRef::parse(&format!("{addr}/token:v3")).unwrap(), &[])
+        .await
+        .expect_err("anonymous");
     assert_eq!(e.category, FailureCategory::Unauthorized, "{e}");
 }
 
@@ -297,25 +425,56 @@ async fn bearer_challenge_flow_with_token_reuse() {
 async fn dead_registry_is_unreachable_and_remembered() {
     let port = free_port();
     let clock = ManualClock::new();
-    let (r, m) = resolver(serde_json::json!({"defaults": {"failureTtlSeconds": 30}}), &clock);
+    let (r, m) = resolver(
+        serde_json::json!({"defaults": {"failureTtlSeconds": 30}}),
+        &clock,
+    );
     let image = ImageRef::parse(&format!("127.0.0.1:{port}/app:v1")).unwrap();
-    let e = r.resolve_tag(&image, &[]).await.expect_err("nothing listens");
+    let e = r
+        .resolve_tag(&image, &[])
+        .await
+        .expect_err("nothing listens");
     assert_eq!(e.category, FailureCategory::Unreachable, "{e}");
     r.resolve_tag(&image, &[]).await.expect_err("cached");
-    assert_eq!(metric(&m, "imagedrift_registry_requests_total", &[("status_class", "error")]), 1.0);
+    assert_eq!(
+        metric(
+            &m,
+            "imagedrift_registry_requests_total",
+            &[("status_class", "error")]
+        ),
+        1.0
+    );
     clock.advance(Duration::from_secs(31));
     r.resolve_tag(&image, &[]).await.expect_err("asked again");
-    assert_eq!(metric(&m, "imagedrift_registry_requests_total", &[("status_class", "error")]), 2.0);
+    assert_eq!(
+        metric(
+            &m,
+            "imagedrift_registry_requests_total",
+            &[("status_class", "error")]
+        ),
+        2.0
+    );
 }
 
 #[tokio::test]
 async fn rate_limit_spaces_requests() {
     let (_stub, addr) = start().await;
     let clock = ManualClock::new();
-    let (r, _) = resolver(serde_json::json!({"hosts": {&addr: {"requestsPerSecond": 2, "insecureHttp": true}}}), &clock);
+    let (r, _) = resolver(
+        serde_json::json!({"hosts": {&addr: {"requestsPerSecond": 2, "insecureHttp": true}}}),
+        &clock,
+    );
     for tag in ["a", "b", "c", "d"] {
-        r.resolve_tag(&ImageRef::parse(&format!("{addr}/plain:{tag}")).unwrap(), &[]).await.expect("resolve");
+        r.resolve_tag(
+            &ImageRef::parse(&format!("{addr}/plain:{tag}")).unwrap(),
+            &[],
+        )
+        .await
+        .expect("resolve");
     }
     // Burst of 2, then one every 0.5 s (the manual clock only moves when slept).
-    assert_eq!(clock.sleeps(), vec![Duration::from_millis(500), Duration::from_millis(500)]);
+    assert_eq!(
+        clock.sleeps(),
+        vec![Duration::from_millis(500), Duration::from_millis(500)]
+    );
 }

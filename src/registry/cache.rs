@@ -18,12 +18,17 @@ const SWEEP_ABOVE: usize = 4096;
 
 /// Answers by key, fetched once however many callers ask at the same time.
 pub(crate) struct Flights<K, V> {
-    map: Mutex<HashMap<K, Arc<OnceCell<(V, Instant)>>>>,
+    map: Mutex<HashMap<K, Slot<V>>>,
 }
+
+/// An answer with its expiry, or the lookup producing it.
+type Slot<V> = Arc<OnceCell<(V, Instant)>>;
 
 impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
     pub fn new() -> Self {
-        Flights { map: Mutex::new(HashMap::new()) }
+        Flights {
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The live answer for `key`, or the one `fetch` produces (with its
@@ -36,7 +41,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
     {
         let cell = {
             let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-            let live = map.get(&key).filter(|c| c.get().is_none_or(|(_, exp)| *exp > now)).cloned();
+            let live = map
+                .get(&key)
+                .filter(|c| c.get().is_none_or(|(_, exp)| *exp > now))
+                .cloned();
             match live {
                 Some(c) => c,
                 None => {
@@ -56,7 +64,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
                 fetch().await
             })
             .await;
-        (v.clone(), !fetched.load(std::sync::atomic::Ordering::Relaxed))
+        (
+            v.clone(),
+            !fetched.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Number of keys held (live or expired).
@@ -81,7 +92,14 @@ struct StoreInner {
 
 impl ManifestStore {
     pub fn new(bound: u64) -> Self {
-        ManifestStore { bound, inner: Mutex::new(StoreInner { bytes: 0, tick: 0, map: HashMap::new() }) }
+        ManifestStore {
+            bound,
+            inner: Mutex::new(StoreInner {
+                bytes: 0,
+                tick: 0,
+                map: HashMap::new(),
+            }),
+        }
     }
 
     /// The manifest and its media type, if held.
@@ -110,7 +128,14 @@ impl ManifestStore {
         }
         s.bytes += size;
         while s.bytes > self.bound {
-            let Some(oldest) = s.map.iter().min_by_key(|(_, e)| e.3).map(|(d, _)| d.clone()) else { break };
+            let Some(oldest) = s
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.3)
+                .map(|(d, _)| d.clone())
+            else {
+                break;
+            };
             if let Some(e) = s.map.remove(&oldest) {
                 s.bytes -= e.2;
             }
@@ -125,7 +150,8 @@ impl ManifestStore {
 
 /// `now + d`, saturating far in the future.
 pub(crate) fn until(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d).unwrap_or(now + Duration::from_secs(86_400 * 365))
+    now.checked_add(d)
+        .unwrap_or(now + Duration::from_secs(86_400 * 365))
 }
 
 #[cfg(test)]
@@ -143,7 +169,11 @@ mod tests {
             (7, until(Instant::now(), Duration::from_secs(60)))
         };
         let now = Instant::now();
-        let (a, b, c) = tokio::join!(f.get("k", now, fetch), f.get("k", now, fetch), f.get("k", now, fetch));
+        let (a, b, c) = tokio::join!(
+            f.get("k", now, fetch),
+            f.get("k", now, fetch),
+            f.get("k", now, fetch)
+        );
         assert_eq!([a.0, b.0, c.0], [7, 7, 7]);
         assert_eq!([a.1, b.1, c.1].iter().filter(|hit| !**hit).count(), 1);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -165,15 +195,28 @@ mod tests {
             (1, until(Instant::now(), Duration::from_secs(60)))
         });
         // The first caller gives up; a later caller fetches on its own.
-        assert!(tokio::time::timeout(Duration::from_secs(1), slow).await.is_err());
-        let (v, hit) = f.get("k", now, || async { (2, until(Instant::now(), Duration::from_secs(60))) }).await;
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), slow)
+                .await
+                .is_err()
+        );
+        let (v, hit) = f
+            .get("k", now, || async {
+                (2, until(Instant::now(), Duration::from_secs(60)))
+            })
+            .await;
         assert_eq!((v, hit), (2, false));
     }
 
     #[test]
     fn store_evicts_least_recently_used_over_bound() {
         let s = ManifestStore::new(100);
-        let m = |n: u8| Arc::new(Manifest::Image { config: Digest::sha256_of(&[n]), platform: None });
+        let m = |n: u8| {
+            Arc::new(Manifest::Image {
+                config: Digest::sha256_of(&[n]),
+                platform: None,
+            })
+        };
         let d = |n: u8| Digest::sha256_of(&[n, n]);
         s.insert(d(1), m(1), "t".into(), 40);
         s.insert(d(2), m(2), "t".into(), 40);

@@ -123,18 +123,29 @@ pub async fn run(args: &ResolveArgs) -> Result<String, ResolveError> {
     let config = match &args.config {
         None => RegistriesConfig::default(),
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|source| ResolveError::File { flag: "--config", path: path.clone(), source })?;
-            serde_json::from_slice(&bytes).map_err(|e| ResolveError::Config(format!("{}: {e}", path.display())))?
+            let bytes = std::fs::read(path).map_err(|source| ResolveError::File {
+                flag: "--config",
+                path: path.clone(),
+                source,
+            })?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ResolveError::Config(format!("{}: {e}", path.display())))?
         }
     };
     let creds: Vec<Credential> = match &args.creds {
         None => Vec::new(),
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|source| ResolveError::File { flag: "--creds", path: path.clone(), source })?;
-            Keyring::from_docker_config_json(&bytes, &format!("--creds {}", path.display()))?.lookup(&image)
+            let bytes = std::fs::read(path).map_err(|source| ResolveError::File {
+                flag: "--creds",
+                path: path.clone(),
+                source,
+            })?;
+            Keyring::from_docker_config_json(&bytes, &format!("--creds {}", path.display()))?
+                .lookup(&image)
         }
     };
-    let resolver = Resolver::new(config, &prometheus::Registry::new()).map_err(|e| ResolveError::Config(e.to_string()))?;
+    let resolver = Resolver::new(config, &prometheus::Registry::new())
+        .map_err(|e| ResolveError::Config(e.to_string()))?;
     let resolved = resolve(&resolver, &image, platform.as_ref(), &creds).await?;
     Ok(match args.output {
         OutputFormat::Json => serde_json::to_string_pretty(&resolved).unwrap_or_default() + "\n",
@@ -150,7 +161,10 @@ pub async fn resolve(
     creds: &[Credential],
 ) -> Result<Resolved, ResolveError> {
     let name = image.to_string();
-    let lookup = |failure| ResolveError::Lookup { image: name.clone(), failure };
+    let lookup = |failure| ResolveError::Lookup {
+        image: name.clone(),
+        failure,
+    };
     let desc = resolver.resolve_tag(image, creds).await.map_err(lookup)?;
     let mut out = Resolved {
         image: name.clone(),
@@ -160,30 +174,44 @@ pub async fn resolve(
         platforms: None,
     };
     if !desc.is_index() {
-        if platform.is_some() {
-            if let Manifest::Image { config, .. } = &*resolver.manifest(image, &desc.digest, creds).await.map_err(lookup)? {
-                out.config_digest = Some(config.to_string());
-            }
+        if platform.is_some()
+            && let Manifest::Image { config, .. } = &*resolver
+                .manifest(image, &desc.digest, creds)
+                .await
+                .map_err(lookup)?
+        {
+            out.config_digest = Some(config.to_string());
         }
         return Ok(out);
     }
-    let index = resolver.manifest(image, &desc.digest, creds).await.map_err(lookup)?;
+    let index = resolver
+        .manifest(image, &desc.digest, creds)
+        .await
+        .map_err(lookup)?;
     let Manifest::Index { entries } = &*index else {
         return Ok(out);
     };
     let chosen = match platform {
         None => None,
         Some(p) => {
-            let candidates: Vec<_> = entries.iter().map(|e| (e.platform.clone(), e.digest.clone())).collect();
+            let candidates: Vec<_> = entries
+                .iter()
+                .map(|e| (e.platform.clone(), e.digest.clone()))
+                .collect();
             match p.select(&candidates) {
                 crate::platform::PlatformMatch::One(d) => Some(d),
                 crate::platform::PlatformMatch::None => {
-                    return Err(ResolveError::NoPlatform { image: name, problem: format!("the index has no entry for {p}") });
+                    return Err(ResolveError::NoPlatform {
+                        image: name,
+                        problem: format!("the index has no entry for {p}"),
+                    });
                 }
                 crate::platform::PlatformMatch::Ambiguous => {
                     return Err(ResolveError::NoPlatform {
                         image: name,
-                        problem: format!("several index entries fit {p}; name the variant (e.g. {p}/v7)"),
+                        problem: format!(
+                            "several index entries fit {p}; name the variant (e.g. {p}/v7)"
+                        ),
                     });
                 }
             }
@@ -193,7 +221,11 @@ pub async fn resolve(
     for e in entries {
         let Some(p) = &e.platform else { continue };
         let config_digest = if chosen.as_ref() == Some(&e.digest) {
-            match &*resolver.manifest(image, &e.digest, creds).await.map_err(lookup)? {
+            match &*resolver
+                .manifest(image, &e.digest, creds)
+                .await
+                .map_err(lookup)?
+            {
                 Manifest::Image { config, .. } => Some(config.to_string()),
                 Manifest::Index { .. } => None,
             }
@@ -213,7 +245,10 @@ pub async fn resolve(
 }
 
 fn text(r: &Resolved) -> String {
-    let mut s = format!("image      {}\ndigest     {}\nmediaType  {}\n", r.image, r.digest, r.media_type);
+    let mut s = format!(
+        "image      {}\ndigest     {}\nmediaType  {}\n",
+        r.image, r.digest, r.media_type
+    );
     if let Some(c) = &r.config_digest {
         s.push_str(&format!("config     {c}\n"));
     }

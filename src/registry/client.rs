@@ -33,7 +33,10 @@ pub(crate) struct Fail {
 
 impl From<LookupFailure> for Fail {
     fn from(failure: LookupFailure) -> Fail {
-        Fail { failure, hold: None }
+        Fail {
+            failure,
+            hold: None,
+        }
     }
 }
 
@@ -59,7 +62,10 @@ impl Reply {
 #[derive(Clone, Debug, PartialEq)]
 enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 #[derive(Default)]
@@ -90,7 +96,11 @@ impl Bucket {
         }
         self.last = Some(now);
         self.tokens -= 1.0;
-        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.rate) }
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
     }
 }
 
@@ -145,7 +155,16 @@ fn classify(e: &reqwest::Error, what: &str) -> Fail {
     let lower = chain.to_ascii_lowercase();
     let category = if e.is_timeout() || lower.contains("timed out") {
         FailureCategory::Timeout
-    } else if ["certificate", "tls", "handshake", "unknownissuer", "corrupt message"].iter().any(|k| lower.contains(k)) {
+    } else if [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|k| lower.contains(k))
+    {
         FailureCategory::Tls
     } else {
         FailureCategory::Unreachable
@@ -155,7 +174,11 @@ fn classify(e: &reqwest::Error, what: &str) -> Fail {
 
 /// Parses `Retry-After` as delay seconds (HTTP dates are treated as absent).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     v.parse::<u64>().ok().map(Duration::from_secs)
 }
 
@@ -191,12 +214,18 @@ fn parse_challenge(v: &str) -> Option<Challenge> {
         params.insert(k.trim().to_ascii_lowercase(), val.to_string());
         s = remaining.trim_start().trim_start_matches(',').trim_start();
     }
-    Some(Challenge::Bearer { realm: params.remove("realm")?, service: params.remove("service") })
+    Some(Challenge::Bearer {
+        realm: params.remove("realm")?,
+        service: params.remove("service"),
+    })
 }
 
 fn basic_header(username: &str, password: &str) -> String {
     use base64::Engine as _;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -224,7 +253,11 @@ impl Host {
             max_retries,
             max_retry_wait,
             sem: Semaphore::new(limits.max_concurrent),
-            bucket: Mutex::new(Bucket { rate: limits.requests_per_second, tokens: limits.requests_per_second.max(1.0), last: None }),
+            bucket: Mutex::new(Bucket {
+                rate: limits.requests_per_second,
+                tokens: limits.requests_per_second.max(1.0),
+                last: None,
+            }),
             auth: Mutex::new(AuthState::default()),
         }
     }
@@ -250,7 +283,10 @@ impl Host {
             let result = self.send(env, method.clone(), &url, auth).await;
             let reply = match result {
                 Ok(r) => r,
-                Err(f) if f.failure.category == FailureCategory::Timeout && attempt < self.max_retries => {
+                Err(f)
+                    if f.failure.category == FailureCategory::Timeout
+                        && attempt < self.max_retries =>
+                {
                     env.clock.sleep(backoff(attempt)).await;
                     attempt += 1;
                     continue;
@@ -260,11 +296,15 @@ impl Host {
             match reply.status {
                 401 if !challenged => {
                     challenged = true;
-                    let Some(c) = reply.header(WWW_AUTHENTICATE.as_str()).and_then(parse_challenge) else {
+                    let Some(c) = reply
+                        .header(WWW_AUTHENTICATE.as_str())
+                        .and_then(parse_challenge)
+                    else {
                         return Ok(reply);
                     };
                     // Basic auth without a password can't do better.
-                    let hopeless = c == Challenge::Basic && !matches!(cred.map(|c| &c.secret), Some(Secret::Basic { .. }));
+                    let hopeless = c == Challenge::Basic
+                        && !matches!(cred.map(|c| &c.secret), Some(Secret::Basic { .. }));
                     {
                         let mut st = self.auth.lock().unwrap_or_else(|e| e.into_inner());
                         st.tokens.remove(&(scope.clone(), fingerprint(cred)));
@@ -278,13 +318,17 @@ impl Host {
                     let wait = retry_after(&reply.headers);
                     let inline = wait.is_none_or(|w| w <= self.max_retry_wait);
                     if attempt < self.max_retries && inline {
-                        env.clock.sleep(wait.unwrap_or_else(|| backoff(attempt))).await;
+                        env.clock
+                            .sleep(wait.unwrap_or_else(|| backoff(attempt)))
+                            .await;
                         attempt += 1;
                         continue;
                     }
                     let mut f = status_failure(429, &format!("HEAD/GET {url}"));
                     if let Some(w) = wait {
-                        f.failure.detail.push_str(&format!(" (Retry-After {}s)", w.as_secs()));
+                        f.failure
+                            .detail
+                            .push_str(&format!(" (Retry-After {}s)", w.as_secs()));
                     }
                     f.hold = wait;
                     return Err(f);
@@ -300,26 +344,39 @@ impl Host {
 
     /// The `Authorization` header for `cred` under the challenge this host
     /// last sent, fetching a bearer token when needed.
-    async fn auth_header(&self, env: &Env<'_>, scope: &str, cred: Option<&Credential>) -> Result<Option<String>, Fail> {
-        if let Some(Credential { secret: Secret::RegistryToken(t), .. }) = cred {
+    async fn auth_header(
+        &self,
+        env: &Env<'_>,
+        scope: &str,
+        cred: Option<&Credential>,
+    ) -> Result<Option<String>, Fail> {
+        if let Some(Credential {
+            secret: Secret::RegistryToken(t),
+            ..
+        }) = cred
+        {
             return Ok(Some(format!("Bearer {t}")));
         }
         let key = (scope.to_string(), fingerprint(cred));
         let challenge = {
             let st = self.auth.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((tok, exp)) = st.tokens.get(&key) {
-                if *exp > env.clock.now() {
-                    return Ok(Some(format!("Bearer {tok}")));
-                }
+            if let Some((tok, exp)) = st.tokens.get(&key)
+                && *exp > env.clock.now()
+            {
+                return Ok(Some(format!("Bearer {tok}")));
             }
             st.challenge.clone()
         };
         match (challenge, cred.map(|c| &c.secret)) {
             (None, _) => Ok(None),
-            (Some(Challenge::Basic), Some(Secret::Basic { username, password })) => Ok(Some(basic_header(username, password))),
+            (Some(Challenge::Basic), Some(Secret::Basic { username, password })) => {
+                Ok(Some(basic_header(username, password)))
+            }
             (Some(Challenge::Basic), _) => Ok(None),
             (Some(Challenge::Bearer { realm, service }), _) => {
-                let (token, ttl) = self.fetch_token(env, &realm, service.as_deref(), scope, cred).await?;
+                let (token, ttl) = self
+                    .fetch_token(env, &realm, service.as_deref(), scope, cred)
+                    .await?;
                 let exp = super::cache::until(env.clock.now(), ttl);
                 let mut st = self.auth.lock().unwrap_or_else(|e| e.into_inner());
                 st.tokens.insert(key, (token.clone(), exp));
@@ -339,11 +396,20 @@ impl Host {
         cred: Option<&Credential>,
     ) -> Result<(String, Duration), Fail> {
         let what = |m: &str| format!("token endpoint {realm}{m}");
-        let mut url = reqwest::Url::parse(realm).map_err(|e| fail(FailureCategory::InvalidResponse, what(&format!(" is not a URL ({e})"))))?;
+        let mut url = reqwest::Url::parse(realm).map_err(|e| {
+            fail(
+                FailureCategory::InvalidResponse,
+                what(&format!(" is not a URL ({e})")),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(fail(FailureCategory::InvalidResponse, what(" is not http(s)")));
+            return Err(fail(
+                FailureCategory::InvalidResponse,
+                what(" is not http(s)"),
+            ));
         }
-        let mut form = reqwest::Url::parse("x:/").map_err(|e| fail(FailureCategory::InvalidResponse, e.to_string()))?;
+        let mut form = reqwest::Url::parse("x:/")
+            .map_err(|e| fail(FailureCategory::InvalidResponse, e.to_string()))?;
         {
             let mut q = form.query_pairs_mut();
             if let Some(s) = service {
@@ -359,19 +425,28 @@ impl Host {
                     .append_pair("client_id", "imagedrift");
                 self.client
                     .post(url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
                     .body(form.query().unwrap_or("").to_string())
             }
             secret => {
                 url.set_query(form.query());
                 let rb = self.client.get(url);
                 match secret {
-                    Some(Secret::Basic { username, password }) => rb.header(AUTHORIZATION, basic_header(username, password)),
+                    Some(Secret::Basic { username, password }) => {
+                        rb.header(AUTHORIZATION, basic_header(username, password))
+                    }
                     _ => rb,
                 }
             }
         };
-        let method = if matches!(cred.map(|c| &c.secret), Some(Secret::IdentityToken(_))) { "POST" } else { "GET" };
+        let method = if matches!(cred.map(|c| &c.secret), Some(Secret::IdentityToken(_))) {
+            "POST"
+        } else {
+            "GET"
+        };
         let started = std::time::Instant::now();
         let res = req.timeout(self.timeout).send().await;
         let (status, body) = match res {
@@ -388,17 +463,28 @@ impl Host {
         if !(200..300).contains(&status) {
             let mut f = status_failure(status, &what(""));
             if let Some(c) = cred {
-                f.failure.detail.push_str(&format!(" with credential from {}", c.origin));
+                f.failure
+                    .detail
+                    .push_str(&format!(" with credential from {}", c.origin));
             }
             return Err(f);
         }
-        let answer: TokenAnswer = serde_json::from_slice(&body)
-            .map_err(|e| fail(FailureCategory::InvalidResponse, what(&format!(" answered non-JSON: {e}"))))?;
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            fail(
+                FailureCategory::InvalidResponse,
+                what(&format!(" answered non-JSON: {e}")),
+            )
+        })?;
         let token = answer
             .token
             .or(answer.access_token)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| fail(FailureCategory::InvalidResponse, what(" answered without a token")))?;
+            .ok_or_else(|| {
+                fail(
+                    FailureCategory::InvalidResponse,
+                    what(" answered without a token"),
+                )
+            })?;
         // Spec: tokens live at least 60 s; renew a little early.
         let secs = answer.expires_in.unwrap_or(60).max(60);
         Ok((token, Duration::from_secs(secs.saturating_sub(secs / 10))))
@@ -406,19 +492,33 @@ impl Host {
 
     /// One HTTP request under the host's limits, counted and timed. A
     /// successful GET's body is read (at most 4 MiB).
-    async fn send(&self, env: &Env<'_>, method: Method, url: &str, auth: Option<String>) -> Result<Reply, Fail> {
+    async fn send(
+        &self,
+        env: &Env<'_>,
+        method: Method,
+        url: &str,
+        auth: Option<String>,
+    ) -> Result<Reply, Fail> {
         let _permit = self
             .sem
             .acquire()
             .await
             .map_err(|_| fail(FailureCategory::RateLimited, "registry limiter closed"))?;
-        let wait = self.bucket.lock().unwrap_or_else(|e| e.into_inner()).reserve(env.clock.now());
+        let wait = self
+            .bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reserve(env.clock.now());
         if !wait.is_zero() {
             env.clock.sleep(wait).await;
         }
         let what = format!("{method} {url}");
         let started = std::time::Instant::now();
-        let mut rb = self.client.request(method.clone(), url).timeout(self.timeout).header(ACCEPT, ACCEPT_ALL);
+        let mut rb = self
+            .client
+            .request(method.clone(), url)
+            .timeout(self.timeout)
+            .header(ACCEPT, ACCEPT_ALL);
         if let Some(a) = auth {
             rb = rb.header(AUTHORIZATION, a);
         }
@@ -428,15 +528,30 @@ impl Host {
                 let status = resp.status().as_u16();
                 let headers = resp.headers().clone();
                 let body = if is_get && (200..300).contains(&status) {
-                    read_capped(resp, super::manifest::MAX_MANIFEST_BYTES, &what).await.map(Some)
+                    read_capped(resp, super::manifest::MAX_MANIFEST_BYTES, &what)
+                        .await
+                        .map(Some)
                 } else {
                     Ok(None)
                 };
-                (Some(status), body.map(|body| Reply { status, headers, body }))
+                (
+                    Some(status),
+                    body.map(|body| Reply {
+                        status,
+                        headers,
+                        body,
+                    }),
+                )
             }
             Err(e) => (None, Err(classify(&e, &what))),
         };
-        env.record(&self.label, method.as_str(), status, started.elapsed(), is_get);
+        env.record(
+            &self.label,
+            method.as_str(),
+            status,
+            started.elapsed(),
+            is_get,
+        );
         out
     }
 }
@@ -444,11 +559,16 @@ impl Host {
 /// Reads a body, refusing more than `cap` bytes (by `Content-Length` before
 /// reading, and while reading).
 async fn read_capped(mut resp: reqwest::Response, cap: usize, what: &str) -> Result<Vec<u8>, Fail> {
-    let too_big = |n: u64| fail(FailureCategory::InvalidResponse, format!("{what}: body of {n}+ bytes exceeds the {cap}-byte limit; refused"));
-    if let Some(n) = resp.content_length() {
-        if n > cap as u64 {
-            return Err(too_big(n));
-        }
+    let too_big = |n: u64| {
+        fail(
+            FailureCategory::InvalidResponse,
+            format!("{what}: body of {n}+ bytes exceeds the {cap}-byte limit; refused"),
+        )
+    };
+    if let Some(n) = resp.content_length()
+        && n > cap as u64
+    {
+        return Err(too_big(n));
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e, what))? {
@@ -467,10 +587,21 @@ pub(crate) struct Env<'a> {
 }
 
 impl Env<'_> {
-    fn record(&self, registry: &str, method: &str, status: Option<u16>, took: Duration, manifest_get: bool) {
+    fn record(
+        &self,
+        registry: &str,
+        method: &str,
+        status: Option<u16>,
+        took: Duration,
+        manifest_get: bool,
+    ) {
         let m = self.metrics;
-        m.requests.with_label_values(&[registry, method, status_class(status)]).inc();
-        m.duration.with_label_values(&[registry, method]).observe(took.as_secs_f64());
+        m.requests
+            .with_label_values(&[registry, method, status_class(status)])
+            .inc();
+        m.duration
+            .with_label_values(&[registry, method])
+            .observe(took.as_secs_f64());
         if manifest_get {
             m.gets.with_label_values(&[registry]).inc();
         }
@@ -484,14 +615,25 @@ mod tests {
     #[test]
     fn challenges() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#),
-            Some(Challenge::Bearer { realm: "https://auth.docker.io/token".into(), service: Some("registry.docker.io".into()) })
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into())
+            })
         );
         assert_eq!(
             parse_challenge(r#"bearer realm="https://ghcr.io/token", service=ghcr.io"#),
-            Some(Challenge::Bearer { realm: "https://ghcr.io/token".into(), service: Some("ghcr.io".into()) })
+            Some(Challenge::Bearer {
+                realm: "https://ghcr.io/token".into(),
+                service: Some("ghcr.io".into())
+            })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge(r#"Bearer service="x""#), None);
     }
@@ -501,24 +643,38 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), None);
         for n in 0..8 {
             let b = backoff(n);
             let full = 0.5 * f64::from(1u32 << n.min(4));
-            assert!(b.as_secs_f64() >= full / 2.0 && b.as_secs_f64() <= full, "{n}: {b:?}");
+            assert!(
+                b.as_secs_f64() >= full / 2.0 && b.as_secs_f64() <= full,
+                "{n}: {b:?}"
+            );
         }
     }
 
     #[test]
     fn bucket_spaces_requests() {
         let t0 = Instant::now();
-        let mut b = Bucket { rate: 2.0, tokens: 2.0, last: None };
+        let mut b = Bucket {
+            rate: 2.0,
+            tokens: 2.0,
+            last: None,
+        };
         assert_eq!(b.reserve(t0), Duration::ZERO);
         assert_eq!(b.reserve(t0), Duration::ZERO);
         assert_eq!(b.reserve(t0), Duration::from_millis(500));
         assert_eq!(b.reserve(t0), Duration::from_millis(1000));
-        let mut unlimited = Bucket { rate: 0.0, tokens: 0.0, last: None };
+        let mut unlimited = Bucket {
+            rate: 0.0,
+            tokens: 0.0,
+            last: None,
+        };
         assert_eq!(unlimited.reserve(t0), Duration::ZERO);
     }
 }

@@ -52,7 +52,12 @@ impl Default for ManualClock {
 impl ManualClock {
     /// A clock starting now.
     pub fn new() -> ManualClock {
-        ManualClock { inner: Arc::new(Mutex::new(ManualState { now: Instant::now(), sleeps: Vec::new() })) }
+        ManualClock {
+            inner: Arc::new(Mutex::new(ManualState {
+                now: Instant::now(),
+                sleeps: Vec::new(),
+            })),
+        }
     }
     /// Moves the clock forward.
     pub fn advance(&self, d: Duration) {
@@ -61,7 +66,11 @@ impl ManualClock {
     }
     /// Every wait asked of this clock so far, in order.
     pub fn sleeps(&self) -> Vec<Duration> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).sleeps.clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sleeps
+            .clone()
     }
 }
 

@@ -112,8 +112,16 @@ pub enum ConfigError {
     Metrics(#[from] prometheus::Error),
 }
 
-fn invalid(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), problem: problem.into(), fix: fix.into() }
+fn invalid(
+    key: impl Into<String>,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+        fix: fix.into(),
+    }
 }
 
 /// The limits for one host, defaults and overrides merged.
@@ -129,8 +137,16 @@ fn check_seconds(key: &str, v: f64, allow_zero: bool) -> Result<(), ConfigError>
     if ok {
         Ok(())
     } else {
-        let range = if allow_zero { "0 or more" } else { "more than 0" };
-        Err(invalid(key, format!("{v} is not a valid number of seconds"), format!("use a number {range}, at most 2592000")))
+        let range = if allow_zero {
+            "0 or more"
+        } else {
+            "more than 0"
+        };
+        Err(invalid(
+            key,
+            format!("{v} is not a valid number of seconds"),
+            format!("use a number {range}, at most 2592000"),
+        ))
     }
 }
 
@@ -141,9 +157,17 @@ impl RegistriesConfig {
         check_seconds("defaults.timeoutSeconds", d.timeout_seconds, false)?;
         check_seconds("defaults.tagTtlSeconds", d.tag_ttl_seconds, true)?;
         check_seconds("defaults.failureTtlSeconds", d.failure_ttl_seconds, true)?;
-        check_seconds("defaults.maxRetryWaitSeconds", d.max_retry_wait_seconds, true)?;
+        check_seconds(
+            "defaults.maxRetryWaitSeconds",
+            d.max_retry_wait_seconds,
+            true,
+        )?;
         if d.max_concurrent == 0 {
-            return Err(invalid("defaults.maxConcurrent", "0 would block every request", "use 1 or more"));
+            return Err(invalid(
+                "defaults.maxConcurrent",
+                "0 would block every request",
+                "use 1 or more",
+            ));
         }
         if !(d.requests_per_second.is_finite() && d.requests_per_second >= 0.0) {
             return Err(invalid(
@@ -153,11 +177,19 @@ impl RegistriesConfig {
             ));
         }
         if d.max_retries > 10 {
-            return Err(invalid("defaults.maxRetries", format!("{} retries would hammer a failing registry", d.max_retries), "use 0 to 10"));
+            return Err(invalid(
+                "defaults.maxRetries",
+                format!("{} retries would hammer a failing registry", d.max_retries),
+                "use 0 to 10",
+            ));
         }
         for (host, h) in &self.hosts {
             let k = |f: &str| format!("hosts.\"{host}\".{f}");
-            if host.is_empty() || host.contains('/') || host.contains("://") || host.chars().any(|c| c.is_whitespace()) {
+            if host.is_empty()
+                || host.contains('/')
+                || host.contains("://")
+                || host.chars().any(|c| c.is_whitespace())
+            {
                 return Err(invalid(
                     format!("hosts.\"{host}\""),
                     "a host key must be a registry host as written in image references",
@@ -168,29 +200,57 @@ impl RegistriesConfig {
                 check_seconds(&k("timeoutSeconds"), t, false)?;
             }
             if h.max_concurrent == Some(0) {
-                return Err(invalid(k("maxConcurrent"), "0 would block every request", "use 1 or more"));
+                return Err(invalid(
+                    k("maxConcurrent"),
+                    "0 would block every request",
+                    "use 1 or more",
+                ));
             }
-            if let Some(r) = h.requests_per_second {
-                if !(r.is_finite() && r >= 0.0) {
-                    return Err(invalid(k("requestsPerSecond"), format!("{r} is not a rate"), "use 0 (unlimited) or a positive number"));
-                }
+            if let Some(r) = h.requests_per_second
+                && !(r.is_finite() && r >= 0.0)
+            {
+                return Err(invalid(
+                    k("requestsPerSecond"),
+                    format!("{r} is not a rate"),
+                    "use 0 (unlimited) or a positive number",
+                ));
             }
             if let Some(e) = &h.endpoint {
                 let url = reqwest::Url::parse(e).map_err(|err| {
-                    invalid(k("endpoint"), format!("{e:?} is not a URL ({err})"), "write a base URL such as https://mirror.internal:5000")
+                    invalid(
+                        k("endpoint"),
+                        format!("{e:?} is not a URL ({err})"),
+                        "write a base URL such as https://mirror.internal:5000",
+                    )
                 })?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(invalid(k("endpoint"), format!("{e:?} is not an http(s) URL with a host"), "write a base URL such as https://mirror.internal:5000"));
+                    return Err(invalid(
+                        k("endpoint"),
+                        format!("{e:?} is not an http(s) URL with a host"),
+                        "write a base URL such as https://mirror.internal:5000",
+                    ));
                 }
                 if url.query().is_some() || url.fragment().is_some() {
-                    return Err(invalid(k("endpoint"), format!("{e:?} has a query or fragment"), "remove everything after the path"));
+                    return Err(invalid(
+                        k("endpoint"),
+                        format!("{e:?} has a query or fragment"),
+                        "remove everything after the path",
+                    ));
                 }
                 if h.insecure_http {
-                    return Err(invalid(k("insecureHttp"), "conflicts with endpoint, whose scheme already says http or https", "remove insecureHttp and write the scheme in endpoint"));
+                    return Err(invalid(
+                        k("insecureHttp"),
+                        "conflicts with endpoint, whose scheme already says http or https",
+                        "remove insecureHttp and write the scheme in endpoint",
+                    ));
                 }
             }
             if h.skip_tls_verify && h.ca_bundle.is_some() {
-                return Err(invalid(k("skipTlsVerify"), "set together with caBundle", "keep caBundle and remove skipTlsVerify"));
+                return Err(invalid(
+                    k("skipTlsVerify"),
+                    "set together with caBundle",
+                    "keep caBundle and remove skipTlsVerify",
+                ));
             }
         }
         Ok(())
@@ -201,9 +261,14 @@ impl RegistriesConfig {
         let h = self.hosts.get(host);
         let d = &self.defaults;
         Limits {
-            timeout: Duration::from_secs_f64(h.and_then(|h| h.timeout_seconds).unwrap_or(d.timeout_seconds)),
+            timeout: Duration::from_secs_f64(
+                h.and_then(|h| h.timeout_seconds)
+                    .unwrap_or(d.timeout_seconds),
+            ),
             max_concurrent: h.and_then(|h| h.max_concurrent).unwrap_or(d.max_concurrent),
-            requests_per_second: h.and_then(|h| h.requests_per_second).unwrap_or(d.requests_per_second),
+            requests_per_second: h
+                .and_then(|h| h.requests_per_second)
+                .unwrap_or(d.requests_per_second),
         }
     }
 }
@@ -214,9 +279,18 @@ pub(crate) fn is_loopback(host: &str) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {
-        host.rsplit_once(':').map_or(host, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host })
+        host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
     };
-    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -230,25 +304,57 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         RegistriesConfig::default().validate().unwrap();
-        let c = cfg(r#"{"defaults":{"timeoutSeconds":2.5},"hosts":{"r.example:5000":{"maxConcurrent":2}}}"#);
+        let c = cfg(
+            r#"{"defaults":{"timeoutSeconds":2.5},"hosts":{"r.example:5000":{"maxConcurrent":2}}}"#,
+        );
         c.validate().unwrap();
         let l = c.limits("r.example:5000");
-        assert_eq!((l.timeout, l.max_concurrent), (Duration::from_millis(2500), 2));
+        assert_eq!(
+            (l.timeout, l.max_concurrent),
+            (Duration::from_millis(2500), 2)
+        );
         assert_eq!(c.limits("other").max_concurrent, 8);
     }
 
     #[test]
     fn errors_name_key_and_fix() {
         let cases = [
-            (r#"{"defaults":{"timeoutSeconds":0}}"#, "defaults.timeoutSeconds"),
-            (r#"{"defaults":{"maxConcurrent":0}}"#, "defaults.maxConcurrent"),
-            (r#"{"defaults":{"requestsPerSecond":-1}}"#, "defaults.requestsPerSecond"),
-            (r#"{"hosts":{"https://r.example":{}}}"#, "hosts.\"https://r.example\""),
-            (r#"{"hosts":{"r.example":{"endpoint":"mirror"}}}"#, "hosts.\"r.example\".endpoint"),
-            (r#"{"hosts":{"r.example":{"endpoint":"ftp://m"}}}"#, "hosts.\"r.example\".endpoint"),
-            (r#"{"hosts":{"r.example":{"endpoint":"http://m","insecureHttp":true}}}"#, "insecureHttp"),
-            (r#"{"hosts":{"r.example":{"caBundle":"/x","skipTlsVerify":true}}}"#, "skipTlsVerify"),
-            (r#"{"hosts":{"r.example":{"timeoutSeconds":-3}}}"#, "hosts.\"r.example\".timeoutSeconds"),
+            (
+                r#"{"defaults":{"timeoutSeconds":0}}"#,
+                "defaults.timeoutSeconds",
+            ),
+            (
+                r#"{"defaults":{"maxConcurrent":0}}"#,
+                "defaults.maxConcurrent",
+            ),
+            (
+                r#"{"defaults":{"requestsPerSecond":-1}}"#,
+                "defaults.requestsPerSecond",
+            ),
+            (
+                r#"{"hosts":{"https://r.example":{}}}"#,
+                "hosts.\"https://r.example\"",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"endpoint":"mirror"}}}"#,
+                "hosts.\"r.example\".endpoint",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"endpoint":"ftp://m"}}}"#,
+                "hosts.\"r.example\".endpoint",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"endpoint":"http://m","insecureHttp":true}}}"#,
+                "insecureHttp",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"caBundle":"/x","skipTlsVerify":true}}}"#,
+                "skipTlsVerify",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"timeoutSeconds":-3}}}"#,
+                "hosts.\"r.example\".timeoutSeconds",
+            ),
         ];
         for (json, key) in cases {
             let e = cfg(json).validate().unwrap_err().to_string();
@@ -259,13 +365,21 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let e = serde_json::from_str::<RegistriesConfig>(r#"{"defaults":{"timeout":3}}"#).unwrap_err().to_string();
+        let e = serde_json::from_str::<RegistriesConfig>(r#"{"defaults":{"timeout":3}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("timeout"), "{e}");
     }
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "[::1]:5000", "127.0.0.2"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "127.0.0.2",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
         for h in ["registry.example", "10.0.0.1:5000", "localhost.example"] {

@@ -35,7 +35,9 @@ pub(crate) fn verify(expected: &Digest, body: &[u8]) -> Result<(), LookupFailure
     if &got == expected {
         Ok(())
     } else {
-        Err(invalid(format!("manifest body hashes to {got}, not the expected {expected}; rejected")))
+        Err(invalid(format!(
+            "manifest body hashes to {got}, not the expected {expected}; rejected"
+        )))
     }
 }
 
@@ -65,19 +67,32 @@ struct RawPlatform {
 
 /// The four known types, by their canonical name.
 pub(crate) fn known_media_type(mt: &str) -> Option<&'static str> {
-    [OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST_V2].into_iter().find(|k| *k == mt)
+    [
+        OCI_INDEX,
+        DOCKER_MANIFEST_LIST,
+        OCI_MANIFEST,
+        DOCKER_MANIFEST_V2,
+    ]
+    .into_iter()
+    .find(|k| *k == mt)
 }
 
 /// The media type from a `Content-Type` header, without parameters.
 pub(crate) fn content_type(header: Option<&str>) -> Option<&str> {
-    header.map(|h| h.split(';').next().unwrap_or("").trim()).filter(|s| !s.is_empty())
+    header
+        .map(|h| h.split(';').next().unwrap_or("").trim())
+        .filter(|s| !s.is_empty())
 }
 
 /// Parses a manifest body. `header_type` is the `Content-Type` the registry
 /// sent; the body's own `mediaType` or its shape decides when the header is
 /// missing or generic. Returns the media type and the manifest.
-pub(crate) fn parse(header_type: Option<&str>, body: &[u8]) -> Result<(String, Manifest), LookupFailure> {
-    let raw: RawManifest = serde_json::from_slice(body).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
+pub(crate) fn parse(
+    header_type: Option<&str>,
+    body: &[u8],
+) -> Result<(String, Manifest), LookupFailure> {
+    let raw: RawManifest = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
     if raw.schema_version == Some(1) {
         return Err(invalid("schema 1 manifest (deprecated, unsupported)"));
     }
@@ -98,7 +113,9 @@ pub(crate) fn parse(header_type: Option<&str>, body: &[u8]) -> Result<(String, M
                 raw.media_type.as_deref().unwrap_or("")
             ))
         })?;
-    let parse_digest = |s: &str| Digest::parse(s).map_err(|e| invalid(format!("manifest names a bad digest: {e}")));
+    let parse_digest = |s: &str| {
+        Digest::parse(s).map_err(|e| invalid(format!("manifest names a bad digest: {e}")))
+    };
     let manifest = if crate::facts::is_index_media_type(media_type) {
         let entries = raw
             .manifests
@@ -108,14 +125,21 @@ pub(crate) fn parse(header_type: Option<&str>, body: &[u8]) -> Result<(String, M
                 Ok(IndexEntry {
                     digest: parse_digest(&d.digest)?,
                     media_type: d.media_type.unwrap_or_default(),
-                    platform: d.platform.map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref())),
+                    platform: d
+                        .platform
+                        .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref())),
                 })
             })
             .collect::<Result<Vec<_>, LookupFailure>>()?;
         Manifest::Index { entries }
     } else {
-        let config = raw.config.ok_or_else(|| invalid("image manifest without a config"))?;
-        Manifest::Image { config: parse_digest(&config.digest)?, platform: None }
+        let config = raw
+            .config
+            .ok_or_else(|| invalid("image manifest without a config"))?;
+        Manifest::Image {
+            config: parse_digest(&config.digest)?,
+            platform: None,
+        }
     };
     Ok((media_type.to_string(), manifest))
 }

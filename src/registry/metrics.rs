@@ -17,24 +17,41 @@ impl Metrics {
     /// Creates the series and registers them on `registry`.
     pub fn register(registry: &prometheus::Registry) -> Result<Metrics, prometheus::Error> {
         let requests = IntCounterVec::new(
-            Opts::new("imagedrift_registry_requests_total", "HTTP requests to registries, by status class"),
+            Opts::new(
+                "imagedrift_registry_requests_total",
+                "HTTP requests to registries, by status class",
+            ),
             &["registry", "method", "status_class"],
         )?;
         let gets = IntCounterVec::new(
-            Opts::new("imagedrift_registry_get_requests_total", "Manifest GETs (they count against Docker Hub pull quota)"),
+            Opts::new(
+                "imagedrift_registry_get_requests_total",
+                "Manifest GETs (they count against Docker Hub pull quota)",
+            ),
             &["registry"],
         )?;
         let cache = IntCounterVec::new(
-            Opts::new("imagedrift_registry_cache_lookups_total", "Tag and manifest cache lookups"),
+            Opts::new(
+                "imagedrift_registry_cache_lookups_total",
+                "Tag and manifest cache lookups",
+            ),
             &["cache", "result"],
         )?;
         let duration = HistogramVec::new(
-            HistogramOpts::new("imagedrift_registry_request_duration_seconds", "Duration of registry HTTP requests")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "imagedrift_registry_request_duration_seconds",
+                "Duration of registry HTTP requests",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["registry", "method"],
         )?;
         let failures = IntCounterVec::new(
-            Opts::new("imagedrift_registry_lookup_failures_total", "Failed tag or manifest lookups, by category"),
+            Opts::new(
+                "imagedrift_registry_lookup_failures_total",
+                "Failed tag or manifest lookups, by category",
+            ),
             &["registry", "category"],
         )?;
         registry.register(Box::new(requests.clone()))?;
@@ -42,12 +59,20 @@ impl Metrics {
         registry.register(Box::new(cache.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(failures.clone()))?;
-        Ok(Metrics { requests, gets, cache, duration, failures })
+        Ok(Metrics {
+            requests,
+            gets,
+            cache,
+            duration,
+            failures,
+        })
     }
 
     /// Counts a cache lookup.
     pub fn cache(&self, cache: &str, hit: bool) {
-        self.cache.with_label_values(&[cache, if hit { "hit" } else { "miss" }]).inc();
+        self.cache
+            .with_label_values(&[cache, if hit { "hit" } else { "miss" }])
+            .inc();
     }
 }
 

@@ -50,7 +50,10 @@ struct Inner {
     manifests: ManifestStore,
 }
 
-fn build_client(key: Option<(&str, &HostConfig)>, timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+fn build_client(
+    key: Option<(&str, &HostConfig)>,
+    timeout: Duration,
+) -> Result<reqwest::Client, ConfigError> {
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("imagedrift/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeout);
@@ -59,12 +62,17 @@ fn build_client(key: Option<(&str, &HostConfig)>, timeout: Duration) -> Result<r
         name = format!("hosts.\"{host}\"");
         if let Some(path) = &h.ca_bundle {
             let key = format!("{name}.caBundle");
-            let pem = std::fs::read(path).map_err(|source| ConfigError::Unreadable { key: key.clone(), path: path.clone(), source })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::Invalid {
+            let pem = std::fs::read(path).map_err(|source| ConfigError::Unreadable {
                 key: key.clone(),
-                problem: format!("{} is not a PEM certificate bundle ({e})", path.display()),
-                fix: "point it at a file of -----BEGIN CERTIFICATE----- blocks".into(),
+                path: path.clone(),
+                source,
             })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::Invalid {
+                    key: key.clone(),
+                    problem: format!("{} is not a PEM certificate bundle ({e})", path.display()),
+                    fix: "point it at a file of -----BEGIN CERTIFICATE----- blocks".into(),
+                })?;
             if certs.is_empty() {
                 return Err(ConfigError::Invalid {
                     key,
@@ -92,12 +100,19 @@ fn build_client(key: Option<(&str, &HostConfig)>, timeout: Duration) -> Result<r
 
 impl Resolver {
     /// A resolver with the system clock, its metrics registered on `metrics`.
-    pub fn new(config: RegistriesConfig, metrics: &prometheus::Registry) -> Result<Resolver, ConfigError> {
+    pub fn new(
+        config: RegistriesConfig,
+        metrics: &prometheus::Registry,
+    ) -> Result<Resolver, ConfigError> {
         Resolver::with_clock(config, metrics, Arc::new(SystemClock))
     }
 
     /// A resolver with an injected clock (tests).
-    pub fn with_clock(config: RegistriesConfig, metrics: &prometheus::Registry, clock: Arc<dyn Clock>) -> Result<Resolver, ConfigError> {
+    pub fn with_clock(
+        config: RegistriesConfig,
+        metrics: &prometheus::Registry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Resolver, ConfigError> {
         config.validate()?;
         let own_keyring = match &config.credentials_file {
             None => Keyring::default(),
@@ -107,12 +122,18 @@ impl Resolver {
                     path: path.clone(),
                     source,
                 })?;
-                Keyring::from_docker_config_json(&bytes, &format!("credentials file {}", path.display()))?
+                Keyring::from_docker_config_json(
+                    &bytes,
+                    &format!("credentials file {}", path.display()),
+                )?
             }
         };
         let mut clients = HashMap::new();
         for (host, h) in &config.hosts {
-            clients.insert(host.clone(), build_client(Some((host, h)), config.limits(host).timeout)?);
+            clients.insert(
+                host.clone(),
+                build_client(Some((host, h)), config.limits(host).timeout)?,
+            );
         }
         let default_client = build_client(None, config.limits("").timeout)?;
         let metrics = metrics::Metrics::register(metrics)?;
@@ -147,7 +168,10 @@ impl Resolver {
 
 impl Inner {
     fn env(&self) -> Env<'_> {
-        Env { clock: &*self.clock, metrics: &self.metrics }
+        Env {
+            clock: &*self.clock,
+            metrics: &self.metrics,
+        }
     }
 
     /// The state of `label`'s host, made on first use.
@@ -164,11 +188,19 @@ impl Inner {
                 // hosts get plain HTTP, as Docker does.
                 let insecure = hc.map_or(config::is_loopback(label), |h| h.insecure_http);
                 let scheme = if insecure { "http" } else { "https" };
-                let api = if label == "docker.io" { DOCKER_HUB_API } else { label };
+                let api = if label == "docker.io" {
+                    DOCKER_HUB_API
+                } else {
+                    label
+                };
                 format!("{scheme}://{api}")
             }
         };
-        let client = self.clients.get(label).unwrap_or(&self.default_client).clone();
+        let client = self
+            .clients
+            .get(label)
+            .unwrap_or(&self.default_client)
+            .clone();
         let d = &self.config.defaults;
         let host = Arc::new(Host::new(
             label.to_string(),
@@ -195,7 +227,10 @@ impl Inner {
 
     fn count_failure(&self, registry: &str, r: &Result<impl Sized, Fail>) {
         if let Err(f) = r {
-            self.metrics.failures.with_label_values(&[registry, f.failure.category.as_str()]).inc();
+            self.metrics
+                .failures
+                .with_label_values(&[registry, f.failure.category.as_str()])
+                .inc();
         }
     }
 
@@ -209,16 +244,32 @@ impl Inner {
         until(self.clock.now(), ttl)
     }
 
-    async fn resolve_tag(&self, image: &ImageRef, creds: &[Credential]) -> Result<Descriptor, LookupFailure> {
+    async fn resolve_tag(
+        &self,
+        image: &ImageRef,
+        creds: &[Credential],
+    ) -> Result<Descriptor, LookupFailure> {
         let Some(tag) = image.effective_tag() else {
-            return Err(LookupFailure::new(FailureCategory::InvalidReference, format!("{image} names no tag to resolve")));
+            return Err(LookupFailure::new(
+                FailureCategory::InvalidReference,
+                format!("{image} names no tag to resolve"),
+            ));
         };
         let creds = self.credentials(image, creds);
-        let key = (image.domain().to_string(), image.path().to_string(), tag.to_string(), fingerprint_all(&creds));
+        let key = (
+            image.domain().to_string(),
+            image.path().to_string(),
+            tag.to_string(),
+            fingerprint_all(&creds),
+        );
         let (answer, hit) = self
             .tags
             .get(key, self.clock.now(), || async {
-                let r = self.with_credentials(image, &creds, |host, cred| self.fetch_tag(host, image, tag, cred)).await;
+                let r = self
+                    .with_credentials(image, &creds, |host, cred| {
+                        self.fetch_tag(host, image, tag, cred)
+                    })
+                    .await;
                 self.count_failure(image.domain(), &r);
                 let hold = r.as_ref().err().and_then(|f| f.hold);
                 let exp = self.lifetime(r.is_ok(), hold);
@@ -229,22 +280,40 @@ impl Inner {
         answer
     }
 
-    async fn manifest(&self, image: &ImageRef, digest: &Digest, creds: &[Credential]) -> Result<(Arc<Manifest>, String), LookupFailure> {
+    async fn manifest(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        creds: &[Credential],
+    ) -> Result<(Arc<Manifest>, String), LookupFailure> {
         if let Some(m) = self.manifests.get(digest) {
             self.metrics.cache("manifest", true);
             return Ok(m);
         }
         let creds = self.credentials(image, creds);
-        let key = (image.domain().to_string(), image.path().to_string(), digest.to_string(), fingerprint_all(&creds));
+        let key = (
+            image.domain().to_string(),
+            image.path().to_string(),
+            digest.to_string(),
+            fingerprint_all(&creds),
+        );
         let (answer, hit) = self
             .manifest_flights
             .get(key, self.clock.now(), || async {
-                let r = self.with_credentials(image, &creds, |host, cred| self.fetch_manifest(host, image, digest, cred)).await;
+                let r = self
+                    .with_credentials(image, &creds, |host, cred| {
+                        self.fetch_manifest(host, image, digest, cred)
+                    })
+                    .await;
                 self.count_failure(image.domain(), &r);
                 let hold = r.as_ref().err().and_then(|f| f.hold);
                 // Successes live in the store from now on; keep the flight
                 // only for failures.
-                let exp = if r.is_ok() { self.clock.now() } else { self.lifetime(false, hold) };
+                let exp = if r.is_ok() {
+                    self.clock.now()
+                } else {
+                    self.lifetime(false, hold)
+                };
                 (r.map_err(|f| f.failure), exp)
             })
             .await;
@@ -254,7 +323,12 @@ impl Inner {
 
     /// Runs `op` with each credential in order, then anonymously, until one
     /// is not refused (401/403), as kubelet tries every matching credential.
-    async fn with_credentials<'a, T, F, Fut>(&'a self, image: &ImageRef, creds: &'a [Credential], op: F) -> Result<T, Fail>
+    async fn with_credentials<'a, T, F, Fut>(
+        &'a self,
+        image: &ImageRef,
+        creds: &'a [Credential],
+        op: F,
+    ) -> Result<T, Fail>
     where
         F: Fn(Arc<Host>, Option<&'a Credential>) -> Fut,
         Fut: std::future::Future<Output = Result<T, Fail>>,
@@ -263,32 +337,66 @@ impl Inner {
         let mut refused: Vec<Fail> = Vec::new();
         for cred in creds.iter().map(Some).chain([None]) {
             match op(host.clone(), cred).await {
-                Err(f) if matches!(f.failure.category, FailureCategory::Unauthorized | FailureCategory::Denied) => {
+                Err(f)
+                    if matches!(
+                        f.failure.category,
+                        FailureCategory::Unauthorized | FailureCategory::Denied
+                    ) =>
+                {
                     let who = cred.map_or("anonymous".to_string(), |c| c.origin.clone());
-                    refused.push(fail(f.failure.category, format!("{who}: {}", f.failure.detail)));
+                    refused.push(fail(
+                        f.failure.category,
+                        format!("{who}: {}", f.failure.detail),
+                    ));
                 }
                 other => return other,
             }
         }
-        let category = if refused.iter().any(|f| f.failure.category == FailureCategory::Denied) {
+        let category = if refused
+            .iter()
+            .any(|f| f.failure.category == FailureCategory::Denied)
+        {
             FailureCategory::Denied
         } else {
             FailureCategory::Unauthorized
         };
         let details: Vec<String> = refused.into_iter().map(|f| f.failure.detail).collect();
-        Err(fail(category, format!("every credential was refused for {}: {}", image.name(), details.join("; "))))
+        Err(fail(
+            category,
+            format!(
+                "every credential was refused for {}: {}",
+                image.name(),
+                details.join("; ")
+            ),
+        ))
     }
 
-    async fn fetch_tag(&self, host: Arc<Host>, image: &ImageRef, tag: &str, cred: Option<&Credential>) -> Result<Descriptor, Fail> {
+    async fn fetch_tag(
+        &self,
+        host: Arc<Host>,
+        image: &ImageRef,
+        tag: &str,
+        cred: Option<&Credential>,
+    ) -> Result<Descriptor, Fail> {
         let env = self.env();
         let path = format!("{}/manifests/{tag}", image.path());
-        let head = host.request(&env, Method::HEAD, &path, image.path(), cred).await?;
+        let head = host
+            .request(&env, Method::HEAD, &path, image.path(), cred)
+            .await?;
         match head.status {
             200..=299 => {
-                let digest = head.header("docker-content-digest").and_then(|d| Digest::parse(d.trim()).ok());
-                let media_type = manifest::content_type(head.header("content-type")).and_then(manifest::known_media_type);
+                let digest = head
+                    .header("docker-content-digest")
+                    .and_then(|d| Digest::parse(d.trim()).ok());
+                let media_type = manifest::content_type(head.header("content-type"))
+                    .and_then(manifest::known_media_type);
                 match (digest, media_type) {
-                    (Some(digest), Some(mt)) => return Ok(Descriptor { digest, media_type: mt.to_string() }),
+                    (Some(digest), Some(mt)) => {
+                        return Ok(Descriptor {
+                            digest,
+                            media_type: mt.to_string(),
+                        });
+                    }
                     // Digest but a generic type: the body by digest says
                     // which (often already cached, and cached from now on).
                     (Some(digest), None) => {
@@ -296,7 +404,10 @@ impl Inner {
                             Some(m) => m,
                             None => self.fetch_manifest(host, image, &digest, cred).await?,
                         };
-                        return Ok(Descriptor { digest, media_type: mt });
+                        return Ok(Descriptor {
+                            digest,
+                            media_type: mt,
+                        });
                     }
                     // No digest: GET the tag and hash the body.
                     (None, _) => {}
@@ -305,9 +416,15 @@ impl Inner {
             405 => {}
             s => return Err(status_fail(s, &format!("HEAD {}:{tag}", image.name()))),
         }
-        let get = host.request(&env, Method::GET, &path, image.path(), cred).await?;
-        let (digest, mt, _) = self.accept_body(&get, None, &format!("GET {}:{tag}", image.name()))?;
-        Ok(Descriptor { digest, media_type: mt })
+        let get = host
+            .request(&env, Method::GET, &path, image.path(), cred)
+            .await?;
+        let (digest, mt, _) =
+            self.accept_body(&get, None, &format!("GET {}:{tag}", image.name()))?;
+        Ok(Descriptor {
+            digest,
+            media_type: mt,
+        })
     }
 
     async fn fetch_manifest(
@@ -318,27 +435,41 @@ impl Inner {
         cred: Option<&Credential>,
     ) -> Result<(Arc<Manifest>, String), Fail> {
         let path = format!("{}/manifests/{digest}", image.path());
-        let get = host.request(&self.env(), Method::GET, &path, image.path(), cred).await?;
-        let (_, mt, m) = self.accept_body(&get, Some(digest), &format!("GET {}@{digest}", image.name()))?;
+        let get = host
+            .request(&self.env(), Method::GET, &path, image.path(), cred)
+            .await?;
+        let (_, mt, m) = self.accept_body(
+            &get,
+            Some(digest),
+            &format!("GET {}@{digest}", image.name()),
+        )?;
         Ok((m, mt))
     }
 
     /// Checks a GET reply's body against the digest expected (asked for,
     /// and announced in `Docker-Content-Digest`), parses it and stores it.
-    fn accept_body(&self, reply: &Reply, asked: Option<&Digest>, what: &str) -> Result<(Digest, String, Arc<Manifest>), Fail> {
+    fn accept_body(
+        &self,
+        reply: &Reply,
+        asked: Option<&Digest>,
+        what: &str,
+    ) -> Result<(Digest, String, Arc<Manifest>), Fail> {
         if !(200..300).contains(&reply.status) {
             return Err(status_fail(reply.status, what));
         }
         let body = reply.body.as_deref().unwrap_or_default();
         let announced = match reply.header("docker-content-digest") {
-            Some(h) => Some(
-                Digest::parse(h.trim())
-                    .map_err(|e| fail(FailureCategory::InvalidResponse, format!("{what}: bad Docker-Content-Digest: {e}")))?,
-            ),
+            Some(h) => Some(Digest::parse(h.trim()).map_err(|e| {
+                fail(
+                    FailureCategory::InvalidResponse,
+                    format!("{what}: bad Docker-Content-Digest: {e}"),
+                )
+            })?),
             None => None,
         };
         for expected in asked.iter().copied().chain(announced.as_ref()) {
-            manifest::verify(expected, body).map_err(|e| fail(e.category, format!("{what}: {}", e.detail)))?;
+            manifest::verify(expected, body)
+                .map_err(|e| fail(e.category, format!("{what}: {}", e.detail)))?;
         }
         let digest = match asked.or(announced.as_ref()) {
             Some(d) => d.clone(),
@@ -347,7 +478,8 @@ impl Inner {
         let (mt, m) = manifest::parse(manifest::content_type(reply.header("content-type")), body)
             .map_err(|e| fail(e.category, format!("{what}: {}", e.detail)))?;
         let m = Arc::new(m);
-        self.manifests.insert(digest.clone(), m.clone(), mt.clone(), body.len() as u64);
+        self.manifests
+            .insert(digest.clone(), m.clone(), mt.clone(), body.len() as u64);
         Ok((digest, mt, m))
     }
 }
@@ -372,12 +504,15 @@ impl crate::facts::Registry for Resolver {
         self.inner.resolve_tag(image, creds)
     }
 
-    fn manifest(
+    async fn manifest(
         &self,
         image: &ImageRef,
         digest: &Digest,
         creds: &[Credential],
-    ) -> impl std::future::Future<Output = Result<Arc<Manifest>, LookupFailure>> + Send {
-        async move { self.inner.manifest(image, digest, creds).await.map(|(m, _)| m) }
+    ) -> Result<Arc<Manifest>, LookupFailure> {
+        self.inner
+            .manifest(image, digest, creds)
+            .await
+            .map(|(m, _)| m)
     }
 }

@@ -43,7 +43,11 @@ impl Drop for TempDir {
 
 /// A free loopback port (bound, then released for the registry to take).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 /// A test CA and a server certificate for 127.0.0.1 / localhost.
@@ -58,15 +62,28 @@ impl TestCa {
         let ca_key = rcgen::KeyPair::generate().expect("ca key");
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "imagedrift test CA");
-        ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "imagedrift test CA");
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca cert");
         let key = rcgen::KeyPair::generate().expect("server key");
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
-        params.distinguished_name.push(rcgen::DnType::CommonName, "127.0.0.1");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "127.0.0.1");
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &ca).expect("server cert");
-        TestCa { ca_pem: ca.as_ref().pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+        TestCa {
+            ca_pem: ca.as_ref().pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
     }
 }
 
@@ -119,13 +136,20 @@ impl RegistryProcess {
             );
         }
         if let Some((user, pass)) = &opts.htpasswd {
-            let out = Command::new("htpasswd").args(["-Bbn", user, pass]).output().expect("htpasswd (apache2-utils) is installed");
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, pass])
+                .output()
+                .expect("htpasswd (apache2-utils) is installed");
             assert!(out.status.success(), "htpasswd failed");
             std::fs::write(dir.path().join("htpasswd"), &out.stdout).expect("write htpasswd");
-            cfg += &format!("auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n", dir.path().join("htpasswd").display());
+            cfg += &format!(
+                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            );
         }
         if let Some(t) = &opts.token {
-            std::fs::write(dir.path().join("token.pem"), &t.root_cert_pem).expect("write token cert");
+            std::fs::write(dir.path().join("token.pem"), &t.root_cert_pem)
+                .expect("write token cert");
             cfg += &format!(
                 "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                 t.realm,
@@ -155,7 +179,12 @@ impl RegistryProcess {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        RegistryProcess { addr, dir, _child: child, _stdin: stdin }
+        RegistryProcess {
+            addr,
+            dir,
+            _child: child,
+            _stdin: stdin,
+        }
     }
 }
 
@@ -191,12 +220,20 @@ pub fn sha256(b: &[u8]) -> String {
 impl Pusher {
     pub fn new(host: &str, https: bool, auth: RegistryAuth) -> Pusher {
         let config = ClientConfig {
-            protocol: if https { ClientProtocol::Https } else { ClientProtocol::Http },
+            protocol: if https {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::Http
+            },
             accept_invalid_certificates: true,
             use_monolithic_push: true,
             ..Default::default()
         };
-        Pusher { client: Client::new(config), host: host.to_string(), auth }
+        Pusher {
+            client: Client::new(config),
+            host: host.to_string(),
+            auth,
+        }
     }
 
     fn reference(&self, repo: &str, tag: &str) -> Reference {
@@ -205,22 +242,42 @@ impl Pusher {
 
     async fn login(&self, repo: &str) {
         if !matches!(self.auth, RegistryAuth::Anonymous) {
-            self.client.auth(&self.reference(repo, "x"), &self.auth, RegistryOperation::Push).await.expect("login for push");
+            self.client
+                .auth(
+                    &self.reference(repo, "x"),
+                    &self.auth,
+                    RegistryOperation::Push,
+                )
+                .await
+                .expect("login for push");
         }
     }
 
     pub async fn blob(&self, repo: &str, data: Vec<u8>) -> String {
         self.login(repo).await;
         let digest = sha256(&data);
-        self.client.push_blob(&self.reference(repo, "x"), data, &digest).await.expect("push blob");
+        self.client
+            .push_blob(&self.reference(repo, "x"), data, &digest)
+            .await
+            .expect("push blob");
         digest
     }
 
-    pub async fn raw_manifest(&self, repo: &str, tag: &str, body: Vec<u8>, media_type: &str) -> String {
+    pub async fn raw_manifest(
+        &self,
+        repo: &str,
+        tag: &str,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> String {
         self.login(repo).await;
         let digest = sha256(&body);
         self.client
-            .push_manifest_raw(&self.reference(repo, tag), body, media_type.parse().expect("header value"))
+            .push_manifest_raw(
+                &self.reference(repo, tag),
+                body,
+                media_type.parse().expect("header value"),
+            )
             .await
             .expect("push manifest");
         digest
@@ -228,7 +285,14 @@ impl Pusher {
 
     /// A single-platform image of media type `mt` (OCI or Docker v2) whose
     /// content depends on `seed`.
-    pub async fn image(&self, repo: &str, tag: &str, mt: &'static str, arch: &str, seed: &str) -> Pushed {
+    pub async fn image(
+        &self,
+        repo: &str,
+        tag: &str,
+        mt: &'static str,
+        arch: &str,
+        seed: &str,
+    ) -> Pushed {
         let config = serde_json::json!({
             "architecture": arch, "os": "linux",
             "rootfs": {"type": "layers", "diff_ids": [sha256(seed.as_bytes())]},
@@ -238,9 +302,15 @@ impl Pusher {
         .into_bytes();
         let layer = format!("layer {seed}").into_bytes();
         let (config_mt, layer_mt) = if mt == DOCKER_V2 {
-            ("application/vnd.docker.container.image.v1+json", "application/vnd.docker.image.rootfs.diff.tar.gzip")
+            (
+                "application/vnd.docker.container.image.v1+json",
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            )
         } else {
-            ("application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip")
+            (
+                "application/vnd.oci.image.config.v1+json",
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
         };
         let config_len = config.len();
         let layer_len = layer.len();
@@ -255,12 +325,23 @@ impl Pusher {
         .into_bytes();
         let size = manifest.len();
         let digest = self.raw_manifest(repo, tag, manifest, mt).await;
-        Pushed { digest, config: config_digest, media_type: mt, size }
+        Pushed {
+            digest,
+            config: config_digest,
+            media_type: mt,
+            size,
+        }
     }
 
     /// An index of type `mt` over `children` (platform string, pushed child);
     /// `extra` adds an attestation-like `unknown/unknown` entry.
-    pub async fn index(&self, repo: &str, tag: &str, mt: &'static str, children: &[(&str, &Pushed)]) -> Pushed {
+    pub async fn index(
+        &self,
+        repo: &str,
+        tag: &str,
+        mt: &'static str,
+        children: &[(&str, &Pushed)],
+    ) -> Pushed {
         let manifests: Vec<serde_json::Value> = children
             .iter()
             .map(|(p, c)| {
@@ -272,10 +353,17 @@ impl Pusher {
                 serde_json::json!({"mediaType": c.media_type, "digest": c.digest, "size": c.size, "platform": platform})
             })
             .collect();
-        let body = serde_json::json!({"schemaVersion": 2, "mediaType": mt, "manifests": manifests}).to_string().into_bytes();
+        let body = serde_json::json!({"schemaVersion": 2, "mediaType": mt, "manifests": manifests})
+            .to_string()
+            .into_bytes();
         let size = body.len();
         let digest = self.raw_manifest(repo, tag, body, mt).await;
-        Pushed { digest, config: String::new(), media_type: mt, size }
+        Pushed {
+            digest,
+            config: String::new(),
+            media_type: mt,
+            size,
+        }
     }
 }
 
@@ -287,7 +375,11 @@ pub fn metric(reg: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -
             continue;
         }
         for m in family.get_metric() {
-            let ok = labels.iter().all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
+            let ok = labels.iter().all(|(k, v)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            });
             if !ok {
                 continue;
             }
@@ -300,5 +392,9 @@ pub fn metric(reg: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -
 
 /// Requests the resolver made with `method` (all registries).
 pub fn requests(reg: &prometheus::Registry, method: &str) -> f64 {
-    metric(reg, "imagedrift_registry_requests_total", &[("method", method)])
+    metric(
+        reg,
+        "imagedrift_registry_requests_total",
+        &[("method", method)],
+    )
 }
