@@ -444,6 +444,15 @@ async fn dead_registry_is_unreachable_and_remembered() {
         ),
         1.0
     );
+    // Other tags of the dead registry fail fast too.
+    let other = ImageRef::parse(&format!("127.0.0.1:{port}/other:v2")).unwrap();
+    let e = r.resolve_tag(&other, &[]).await.expect_err("host is down");
+    assert_eq!(e.category, FailureCategory::Unreachable, "{e}");
+    assert!(e.detail.contains("not asked again"), "{e}");
+    assert_eq!(
+        metric(&m, "imagedrift_registry_requests_total", &[("status_class", "error")]),
+        1.0
+    );
     clock.advance(Duration::from_secs(31));
     r.resolve_tag(&image, &[]).await.expect_err("asked again");
     assert_eq!(

@@ -114,6 +114,11 @@ pub(crate) struct Host {
     pub timeout: Duration,
     pub max_retries: u32,
     pub max_retry_wait: Duration,
+    /// How long the host is left alone after it could not be reached.
+    down_for: Duration,
+    /// Until when, and why, the host is considered unreachable: lookups of
+    /// other tags fail fast instead of each dialling a dead registry.
+    down: Mutex<Option<(Instant, LookupFailure)>>,
     sem: Semaphore,
     bucket: Mutex<Bucket>,
     auth: Mutex<AuthState>,
@@ -244,6 +249,7 @@ impl Host {
         limits: &super::config::Limits,
         max_retries: u32,
         max_retry_wait: Duration,
+        down_for: Duration,
     ) -> Host {
         Host {
             label,
@@ -252,6 +258,8 @@ impl Host {
             timeout: limits.timeout,
             max_retries,
             max_retry_wait,
+            down_for,
+            down: Mutex::new(None),
             sem: Semaphore::new(limits.max_concurrent),
             bucket: Mutex::new(Bucket {
                 rate: limits.requests_per_second,
@@ -278,6 +286,14 @@ impl Host {
         let scope = format!("repository:{repo}:pull");
         let mut attempt = 0u32;
         let mut challenged = false;
+        if let Some((until, why)) = &*self.down.lock().unwrap_or_else(|e| e.into_inner())
+            && *until > env.clock.now()
+        {
+            return Err(fail(
+                why.category,
+                format!("{} (not asked again until registries.defaults.failureTtlSeconds passes)", why.detail),
+            ));
+        }
         loop {
             let auth = self.auth_header(env, &scope, cred).await?;
             let result = self.send(env, method.clone(), &url, auth).await;
@@ -291,7 +307,13 @@ impl Host {
                     attempt += 1;
                     continue;
                 }
-                Err(f) => return Err(f),
+                Err(f) => {
+                    if f.failure.category == FailureCategory::Unreachable {
+                        let until = super::cache::until(env.clock.now(), self.down_for);
+                        *self.down.lock().unwrap_or_else(|e| e.into_inner()) = Some((until, f.failure.clone()));
+                    }
+                    return Err(f);
+                }
             };
             match reply.status {
                 401 if !challenged => {

@@ -209,6 +209,7 @@ impl Inner {
             &self.config.limits(label),
             d.max_retries,
             Duration::from_secs_f64(d.max_retry_wait_seconds),
+            Duration::from_secs_f64(d.failure_ttl_seconds),
         ));
         hosts.insert(label.to_string(), host.clone());
         host
