@@ -45,7 +45,10 @@ async fn run_refs(r: &Resolver, refs: &[ImageRef]) -> (usize, std::time::Duratio
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let reg = RegistryProcess::start(Options::default());
     let host = reg.host();
     rt.block_on(async {

@@ -450,7 +450,11 @@ async fn dead_registry_is_unreachable_and_remembered() {
     assert_eq!(e.category, FailureCategory::Unreachable, "{e}");
     assert!(e.detail.contains("not asked again"), "{e}");
     assert_eq!(
-        metric(&m, "imagedrift_registry_requests_total", &[("status_class", "error")]),
+        metric(
+            &m,
+            "imagedrift_registry_requests_total",
+            &[("status_class", "error")]
+        ),
         1.0
     );
     clock.advance(Duration::from_secs(31));

@@ -291,7 +291,10 @@ impl Host {
         {
             return Err(fail(
                 why.category,
-                format!("{} (not asked again until registries.defaults.failureTtlSeconds passes)", why.detail),
+                format!(
+                    "{} (not asked again until registries.defaults.failureTtlSeconds passes)",
+                    why.detail
+                ),
             ));
         }
         loop {
@@ -310,7 +313,8 @@ impl Host {
                 Err(f) => {
                     if f.failure.category == FailureCategory::Unreachable {
                         let until = super::cache::until(env.clock.now(), self.down_for);
-                        *self.down.lock().unwrap_or_else(|e| e.into_inner()) = Some((until, f.failure.clone()));
+                        *self.down.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((until, f.failure.clone()));
                     }
                     return Err(f);
                 }
