@@ -591,3 +591,42 @@ async fn tls_with_a_custom_ca() {
     .to_string();
     assert!(e.contains("caBundle"), "{e}");
 }
+
+#[tokio::test]
+async fn cli_run_prints_text_and_json() {
+    use imagedrift::registry::cli::{OutputFormat, ResolveArgs, run};
+    let reg = basic();
+    let host = reg.host();
+    let p = Pusher::new(&host, false, RegistryAuth::Basic(USER.into(), PASS.into()));
+    let pushed = p
+        .image("cli/single", "v2", DOCKER_V2, "amd64", "cli-single")
+        .await;
+    let dir = TempDir::new("cli");
+    let creds = dir.path().join("config.json");
+    std::fs::write(&creds, creds_json(USER, PASS, &host)).unwrap();
+    let mut args = ResolveArgs {
+        image: format!("{host}/cli/single:v2"),
+        platform: Some("linux/amd64".into()),
+        creds: Some(creds),
+        config: None,
+        output: OutputFormat::Text,
+    };
+    let text = run(&args).await.expect("resolve");
+    assert!(
+        text.contains(&format!("digest     {}", pushed.digest)),
+        "{text}"
+    );
+    assert!(text.contains(&format!("mediaType  {DOCKER_V2}")), "{text}");
+    assert!(
+        text.contains(&format!("config     {}", pushed.config)),
+        "{text}"
+    );
+    args.output = OutputFormat::Json;
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&args).await.expect("resolve")).unwrap();
+    assert_eq!(json["configDigest"], serde_json::json!(pushed.config));
+    assert!(json.get("platforms").is_none());
+    args.creds = None;
+    let e = run(&args).await.expect_err("no credentials").to_string();
+    assert!(e.contains("unauthorized"), "{e}");
+}

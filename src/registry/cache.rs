@@ -13,12 +13,14 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-/// Entries beyond which expired answers are swept on insert.
+/// Entries beyond which expired answers are swept on insert; the bound
+/// then doubles past what survived, so sweeping stays linear overall.
 const SWEEP_ABOVE: usize = 4096;
 
 /// Answers by key, fetched once however many callers ask at the same time.
 pub(crate) struct Flights<K, V> {
     map: Mutex<HashMap<K, Slot<V>>>,
+    sweep_above: std::sync::atomic::AtomicUsize,
 }
 
 /// An answer with its expiry, or the lookup producing it.
@@ -28,6 +30,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
     pub fn new() -> Self {
         Flights {
             map: Mutex::new(HashMap::new()),
+            sweep_above: std::sync::atomic::AtomicUsize::new(SWEEP_ABOVE),
         }
     }
 
@@ -48,8 +51,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
             match live {
                 Some(c) => c,
                 None => {
-                    if map.len() > SWEEP_ABOVE {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    if map.len() > self.sweep_above.load(Relaxed) {
                         map.retain(|_, c| c.get().is_none_or(|(_, exp)| *exp > now));
+                        self.sweep_above.store(SWEEP_ABOVE.max(map.len() * 2), Relaxed);
                     }
                     let c = Arc::new(OnceCell::new());
                     map.insert(key, c.clone());

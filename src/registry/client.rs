@@ -578,6 +578,7 @@ impl Host {
             started.elapsed(),
             is_get,
         );
+        tracing::debug!(registry = %self.label, %method, url, ?status, "registry request");
         out
     }
 }

@@ -119,11 +119,28 @@ impl RegistryProcess {
         self.addr.to_string()
     }
 
+    /// Starts a registry on a free port; if another process took the port
+    /// between our probe and the registry's bind, tries another one.
     pub fn start(opts: Options) -> RegistryProcess {
         let dir = TempDir::new("registry");
+        for _ in 0..5 {
+            if let Some(parts) = Self::try_start(&opts, &dir) {
+                let (addr, child, stdin) = parts;
+                return RegistryProcess {
+                    addr,
+                    dir,
+                    _child: child,
+                    _stdin: stdin,
+                };
+            }
+        }
+        panic!("docker-registry could not bind a free port in 5 tries");
+    }
+
+    fn try_start(opts: &Options, dir: &TempDir) -> Option<(SocketAddr, Child, ChildStdin)> {
         let port = free_port();
         let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
         if let Some((cert, key)) = &opts.tls {
@@ -161,6 +178,7 @@ impl RegistryProcess {
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).expect("write config");
         let log = dir.path().join("registry.log");
+        let _ = std::fs::remove_file(&log);
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(r#"docker-registry serve "$0" >"$1" 2>&1 & p=$!; read _ignored; kill $p"#)
@@ -169,21 +187,31 @@ impl RegistryProcess {
             .stdin(Stdio::piped())
             .spawn()
             .expect("start docker-registry (Debian package docker-registry)");
-        let stdin = child.stdin.take().expect("stdin");
+        let mut stdin = child.stdin.take().expect("stdin");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        // Ready when the registry itself says it listens on our port (a
+        // bare TCP probe could reach another test's process).
+        let listening = format!("listening on 127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(&log).unwrap_or_default();
-                panic!("docker-registry did not start on {addr}:\n{log}");
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(&listening)
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
+                return Some((addr, child, stdin));
             }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        RegistryProcess {
-            addr,
-            dir,
-            _child: child,
-            _stdin: stdin,
+            if text.contains("level=fatal") {
+                let _ = stdin.write_all(b"\n");
+                let _ = child.wait();
+                if text.contains("address already in use") {
+                    return None;
+                }
+                panic!("docker-registry failed:\n{text}");
+            }
+            if Instant::now() > deadline {
+                panic!("docker-registry did not start on {addr}:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
