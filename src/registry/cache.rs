@@ -54,7 +54,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
                     use std::sync::atomic::Ordering::Relaxed;
                     if map.len() > self.sweep_above.load(Relaxed) {
                         map.retain(|_, c| c.get().is_none_or(|(_, exp)| *exp > now));
-                        self.sweep_above.store(SWEEP_ABOVE.max(map.len() * 2), Relaxed);
+                        self.sweep_above
+                            .store(SWEEP_ABOVE.max(map.len() * 2), Relaxed);
                     }
                     let c = Arc::new(OnceCell::new());
                     map.insert(key, c.clone());

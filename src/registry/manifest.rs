@@ -143,3 +143,86 @@ pub(crate) fn parse(
     };
     Ok((media_type.to_string(), manifest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn media_type_from_header_body_or_shape() {
+        let image = format!(r#"{{"schemaVersion":2,"config":{{"digest":"{D}"}},"layers":[]}}"#);
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"digest":"{D}","platform":{{"os":"linux","architecture":"aarch64"}}}}]}}"#
+        );
+        let docker = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST_V2}","config":{{"digest":"{D}"}}}}"#
+        );
+        assert_eq!(
+            parse(Some(OCI_MANIFEST), image.as_bytes()).unwrap().0,
+            OCI_MANIFEST
+        );
+        assert_eq!(
+            parse(Some("application/json"), image.as_bytes()).unwrap().0,
+            OCI_MANIFEST
+        );
+        assert_eq!(
+            parse(None, docker.as_bytes()).unwrap().0,
+            DOCKER_MANIFEST_V2
+        );
+        let (mt, m) = parse(None, index.as_bytes()).unwrap();
+        assert_eq!(mt, OCI_INDEX);
+        let Manifest::Index { entries } = m else {
+            panic!("index")
+        };
+        assert_eq!(
+            entries[0].platform,
+            Some(Platform::new("linux", "arm64", Some("v8")))
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_invalid_responses() {
+        let bad_digest = r#"{"schemaVersion":2,"config":{"digest":"sha256:xyz"}}"#;
+        let cases: [(&str, &str); 5] = [
+            ("not json", "not valid JSON"),
+            (r#"{"schemaVersion":1,"fsLayers":[]}"#, "schema 1"),
+            (r#"{"schemaVersion":2}"#, "unknown manifest type"),
+            (bad_digest, "bad digest"),
+            (
+                r#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#,
+                "without a manifests list",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = parse(None, body.as_bytes()).unwrap_err();
+            assert_eq!(e.category, crate::facts::FailureCategory::InvalidResponse);
+            assert!(e.detail.contains(want), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn verify_checks_the_algorithm_asked() {
+        let body = b"{}";
+        verify(&Digest::sha256_of(body), body).unwrap();
+        assert!(verify(&Digest::sha256_of(b"other"), body).is_err());
+        use sha2::Digest as _;
+        let d512 = Digest::parse(&format!(
+            "sha512:{}",
+            hex::encode(sha2::Sha512::digest(body))
+        ))
+        .unwrap();
+        verify(&d512, body).unwrap();
+    }
+
+    #[test]
+    fn content_type_drops_parameters() {
+        assert_eq!(
+            content_type(Some("application/json; charset=utf-8")),
+            Some("application/json")
+        );
+        assert_eq!(content_type(Some("")), None);
+        assert_eq!(content_type(None), None);
+    }
+}

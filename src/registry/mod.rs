@@ -517,3 +517,48 @@ impl crate::facts::Registry for Resolver {
             .map(|(m, _)| m)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Registry as _;
+
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    fn sendable<T: Send>(_: &T) {}
+
+    #[test]
+    fn resolver_and_its_futures_are_send() {
+        shareable::<Resolver>();
+        let r = Resolver::new(RegistriesConfig::default(), &prometheus::Registry::new()).unwrap();
+        let image = ImageRef::parse("registry.example/app:v1").unwrap();
+        let digest = Digest::sha256_of(b"x");
+        sendable(&r.resolve_tag(&image, &[]));
+        sendable(&r.manifest(&image, &digest, &[]));
+    }
+
+    #[test]
+    fn metrics_register_once_per_registry() {
+        let reg = prometheus::Registry::new();
+        Resolver::new(RegistriesConfig::default(), &reg).unwrap();
+        let e = Resolver::new(RegistriesConfig::default(), &reg)
+            .err()
+            .unwrap();
+        assert!(matches!(e, ConfigError::Metrics(_)), "{e}");
+    }
+
+    #[test]
+    fn unreadable_files_name_the_key() {
+        let cfg: RegistriesConfig = serde_json::from_value(serde_json::json!({
+            "credentialsFile": "/nonexistent/creds.json"
+        }))
+        .unwrap();
+        let e = Resolver::new(cfg, &prometheus::Registry::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("registries.credentialsFile") && e.contains("/nonexistent/creds.json"),
+            "{e}"
+        );
+    }
+}

@@ -181,7 +181,7 @@ impl RegistryProcess {
         let _ = std::fs::remove_file(&log);
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(r#"docker-registry serve "$0" >"$1" 2>&1 & p=$!; read _ignored; kill $p"#)
+            .arg(r#"docker-registry serve "$0" >"$1" 2>&1 & p=$!; read _ignored; kill $p; wait $p"#)
             .arg(&cfg_path)
             .arg(&log)
             .stdin(Stdio::piped())
