@@ -108,9 +108,22 @@ pub struct Options {
 /// exits: a shell wrapper kills it when its stdin closes).
 pub struct RegistryProcess {
     pub addr: SocketAddr,
+    _proc: Proc,
     pub dir: TempDir,
-    _child: Child,
-    _stdin: ChildStdin,
+}
+
+/// The shell wrapper; closing its stdin stops the registry.
+struct Proc {
+    child: Child,
+    stdin: ChildStdin,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.stdin.write_all(b"\n");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
 }
 
 impl RegistryProcess {
@@ -124,20 +137,18 @@ impl RegistryProcess {
     pub fn start(opts: Options) -> RegistryProcess {
         let dir = TempDir::new("registry");
         for _ in 0..5 {
-            if let Some(parts) = Self::try_start(&opts, &dir) {
-                let (addr, child, stdin) = parts;
+            if let Some((addr, proc)) = Self::try_start(&opts, &dir) {
                 return RegistryProcess {
                     addr,
+                    _proc: proc,
                     dir,
-                    _child: child,
-                    _stdin: stdin,
                 };
             }
         }
         panic!("docker-registry could not bind a free port in 5 tries");
     }
 
-    fn try_start(opts: &Options, dir: &TempDir) -> Option<(SocketAddr, Child, ChildStdin)> {
+    fn try_start(opts: &Options, dir: &TempDir) -> Option<(SocketAddr, Proc)> {
         let port = free_port();
         let mut cfg = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
@@ -187,7 +198,12 @@ impl RegistryProcess {
             .stdin(Stdio::piped())
             .spawn()
             .expect("start docker-registry (Debian package docker-registry)");
-        let mut stdin = child.stdin.take().expect("stdin");
+        let Some(stdin) = child.stdin.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no stdin pipe to the registry wrapper");
+        };
+        let proc = Proc { child, stdin };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         // Ready when the registry itself says it listens on our port (a
         // bare TCP probe could reach another test's process).
@@ -198,29 +214,21 @@ impl RegistryProcess {
             if text.contains(&listening)
                 && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
             {
-                return Some((addr, child, stdin));
+                return Some((addr, proc));
             }
             if text.contains("level=fatal") {
-                let _ = stdin.write_all(b"\n");
-                let _ = child.wait();
+                drop(proc);
                 if text.contains("address already in use") {
                     return None;
                 }
                 panic!("docker-registry failed:\n{text}");
             }
             if Instant::now() > deadline {
+                drop(proc);
                 panic!("docker-registry did not start on {addr}:\n{text}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for RegistryProcess {
-    fn drop(&mut self) {
-        let _ = self._stdin.write_all(b"\n");
-        let _ = self._stdin.flush();
-        let _ = self._child.wait();
     }
 }
 
