@@ -186,7 +186,10 @@ struct Ctx<'a, S> {
 impl<S: ManifestSource> Ctx<'_, S> {
     fn done(mut self, verdict: Verdict, rule: Rule) -> Judgement {
         self.evidence.rule = rule;
-        Judgement { verdict, evidence: self.evidence }
+        Judgement {
+            verdict,
+            evidence: self.evidence,
+        }
     }
 
     fn failed(mut self, target: LookupTarget, f: LookupFailure) -> Judgement {
@@ -196,12 +199,18 @@ impl<S: ManifestSource> Ctx<'_, S> {
             LookupTarget::CurrentManifest => "fetching the tag's current manifest",
         };
         self.evidence.detail = Some(format!("{what}: {f}"));
-        self.done(Verdict::Unknown(UnknownReason::Lookup(target, f.category)), Rule::LookupFailed)
+        self.done(
+            Verdict::Unknown(UnknownReason::Lookup(target, f.category)),
+            Rule::LookupFailed,
+        )
     }
 
     fn platform_unknown(mut self, why: &str) -> Judgement {
         self.evidence.detail = Some(why.to_string());
-        self.done(Verdict::Unknown(UnknownReason::Platform), Rule::PlatformUndetermined)
+        self.done(
+            Verdict::Unknown(UnknownReason::Platform),
+            Rule::PlatformUndetermined,
+        )
     }
 
     async fn fetch(&self, digest: &Digest) -> Result<std::sync::Arc<Manifest>, LookupFailure> {
@@ -209,19 +218,24 @@ impl<S: ManifestSource> Ctx<'_, S> {
     }
 
     /// The child of `index` for the node's platform.
-    fn child_for_platform(&mut self, entries: &[crate::facts::IndexEntry]) -> Result<Digest, String> {
+    fn child_for_platform(
+        &mut self,
+        entries: &[crate::facts::IndexEntry],
+    ) -> Result<Digest, String> {
         let Some(p) = self.input.platform else {
             return Err("the node's platform is unknown and the image is multi-platform".into());
         };
         self.evidence.platform = Some(p.clone());
-        let pairs: Vec<(Option<Platform>, Digest)> =
-            entries.iter().map(|e| (e.platform.clone(), e.digest.clone())).collect();
+        let pairs: Vec<(Option<Platform>, Digest)> = entries
+            .iter()
+            .map(|e| (e.platform.clone(), e.digest.clone()))
+            .collect();
         match p.select(&pairs) {
             PlatformMatch::One(d) => Ok(d),
             PlatformMatch::None => Err(format!("the index has no entry for {p}")),
-            PlatformMatch::Ambiguous => {
-                Err(format!("several index entries fit {p} and its variant is not known"))
-            }
+            PlatformMatch::Ambiguous => Err(format!(
+                "several index entries fit {p} and its variant is not known"
+            )),
         }
     }
 }
@@ -230,6 +244,20 @@ impl<S: ManifestSource> Ctx<'_, S> {
 enum Current {
     Manifest(Digest),
     Failed(Judgement),
+}
+
+/// The judgement for a container whose `imageID` could not be parsed.
+pub fn invalid_image_id(raw: &str, error: impl fmt::Display) -> Judgement {
+    Judgement {
+        verdict: Verdict::Unknown(UnknownReason::InvalidImageId),
+        evidence: Evidence {
+            running_digest: None,
+            current_digest: None,
+            platform: None,
+            rule: Rule::InvalidImageId,
+            detail: Some(format!("imageID {raw:?}: {error}")),
+        },
+    }
 }
 
 /// Judges one container. `tag` is the tag's current descriptor (`None` when
@@ -256,13 +284,20 @@ pub async fn judge<S: ManifestSource>(
         let matches = input
             .image_id
             .is_some_and(|id| id.kind == DigestKind::Manifest && &id.digest == pin);
-        let rule = if matches { Rule::PinnedMatch } else { Rule::PinnedUnverified };
+        let rule = if matches {
+            Rule::PinnedMatch
+        } else {
+            Rule::PinnedUnverified
+        };
         return ctx.done(Verdict::Pinned, rule);
     }
 
     // §3.2 Not running.
     let Some(id) = input.image_id.filter(|_| input.running) else {
-        return ctx.done(Verdict::Unknown(UnknownReason::NotRunning), Rule::NotRunning);
+        return ctx.done(
+            Verdict::Unknown(UnknownReason::NotRunning),
+            Rule::NotRunning,
+        );
     };
 
     // §3.5 The tag's answer.
@@ -317,14 +352,16 @@ pub async fn judge<S: ManifestSource>(
             // was caught above as a child of the index; this is defensive.
             return ctx.done(Verdict::Fresh, Rule::SamePlatformChild);
         }
-        let running_config = match config_of(&mut ctx, &running_manifest, LookupTarget::RunningDigest).await {
-            Ok(c) => c,
-            Err(j) => return j,
-        };
-        let current_config = match config_of(&mut ctx, &current, LookupTarget::CurrentManifest).await {
-            Ok(c) => c,
-            Err(j) => return j,
-        };
+        let running_config =
+            match config_of(&mut ctx, &running_manifest, LookupTarget::RunningDigest).await {
+                Ok(c) => c,
+                Err(j) => return j,
+            };
+        let current_config =
+            match config_of(&mut ctx, &current, LookupTarget::CurrentManifest).await {
+                Ok(c) => c,
+                Err(j) => return j,
+            };
         if running_config == current_config {
             ctx.done(Verdict::Fresh, Rule::SameConfig)
         } else {
@@ -336,16 +373,20 @@ pub async fn judge<S: ManifestSource>(
             Current::Failed(j) => return j,
             Current::Manifest(d) => d,
         };
-        let current_config = match config_of(&mut ctx, &current, LookupTarget::CurrentManifest).await {
-            Ok(c) => c,
-            Err(j) => return j,
-        };
+        let current_config =
+            match config_of(&mut ctx, &current, LookupTarget::CurrentManifest).await {
+                Ok(c) => c,
+                Err(j) => return j,
+            };
         if running == &current_config {
             ctx.done(Verdict::Fresh, Rule::SameConfig)
         } else if id.form == IdForm::BareHex {
             // CRI-O's bare IDs can differ from the config digest (chunked
             // pulls), so a mismatch proves nothing.
-            ctx.done(Verdict::Unknown(UnknownReason::UnverifiableImageId), Rule::BareHexUnmatched)
+            ctx.done(
+                Verdict::Unknown(UnknownReason::UnverifiableImageId),
+                Rule::BareHexUnmatched,
+            )
         } else {
             ctx.done(Verdict::Stale, Rule::DifferentConfig)
         }
