@@ -19,7 +19,10 @@ fn kind(name: &str) -> InputKind {
 }
 
 /// (line, column, severity, rule id) of each finding in a fixture.
-fn findings_with(name: &str, opts: &LintOptions) -> Vec<(usize, usize, &'static str, &'static str)> {
+fn findings_with(
+    name: &str,
+    opts: &LintOptions,
+) -> Vec<(usize, usize, &'static str, &'static str)> {
     lint_text(name, &read(name), kind(name), opts)
         .into_iter()
         .map(|f| (f.pos.line, f.pos.col, f.severity.as_str(), f.rule.id()))
@@ -31,19 +34,37 @@ fn findings(name: &str) -> Vec<(usize, usize, &'static str, &'static str)> {
 }
 
 fn messages(name: &str) -> Vec<String> {
-    lint_text(name, &read(name), kind(name), &LintOptions::default()).into_iter().map(|f| f.message).collect()
+    lint_text(name, &read(name), kind(name), &LintOptions::default())
+        .into_iter()
+        .map(|f| f.message)
+        .collect()
 }
 
 #[test]
 fn jenkins_always_pull_image_in_pod_yaml() {
     assert_eq!(
         findings("jenkins-pod-template.yaml"),
-        vec![(8, 5, "error", "jenkins-always-pull-image"), (13, 5, "warning", "jenkins-always-pull-image")]
+        vec![
+            (8, 5, "error", "jenkins-always-pull-image"),
+            (13, 5, "warning", "jenkins-always-pull-image")
+        ]
     );
     let m = messages("jenkins-pod-template.yaml");
-    assert!(m[0].contains("defaults to IfNotPresent for tag `3.9-eclipse-temurin-17`"), "{}", m[0]);
-    assert!(m[0].contains("stale copies") && m[0].contains("replace it with imagePullPolicy: Always"), "{}", m[0]);
-    assert!(m[1].contains("already sets imagePullPolicy: Always, so remove it"), "{}", m[1]);
+    assert!(
+        m[0].contains("defaults to IfNotPresent for tag `3.9-eclipse-temurin-17`"),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[0].contains("stale copies") && m[0].contains("replace it with imagePullPolicy: Always"),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[1].contains("already sets imagePullPolicy: Always, so remove it"),
+        "{}",
+        m[1]
+    );
 }
 
 #[test]
@@ -61,8 +82,16 @@ fn deployment_with_pull_policy_beside_containers() {
         m[0],
         "imagePullPolicy at pod level is ignored by Kubernetes: container `app` defaults to IfNotPresent for tag `java17`, so nodes keep stale copies after a re-push; move it into each container"
     );
-    assert!(m[1].contains("pod-level imagePullPolicy on line 13 does not apply"), "{}", m[1]);
-    assert!(m[2].starts_with("`env` at pod level is ignored"), "{}", m[2]);
+    assert!(
+        m[1].contains("imagePullPolicy on line 13 is outside the container and does not apply"),
+        "{}",
+        m[1]
+    );
+    assert!(
+        m[2].starts_with("`env` at pod level is ignored"),
+        "{}",
+        m[2]
+    );
 }
 
 #[test]
@@ -83,7 +112,11 @@ fn jenkinsfile_findings_point_into_the_jenkinsfile() {
         ]
     );
     let m = messages("Jenkinsfile");
-    assert!(m[1].contains("kubernetes plugin then sets imagePullPolicy: IfNotPresent"), "{}", m[1]);
+    assert!(
+        m[1].contains("kubernetes plugin then sets imagePullPolicy: IfNotPresent"),
+        "{}",
+        m[1]
+    );
     assert!(m[1].contains("add alwaysPullImage: true"), "{}", m[1]);
 }
 
@@ -91,10 +124,21 @@ fn jenkinsfile_findings_point_into_the_jenkinsfile() {
 fn helm_rendered_multi_document_stream() {
     assert_eq!(
         findings("multi-doc.yaml"),
-        vec![(21, 16, "warning", "mutable-tag-default-policy"), (41, 20, "warning", "mutable-tag-default-policy")]
+        vec![
+            (21, 16, "warning", "mutable-tag-default-policy"),
+            (41, 20, "warning", "mutable-tag-default-policy")
+        ]
     );
-    let all = lint_text("multi-doc.yaml", &read("multi-doc.yaml"), InputKind::Yaml, &LintOptions::default());
-    assert_eq!(all[0].template.as_deref(), Some("shop/templates/deployment.yaml"));
+    let all = lint_text(
+        "multi-doc.yaml",
+        &read("multi-doc.yaml"),
+        InputKind::Yaml,
+        &LintOptions::default(),
+    );
+    assert_eq!(
+        all[0].template.as_deref(),
+        Some("shop/templates/deployment.yaml")
+    );
     assert_eq!(all[0].object.as_deref(), Some("Deployment shop"));
     assert_eq!(all[0].container.as_deref(), Some("migrate"));
     assert_eq!(all[1].object.as_deref(), Some("CronJob shop-report"));
@@ -107,7 +151,10 @@ fn broken_document_in_the_middle_is_reported_and_the_rest_linted() {
     assert_eq!(f[0], (8, 12, "warning", "mutable-tag-default-policy"));
     let (line, _, severity, rule) = f[1];
     assert_eq!((severity, rule), ("error", "parse-error"));
-    assert!((15..=18).contains(&line), "parse error reported at line {line}");
+    assert!(
+        (15..=18).contains(&line),
+        "parse error reported at line {line}"
+    );
     assert_eq!(f[2], (28, 16, "warning", "mutable-tag-default-policy"));
 }
 
@@ -115,7 +162,10 @@ fn broken_document_in_the_middle_is_reported_and_the_rest_linted() {
 fn json_list_with_tabs() {
     assert_eq!(
         findings("list.json"),
-        vec![(13, 35, "warning", "mutable-tag-default-policy"), (23, 84, "error", "invalid-pull-policy")]
+        vec![
+            (13, 35, "warning", "mutable-tag-default-policy"),
+            (23, 84, "error", "invalid-pull-policy")
+        ]
     );
     assert!(messages("list.json")[1].contains("did you mean Always?"));
 }
@@ -132,15 +182,26 @@ fn invalid_policies_and_images() {
         ]
     );
     let m = messages("invalid.yaml");
-    assert!(m[0].contains("IfNotPresnt") && m[0].contains("did you mean IfNotPresent?"), "{}", m[0]);
-    assert!(m[2].contains("Busybox:1.36") && m[2].contains("InvalidImageName"), "{}", m[2]);
+    assert!(
+        m[0].contains("IfNotPresnt") && m[0].contains("did you mean IfNotPresent?"),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[2].contains("Busybox:1.36") && m[2].contains("InvalidImageName"),
+        "{}",
+        m[2]
+    );
 }
 
 #[test]
 fn pinned_images_with_always() {
     assert_eq!(
         findings("pinned-always.yaml"),
-        vec![(11, 26, "info", "pinned-always"), (13, 16, "info", "pinned-always")]
+        vec![
+            (11, 26, "info", "pinned-always"),
+            (13, 16, "info", "pinned-always")
+        ]
     );
 }
 
@@ -148,13 +209,19 @@ fn pinned_images_with_always() {
 fn implicit_latest() {
     assert_eq!(
         findings("implicit-latest.yaml"),
-        vec![(10, 16, "info", "implicit-latest-policy"), (12, 16, "info", "implicit-latest-policy")]
+        vec![
+            (10, 16, "info", "implicit-latest-policy"),
+            (12, 16, "info", "implicit-latest-policy")
+        ]
     );
 }
 
 #[test]
 fn suppression_comments() {
-    assert_eq!(findings("suppressed.yaml"), vec![(14, 14, "warning", "mutable-tag-default-policy")]);
+    assert_eq!(
+        findings("suppressed.yaml"),
+        vec![(14, 14, "warning", "mutable-tag-default-policy")]
+    );
 }
 
 #[test]
@@ -164,8 +231,44 @@ fn clean_manifest_has_no_findings() {
 
 #[test]
 fn mutable_tag_severity_is_configurable() {
-    let opts = LintOptions { mutable_tag_severity: Severity::Error };
-    assert_eq!(findings_with("suppressed.yaml", &opts), vec![(14, 14, "error", "mutable-tag-default-policy")]);
+    let opts = LintOptions {
+        mutable_tag_severity: Severity::Error,
+    };
+    assert_eq!(
+        findings_with("suppressed.yaml", &opts),
+        vec![(14, 14, "error", "mutable-tag-default-policy")]
+    );
+}
+
+#[test]
+fn policy_above_the_pod_spec_and_kindless_pod_fragments() {
+    assert_eq!(
+        findings("more/workload-level-policy.yaml"),
+        vec![
+            (7, 3, "error", "pod-level-pull-policy"),
+            (11, 9, "error", "pod-level-pull-policy"),
+            (19, 20, "info", "implicit-latest-policy"),
+            (25, 12, "warning", "mutable-tag-default-policy"),
+        ]
+    );
+    let m = messages("more/workload-level-policy.yaml");
+    assert!(m[0].starts_with("imagePullPolicy in `spec` is ignored by Kubernetes: container `job` sets IfNotPresent itself"), "{}", m[0]);
+    assert!(
+        m[1].starts_with("imagePullPolicy in `spec.jobTemplate.spec.template` is ignored"),
+        "{}",
+        m[1]
+    );
+}
+
+#[test]
+fn broken_yaml_in_a_jenkinsfile_and_container_templates_after_it() {
+    assert_eq!(
+        findings("more/broken.Jenkinsfile"),
+        vec![
+            (9, 1, "error", "parse-error"),
+            (13, 47, "error", "invalid-image")
+        ]
+    );
 }
 
 // ---- the binary ----
@@ -184,7 +287,9 @@ fn imagedrift(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("run imagedrift");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.unwrap_or("").as_bytes()).expect("write stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write stdin");
     drop(input);
     child.wait_with_output().expect("wait imagedrift")
 }
@@ -209,14 +314,45 @@ fn text_output_format_and_default_exit_code() {
 #[test]
 fn fail_on_thresholds() {
     // suppressed.yaml has one warning, no errors.
-    assert_eq!(imagedrift(&["suppressed.yaml"], None).status.code(), Some(0));
-    assert_eq!(imagedrift(&["--fail-on", "warning", "suppressed.yaml"], None).status.code(), Some(1));
-    assert_eq!(imagedrift(&["--fail-on", "info", "suppressed.yaml"], None).status.code(), Some(1));
+    assert_eq!(
+        imagedrift(&["suppressed.yaml"], None).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        imagedrift(&["--fail-on", "warning", "suppressed.yaml"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        imagedrift(&["--fail-on", "info", "suppressed.yaml"], None)
+            .status
+            .code(),
+        Some(1)
+    );
     // implicit-latest.yaml has only info findings.
-    assert_eq!(imagedrift(&["--fail-on", "warning", "implicit-latest.yaml"], None).status.code(), Some(0));
-    assert_eq!(imagedrift(&["--fail-on", "info", "implicit-latest.yaml"], None).status.code(), Some(1));
-    assert_eq!(imagedrift(&["--fail-on", "info", "clean.yaml"], None).status.code(), Some(0));
-    let o = imagedrift(&["--mutable-tag-severity", "error", "suppressed.yaml"], None);
+    assert_eq!(
+        imagedrift(&["--fail-on", "warning", "implicit-latest.yaml"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        imagedrift(&["--fail-on", "info", "implicit-latest.yaml"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        imagedrift(&["--fail-on", "info", "clean.yaml"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = imagedrift(
+        &["--mutable-tag-severity", "error", "suppressed.yaml"],
+        None,
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains(":14:14: error mutable-tag-default-policy:"));
 }
@@ -227,7 +363,12 @@ fn usage_and_io_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no-such-file.yaml"), "{err}");
-    assert_eq!(imagedrift(&["--fail-on", "fatal", "clean.yaml"], None).status.code(), Some(2));
+    assert_eq!(
+        imagedrift(&["--fail-on", "fatal", "clean.yaml"], None)
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(imagedrift(&[], None).status.code(), Some(2));
 }
 
@@ -243,21 +384,46 @@ fn stdin_dash() {
     let text = read("deployment-pod-level-policy.yaml");
     let o = imagedrift(&["-"], Some(&text));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).starts_with("<stdin>:13:7: error pod-level-pull-policy:"), "{}", stdout(&o));
-    let o = imagedrift(&["--stdin-filename", "ci/Jenkinsfile", "-"], Some(&read("Jenkinsfile")));
-    assert!(stdout(&o).contains("ci/Jenkinsfile:11:9: error jenkins-always-pull-image:"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("<stdin>:13:7: error pod-level-pull-policy:"),
+        "{}",
+        stdout(&o)
+    );
+    let o = imagedrift(
+        &["--stdin-filename", "ci/Jenkinsfile", "-"],
+        Some(&read("Jenkinsfile")),
+    );
+    assert!(
+        stdout(&o).contains("ci/Jenkinsfile:11:9: error jenkins-always-pull-image:"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
 fn directories_are_walked() {
     let o = imagedrift(&["-o", "json", "."], None);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    let paths: std::collections::BTreeSet<&str> =
-        v["findings"].as_array().unwrap().iter().filter_map(|f| f["path"].as_str()).collect();
-    for name in ["./Jenkinsfile", "./list.json", "./multi-doc.yaml", "./broken-middle.yaml"] {
+    let paths: std::collections::BTreeSet<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    for name in [
+        "./Jenkinsfile",
+        "./list.json",
+        "./multi-doc.yaml",
+        "./broken-middle.yaml",
+    ] {
         assert!(paths.contains(name), "{name} missing from {paths:?}");
     }
-    assert_eq!(v["summary"]["files"], 11);
+    assert!(
+        !paths.iter().any(|p| p.contains("templates")),
+        "Helm chart templates/ must be skipped"
+    );
+    // 11 fixtures here, and more/: Chart.yaml, broken.Jenkinsfile, workload-level-policy.yaml
+    assert_eq!(v["summary"]["files"], 14);
 }
 
 #[test]
@@ -279,11 +445,24 @@ fn json_output() {
 
 #[test]
 fn sarif_output_shape() {
-    let o = imagedrift(&["-o", "sarif", "Jenkinsfile", "deployment-pod-level-policy.yaml"], None);
+    let o = imagedrift(
+        &[
+            "-o",
+            "sarif",
+            "Jenkinsfile",
+            "deployment-pod-level-policy.yaml",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("sarif is json");
     assert_eq!(v["version"], "2.1.0");
-    assert!(v["$schema"].as_str().unwrap_or_default().contains("sarif-2.1.0"));
+    assert!(
+        v["$schema"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sarif-2.1.0")
+    );
     let run = &v["runs"][0];
     let driver = &run["tool"]["driver"];
     assert_eq!(driver["name"], "imagedrift");
@@ -303,21 +482,35 @@ fn sarif_output_shape() {
         assert!(ids.contains(&id), "rule {id} missing");
     }
     for r in rules {
-        assert!(r["shortDescription"]["text"].as_str().is_some_and(|t| !t.is_empty()));
-        assert!(matches!(r["defaultConfiguration"]["level"].as_str(), Some("error" | "warning" | "note")));
+        assert!(
+            r["shortDescription"]["text"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        );
+        assert!(matches!(
+            r["defaultConfiguration"]["level"].as_str(),
+            Some("error" | "warning" | "note")
+        ));
     }
     let results = run["results"].as_array().expect("results");
     assert_eq!(results.len(), 8);
     let r = &results[0];
     assert_eq!(r["ruleId"], "jenkins-always-pull-image");
     assert_eq!(r["level"], "error");
-    assert!(r["message"]["text"].as_str().is_some_and(|t| t.contains("alwaysPullImage")));
+    assert!(
+        r["message"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("alwaysPullImage"))
+    );
     let loc = &r["locations"][0]["physicalLocation"];
     assert_eq!(loc["artifactLocation"]["uri"], "Jenkinsfile");
     assert_eq!(loc["region"]["startLine"], 11);
     assert_eq!(loc["region"]["startColumn"], 9);
     let idx = r["ruleIndex"].as_u64().expect("ruleIndex") as usize;
     assert_eq!(rules[idx]["id"], "jenkins-always-pull-image");
-    let info = results.iter().find(|r| r["ruleId"] == "pinned-always").expect("pinned-always result");
+    let info = results
+        .iter()
+        .find(|r| r["ruleId"] == "pinned-always")
+        .expect("pinned-always result");
     assert_eq!(info["level"], "note");
 }

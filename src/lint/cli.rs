@@ -15,11 +15,20 @@ pub const EXIT_ERROR: u8 = 2;
 /// Arguments of `imagedrift lint`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LintArgs {
-    /// Files or directories to lint (YAML, JSON, Jenkinsfiles); `-` reads stdin.
+    /// Files or directories to lint; `-` reads stdin. Directories are walked
+    /// for *.yaml, *.yml, *.json, Jenkinsfile, *.jenkinsfile and *.groovy,
+    /// skipping hidden entries and Helm chart templates/ (lint `helm template`
+    /// output instead).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value = "text", env = "IMAGEDRIFT_LINT_OUTPUT")]
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "text",
+        env = "IMAGEDRIFT_LINT_OUTPUT"
+    )]
     pub output: Format,
     /// Exit 1 when a finding has this severity or a higher one.
     #[arg(long, default_value = "error", value_parser = parse_severity, env = "IMAGEDRIFT_LINT_FAIL_ON")]
@@ -38,12 +47,22 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 
 /// Runs `imagedrift lint` on the process's stdin/stdout/stderr; returns the exit code.
 pub fn run(args: &LintArgs) -> u8 {
-    run_with(args, &mut std::io::stdin().lock(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+    run_with(
+        args,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )
 }
 
 /// Runs `imagedrift lint` with the given streams; returns the exit code:
 /// 0 clean, 1 a finding at or above `--fail-on`, 2 an input could not be read.
-pub fn run_with(args: &LintArgs, stdin: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn run_with(
+    args: &LintArgs,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let inputs = match source::collect(&args.paths, stdin, &args.stdin_filename) {
         Ok(inputs) => inputs,
         Err(e) => {
@@ -51,7 +70,9 @@ pub fn run_with(args: &LintArgs, stdin: &mut dyn Read, out: &mut dyn Write, err:
             return EXIT_ERROR;
         }
     };
-    let opts = LintOptions { mutable_tag_severity: args.mutable_tag_severity };
+    let opts = LintOptions {
+        mutable_tag_severity: args.mutable_tag_severity,
+    };
     let findings = lint_inputs(&inputs, &opts);
     let rendered = output::render(args.output, &findings, inputs.len());
     if let Err(e) = out.write_all(rendered.as_bytes()).and_then(|_| out.flush()) {
@@ -61,7 +82,11 @@ pub fn run_with(args: &LintArgs, stdin: &mut dyn Read, out: &mut dyn Write, err:
     if args.output == Format::Text {
         let _ = writeln!(err, "{}", output::summary(&findings, inputs.len()));
     }
-    if findings.iter().any(|f| f.severity >= args.fail_on) { EXIT_FINDINGS } else { 0 }
+    if findings.iter().any(|f| f.severity >= args.fail_on) {
+        EXIT_FINDINGS
+    } else {
+        0
+    }
 }
 
 /// Lints already-read inputs.
@@ -75,7 +100,9 @@ pub fn lint_inputs(inputs: &[Input], opts: &LintOptions) -> Vec<Finding> {
                 severity: Rule::ParseError.default_severity(),
                 path: input.name.clone(),
                 pos: Pos { line: 1, col: 1 },
-                message: "the file is not UTF-8 text, so nothing in it was checked; save it as UTF-8".into(),
+                message:
+                    "the file is not UTF-8 text, so nothing in it was checked; save it as UTF-8"
+                        .into(),
                 object: None,
                 container: None,
                 template: None,

@@ -45,12 +45,12 @@ pub(crate) fn lint_jenkinsfile(text: &str, opts: &LintOptions) -> Vec<Hit> {
             && let Some(s) = yaml_argument(&tokens[i + 1..])
         {
             let (yaml, map) = dedent(s);
-            hits.extend(rules::lint_yaml(&yaml, PosMap::Table(&map), opts));
+            hits.extend(rules::lint_yaml(&yaml, "YAML", PosMap::Table(&map), opts));
         }
-        if t.tok == Tok::Ident("containerTemplate".into()) {
-            if let Some(ct) = container_template(&tokens[i + 1..]) {
-                lint_container_template(&ct, t.pos, opts, &mut hits);
-            }
+        if t.tok == Tok::Ident("containerTemplate".into())
+            && let Some(ct) = container_template(&tokens[i + 1..])
+        {
+            lint_container_template(&ct, t.pos, opts, &mut hits);
         }
     }
     hits
@@ -88,7 +88,10 @@ fn dedent(s: &GroovyStr) -> (String, Vec<Pos>) {
         .iter()
         .filter_map(|&(a, b)| {
             let line = &chars[a..b];
-            let n = line.iter().take_while(|c| **c == ' ' || **c == '\t').count();
+            let n = line
+                .iter()
+                .take_while(|c| **c == ' ' || **c == '\t')
+                .count();
             (line[n..].iter().any(|c| !c.is_whitespace())).then_some(n)
         })
         .min()
@@ -97,7 +100,11 @@ fn dedent(s: &GroovyStr) -> (String, Vec<Pos>) {
     let mut map = Vec::with_capacity(chars.len() + 1);
     for &(a, b) in &lines {
         let line = &chars[a..b];
-        let skip = line.iter().take(indent).take_while(|c| **c == ' ' || **c == '\t').count();
+        let skip = line
+            .iter()
+            .take(indent)
+            .take_while(|c| **c == ' ' || **c == '\t')
+            .count();
         for (j, c) in line.iter().enumerate().skip(skip) {
             out.push(*c);
             map.push(s.map[a + j]);
@@ -141,8 +148,10 @@ fn container_template(rest: &[Token]) -> Option<ContainerTemplate<'_>> {
                     j += 1;
                 }
                 let single = rest.get(j).filter(|_| {
-                    matches!(rest.get(j + 1).map(|t| &t.tok), Some(Tok::Punct(',' | ')' | ';' | '}')) | None)
-                        || open == '{'
+                    matches!(
+                        rest.get(j + 1).map(|t| &t.tok),
+                        Some(Tok::Punct(',' | ')' | ';' | '}')) | None
+                    ) || open == '{'
                 });
                 match (key.as_str(), single.map(|t| &t.tok)) {
                     ("name", Some(Tok::Str(s))) => ct.name = Some(s),
@@ -170,17 +179,26 @@ fn container_template(rest: &[Token]) -> Option<ContainerTemplate<'_>> {
     Some(ct)
 }
 
-fn lint_container_template(ct: &ContainerTemplate<'_>, at: Pos, opts: &LintOptions, hits: &mut Vec<Hit>) {
+fn lint_container_template(
+    ct: &ContainerTemplate<'_>,
+    at: Pos,
+    opts: &LintOptions,
+    hits: &mut Vec<Hit>,
+) {
     let Some(image) = ct.image else { return };
     if image.interpolated || rules::is_templated(&image.value) {
         return;
     }
-    let name = ct.name.filter(|n| !n.interpolated).map_or("?", |n| n.value.as_str()).to_string();
+    let name = ct
+        .name
+        .filter(|n| !n.interpolated)
+        .map_or("?", |n| n.value.as_str())
+        .to_string();
     let shown = &image.value;
     let parsed = match ImageRef::parse(shown) {
         Ok(r) => r,
         Err(e) => {
-            let mut h = rules::invalid_image_hit(ct.image_pos, &name, shown, &e.to_string());
+            let mut h = rules::invalid_image_hit(ct.image_pos, &name, &e.to_string());
             h.container = Some(name);
             hits.push(h);
             return;
@@ -198,9 +216,17 @@ fn lint_container_template(ct: &ContainerTemplate<'_>, at: Pos, opts: &LintOptio
         Some(Some(true)) => return,
         _ if parsed.is_pinned() => return,
         always_pull => {
-            let how = if always_pull.is_some() { "alwaysPullImage: false" } else { "no alwaysPullImage" };
+            let how = if always_pull.is_some() {
+                "alwaysPullImage: false"
+            } else {
+                "no alwaysPullImage"
+            };
             let tag = parsed.effective_tag().unwrap_or("latest");
-            let even = if tag == "latest" { " (even for `latest`)" } else { "" };
+            let even = if tag == "latest" {
+                " (even for `latest`)"
+            } else {
+                ""
+            };
             Hit::new(
                 Rule::MutableTagDefaultPolicy,
                 ct.image_pos,
@@ -235,7 +261,11 @@ fn tokenize(text: &str) -> Vec<Token> {
 
     let mut tokens = Vec::new();
     let mut i = 0;
-    let starts = |i: usize, s: &str| s.chars().enumerate().all(|(k, c)| chars.get(i + k) == Some(&c));
+    let starts = |i: usize, s: &str| {
+        s.chars()
+            .enumerate()
+            .all(|(k, c)| chars.get(i + k) == Some(&c))
+    };
     while i < chars.len() {
         let c = chars[i];
         if c.is_whitespace() {
@@ -253,21 +283,35 @@ fn tokenize(text: &str) -> Vec<Token> {
         } else if c == '\'' || c == '"' {
             let triple = starts(i, if c == '"' { "\"\"\"" } else { "'''" });
             let (s, end) = string_literal(&chars, &pos, i, c, triple);
-            tokens.push(Token { tok: Tok::Str(s), pos: pos[i] });
+            tokens.push(Token {
+                tok: Tok::Str(s),
+                pos: pos[i],
+            });
             i = end;
         } else if c.is_alphabetic() || c == '_' || c == '$' {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
                 i += 1;
             }
-            tokens.push(Token { tok: Tok::Ident(chars[start..i].iter().collect()), pos: pos[start] });
+            tokens.push(Token {
+                tok: Tok::Ident(chars[start..i].iter().collect()),
+                pos: pos[start],
+            });
         } else if c.is_ascii_digit() {
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '.') {
                 i += 1;
             }
-            tokens.push(Token { tok: Tok::Other, pos: pos[i.saturating_sub(1)] });
+            tokens.push(Token {
+                tok: Tok::Other,
+                pos: pos[i.saturating_sub(1)],
+            });
         } else {
-            tokens.push(Token { tok: Tok::Punct(c), pos: pos[i] });
+            tokens.push(Token {
+                tok: Tok::Punct(c),
+                pos: pos[i],
+            });
             i += 1;
         }
     }
@@ -276,7 +320,13 @@ fn tokenize(text: &str) -> Vec<Token> {
 
 /// Reads a string literal starting at `start` (its opening quote); returns
 /// it and the index after its closing quote (or the end of the text).
-fn string_literal(chars: &[char], pos: &[Pos], start: usize, quote: char, triple: bool) -> (GroovyStr, usize) {
+fn string_literal(
+    chars: &[char],
+    pos: &[Pos],
+    start: usize,
+    quote: char,
+    triple: bool,
+) -> (GroovyStr, usize) {
     let open = if triple { 3 } else { 1 };
     let mut i = start + open;
     let mut value = String::new();
@@ -285,7 +335,9 @@ fn string_literal(chars: &[char], pos: &[Pos], start: usize, quote: char, triple
     let mut brace_depth = 0usize;
     let closes = |i: usize| {
         if triple {
-            chars.get(i..i + 3).is_some_and(|s| s.iter().all(|c| *c == quote))
+            chars
+                .get(i..i + 3)
+                .is_some_and(|s| s.iter().all(|c| *c == quote))
         } else {
             chars.get(i) == Some(&quote)
         }
@@ -294,7 +346,14 @@ fn string_literal(chars: &[char], pos: &[Pos], start: usize, quote: char, triple
         let c = chars[i];
         if brace_depth == 0 && closes(i) {
             map.push(pos[i]);
-            return (GroovyStr { value, map, interpolated }, i + open);
+            return (
+                GroovyStr {
+                    value,
+                    map,
+                    interpolated,
+                },
+                i + open,
+            );
         }
         if !triple && c == '\n' {
             break;
@@ -331,7 +390,11 @@ fn string_literal(chars: &[char], pos: &[Pos], start: usize, quote: char, triple
             continue;
         }
         if quote == '"' {
-            if c == '$' && chars.get(i + 1).is_some_and(|n| *n == '{' || n.is_alphabetic() || *n == '_') {
+            if c == '$'
+                && chars
+                    .get(i + 1)
+                    .is_some_and(|n| *n == '{' || n.is_alphabetic() || *n == '_')
+            {
                 interpolated = true;
             }
             if c == '{' && i > 0 && (chars[i - 1] == '$' || brace_depth > 0) {
@@ -345,7 +408,14 @@ fn string_literal(chars: &[char], pos: &[Pos], start: usize, quote: char, triple
         i += 1;
     }
     map.push(pos[i.min(pos.len() - 1)]);
-    (GroovyStr { value, map, interpolated }, i)
+    (
+        GroovyStr {
+            value,
+            map,
+            interpolated,
+        },
+        i,
+    )
 }
 
 #[cfg(test)]
@@ -364,7 +434,9 @@ mod tests {
 
     #[test]
     fn strings_comments_and_escapes() {
-        let s = strings("// 'not a string'\n/* \"nor\" */ x = 'a\\'b' + \"c${d + \"}\"}\" + '''\nl1\n  l2'''");
+        let s = strings(
+            "// 'not a string'\n/* \"nor\" */ x = 'a\\'b' + \"c${d + \"}\"}\" + '''\nl1\n  l2'''",
+        );
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].value, "a'b");
         assert!(!s[0].interpolated);
@@ -386,12 +458,16 @@ mod tests {
 
     #[test]
     fn container_template_forms() {
-        let toks = tokenize("containerTemplate(name: 'mvn', image: \"maven:${v}\", alwaysPullImage: true, command: 'cat')");
+        let toks = tokenize(
+            "containerTemplate(name: 'mvn', image: \"maven:${v}\", alwaysPullImage: true, command: 'cat')",
+        );
         let ct = container_template(&toks[1..]).unwrap();
         assert_eq!(ct.name.unwrap().value, "mvn");
         assert!(ct.image.unwrap().interpolated);
         assert_eq!(ct.always_pull, Some(Some(true)));
-        let toks = tokenize("containerTemplate {\n  name 'go'\n  image 'golang:1.22'\n  alwaysPullImage params.PULL\n}");
+        let toks = tokenize(
+            "containerTemplate {\n  name 'go'\n  image 'golang:1.22'\n  alwaysPullImage params.PULL\n}",
+        );
         let ct = container_template(&toks[1..]).unwrap();
         assert_eq!(ct.image.unwrap().value, "golang:1.22");
         assert_eq!(ct.image_pos, Pos { line: 3, col: 9 });

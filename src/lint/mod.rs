@@ -149,7 +149,9 @@ impl Rule {
     /// One sentence saying what the rule catches.
     pub fn summary(self) -> &'static str {
         match self {
-            Rule::ParseError => "The document is not valid YAML or JSON, so nothing in it is checked.",
+            Rule::ParseError => {
+                "The document is not valid YAML or JSON, so nothing in it is checked."
+            }
             Rule::PodLevelPullPolicy => {
                 "imagePullPolicy written in the pod spec instead of inside a container is silently ignored by Kubernetes."
             }
@@ -165,8 +167,12 @@ impl Rule {
             Rule::ImplicitLatestPolicy => {
                 "An image with tag latest (or no tag) relies on the implicit Always default, which silently changes when the tag does."
             }
-            Rule::InvalidPullPolicy => "An imagePullPolicy value the API server rejects (the values are case-sensitive).",
-            Rule::InvalidImage => "An image reference that is not valid, so the kubelet cannot pull it.",
+            Rule::InvalidPullPolicy => {
+                "An imagePullPolicy value the API server rejects (the values are case-sensitive)."
+            }
+            Rule::InvalidImage => {
+                "An image reference that is not valid, so the kubelet cannot pull it."
+            }
             Rule::PinnedAlways => {
                 "A digest-pinned image with policy Always asks the registry on every container start for content that cannot change."
             }
@@ -210,7 +216,9 @@ pub struct LintOptions {
 
 impl Default for LintOptions {
     fn default() -> LintOptions {
-        LintOptions { mutable_tag_severity: Rule::MutableTagDefaultPolicy.default_severity() }
+        LintOptions {
+            mutable_tag_severity: Rule::MutableTagDefaultPolicy.default_severity(),
+        }
     }
 }
 
@@ -218,10 +226,15 @@ impl Default for LintOptions {
 /// Findings come back sorted by position, with suppressed ones removed.
 pub fn lint_text(path: &str, text: &str, kind: InputKind, opts: &LintOptions) -> Vec<Finding> {
     let hits = match kind {
-        InputKind::Yaml => rules::lint_yaml(text, yaml::PosMap::Identity, opts),
+        InputKind::Yaml => rules::lint_yaml(text, "YAML", yaml::PosMap::Identity, opts),
         // JSON allows tabs wherever it allows spaces; YAML flow syntax does
         // not always, and a tab is one character, so columns stay right.
-        InputKind::Json => rules::lint_yaml(&text.replace('\t', " "), yaml::PosMap::Identity, opts),
+        InputKind::Json => rules::lint_yaml(
+            &text.replace('\t', " "),
+            "JSON",
+            yaml::PosMap::Identity,
+            opts,
+        ),
         InputKind::Jenkins => jenkins::lint_jenkinsfile(text, opts),
     };
     let suppressions = suppress::Suppressions::scan(text);
@@ -239,6 +252,6 @@ pub fn lint_text(path: &str, text: &str, kind: InputKind, opts: &LintOptions) ->
             template: h.template,
         })
         .collect();
-    findings.sort_by(|a, b| (a.pos, a.rule).cmp(&(b.pos, b.rule)));
+    findings.sort_by_key(|f| (f.pos, f.rule));
     findings
 }

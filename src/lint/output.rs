@@ -54,7 +54,13 @@ pub fn text(findings: &[Finding], _files: usize) -> String {
 
 /// The one-line summary: `3 findings (1 error, 2 warnings, 0 info) in 4 files`.
 pub fn summary(findings: &[Finding], files: usize) -> String {
-    let plural = |n: usize, w: &str| if n == 1 { format!("{n} {w}") } else { format!("{n} {w}s") };
+    let plural = |n: usize, w: &str| {
+        if n == 1 {
+            format!("{n} {w}")
+        } else {
+            format!("{n} {w}s")
+        }
+    };
     format!(
         "{} ({}, {}, {} info) in {}",
         plural(findings.len(), "finding"),
@@ -78,7 +84,11 @@ pub fn json_report(findings: &[Finding], files: usize) -> Value {
                 "rule": f.rule.id(),
                 "message": f.message,
             });
-            for (k, v) in [("object", &f.object), ("container", &f.container), ("template", &f.template)] {
+            for (k, v) in [
+                ("object", &f.object),
+                ("container", &f.container),
+                ("template", &f.template),
+            ] {
                 if let (Some(v), Some(map)) = (v, o.as_object_mut()) {
                     map.insert(k.to_string(), json!(v));
                 }
@@ -103,9 +113,17 @@ fn uri(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.replace('\\', "/").bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b'+' | b'@' | b'=' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~'
+            | b'/'
+            | b'+'
+            | b'@'
+            | b'=' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

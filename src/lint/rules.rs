@@ -67,7 +67,8 @@ const CONTAINER_ONLY_FIELDS: &[&str] = &[
 const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
 
 /// Lints every document of a YAML/JSON stream.
-pub(crate) fn lint_yaml(text: &str, map: PosMap<'_>, opts: &LintOptions) -> Vec<Hit> {
+/// `format` names the syntax in parse-error messages ("YAML", "JSON").
+pub(crate) fn lint_yaml(text: &str, format: &str, map: PosMap<'_>, opts: &LintOptions) -> Vec<Hit> {
     let mut hits = Vec::new();
     for doc in yaml::parse_stream(text, map) {
         match doc {
@@ -82,7 +83,7 @@ pub(crate) fn lint_yaml(text: &str, map: PosMap<'_>, opts: &LintOptions) -> Vec<
                 Rule::ParseError,
                 e.pos,
                 format!(
-                    "this document is not valid YAML ({}), so nothing in it was checked; fix the syntax",
+                    "this document is not valid {format} ({}), so nothing in it was checked; fix the syntax",
                     e.message
                 ),
             )),
@@ -112,31 +113,41 @@ fn lint_object(obj: &Node, opts: &LintOptions, hits: &mut Vec<Hit>) {
         (None, Some(n)) => Some(n.to_string()),
         (None, None) => None,
     };
-    let mut specs: Vec<&Node> = Vec::new();
-    let spec = obj.get("spec");
-    if let Some(spec) = spec {
-        // A Pod, a kind-less pod fragment (Jenkins pod templates may omit
-        // `kind`), or any object whose spec holds containers directly.
-        if kind.is_none_or(|k| k == "Pod") || has_containers(spec) {
-            specs.push(spec);
-        }
-    }
-    if kind == Some("PodTemplate")
-        && let Some(s) = obj.at(&["template", "spec"])
+    // Each pod spec, with the maps above it (inside the object) where an
+    // `imagePullPolicy` is just as ignored as at pod level.
+    let mut specs: Vec<(&Node, Vec<(String, &Node)>)> = Vec::new();
+    if let Some(spec) = obj.get("spec")
+        && (kind == Some("Pod") || has_containers(spec))
     {
-        specs.push(s);
+        // A Pod, or any object whose spec holds containers directly (also
+        // kind-less Jenkins pod fragments).
+        specs.push((spec, Vec::new()));
     }
-    for path in [&["spec", "template", "spec"][..], &["spec", "jobTemplate", "spec", "template", "spec"]] {
+    let paths: [&[&str]; 3] = [
+        &["template", "spec"],
+        &["spec", "template", "spec"],
+        &["spec", "jobTemplate", "spec", "template", "spec"],
+    ];
+    for path in paths {
+        if path.len() == 2 && kind != Some("PodTemplate") {
+            continue;
+        }
         if let Some(s) = obj.at(path) {
-            specs.push(s);
+            let above = (1..path.len())
+                .filter_map(|n| {
+                    obj.at(&path[..n])
+                        .map(|node| (format!("in `{}`", path[..n].join(".")), node))
+                })
+                .collect();
+            specs.push((s, above));
         }
     }
     let mut seen: Vec<*const Node> = Vec::new();
-    for spec in specs {
+    for (spec, above) in specs {
         if spec.as_map().is_some() && !seen.contains(&(spec as *const Node)) {
             seen.push(spec);
             let start = hits.len();
-            lint_pod_spec(spec, opts, hits);
+            lint_pod_spec(spec, &above, opts, hits);
             for h in &mut hits[start..] {
                 h.object.clone_from(&object);
             }
@@ -145,7 +156,9 @@ fn lint_object(obj: &Node, opts: &LintOptions, hits: &mut Vec<Hit>) {
 }
 
 fn has_containers(spec: &Node) -> bool {
-    CONTAINER_LISTS.iter().any(|l| spec.get(l).and_then(Node::as_seq).is_some())
+    CONTAINER_LISTS
+        .iter()
+        .any(|l| spec.get(l).and_then(Node::as_seq).is_some())
 }
 
 /// What a container's spec says about its image and pull policy.
@@ -169,25 +182,47 @@ impl ContainerView<'_> {
         if self.policy_node.is_some() && self.explicit.is_none() {
             return None;
         }
-        self.image.as_ref().map(|i| EffectivePolicy::of(i, self.explicit))
+        self.image
+            .as_ref()
+            .map(|i| EffectivePolicy::of(i, self.explicit))
     }
 }
 
-fn lint_pod_spec(spec: &Node, opts: &LintOptions, hits: &mut Vec<Hit>) {
+/// Lints a pod spec; `above` are the maps between the object and the pod
+/// spec, named for messages (`in `spec.template``).
+fn lint_pod_spec(spec: &Node, above: &[(String, &Node)], opts: &LintOptions, hits: &mut Vec<Hit>) {
     let mut containers = Vec::new();
     for list in CONTAINER_LISTS {
-        for (i, c) in spec.get(list).and_then(Node::as_seq).unwrap_or(&[]).iter().enumerate() {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Node::as_seq)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
             if c.as_map().is_some() {
                 containers.push(view_container(c, list, i, hits));
             }
         }
     }
 
-    let pod_level_policy = spec.entry("imagePullPolicy");
+    let mut misplaced_policy = None;
+    for (place, node) in above {
+        if let Some((key, value)) = node.entry("imagePullPolicy") {
+            hits.push(pod_level_policy_hit(place, key, value, &containers));
+            misplaced_policy = misplaced_policy.or(Some(key.pos));
+        }
+    }
     for (key, value) in spec.as_map().unwrap_or(&[]) {
         let Some(field) = key.as_str() else { continue };
         if field == "imagePullPolicy" {
-            hits.push(pod_level_policy_hit(key, value, &containers));
+            hits.push(pod_level_policy_hit(
+                "at pod level",
+                key,
+                value,
+                &containers,
+            ));
+            misplaced_policy = Some(key.pos);
         } else if field == "alwaysPullImage" {
             hits.push(always_pull_hit(key, value, None));
         } else if CONTAINER_ONLY_FIELDS.contains(&field) {
@@ -203,7 +238,7 @@ fn lint_pod_spec(spec: &Node, opts: &LintOptions, hits: &mut Vec<Hit>) {
 
     for c in &containers {
         let start = hits.len();
-        lint_container(c, pod_level_policy.map(|(k, _)| k.pos), opts, hits);
+        lint_container(c, misplaced_policy, opts, hits);
         for h in &mut hits[start..] {
             h.container = Some(c.name.clone());
         }
@@ -211,7 +246,12 @@ fn lint_pod_spec(spec: &Node, opts: &LintOptions, hits: &mut Vec<Hit>) {
 }
 
 /// Reads a container, reporting an invalid image or policy on the way.
-fn view_container<'a>(c: &'a Node, list: &str, index: usize, hits: &mut Vec<Hit>) -> ContainerView<'a> {
+fn view_container<'a>(
+    c: &'a Node,
+    list: &str,
+    index: usize,
+    hits: &mut Vec<Hit>,
+) -> ContainerView<'a> {
     let name = c
         .get("name")
         .and_then(Node::as_str)
@@ -226,7 +266,14 @@ fn view_container<'a>(c: &'a Node, list: &str, index: usize, hits: &mut Vec<Hit>
         h.container = Some(name.clone());
     }
     hits.extend(found);
-    ContainerView { name, image_node, image, policy_node, explicit, always_pull: c.entry("alwaysPullImage") }
+    ContainerView {
+        name,
+        image_node,
+        image,
+        policy_node,
+        explicit,
+        always_pull: c.entry("alwaysPullImage"),
+    }
 }
 
 /// Whether an image string is a template placeholder (`${IMAGE}` from
@@ -242,7 +289,7 @@ fn check_image(node: &Node, container: &str, hits: &mut Vec<Hit>) -> Option<Imag
         Value::Scalar { text, .. } => match ImageRef::parse(text) {
             Ok(r) => Some(r),
             Err(e) => {
-                hits.push(invalid_image_hit(node.pos, container, text, &e.to_string()));
+                hits.push(invalid_image_hit(node.pos, container, &e.to_string()));
                 None
             }
         },
@@ -257,12 +304,13 @@ fn check_image(node: &Node, container: &str, hits: &mut Vec<Hit>) -> Option<Imag
     }
 }
 
-pub(crate) fn invalid_image_hit(pos: Pos, container: &str, image: &str, error: &str) -> Hit {
+/// `invalid-image`; `error` is the reference parser's message, which names the input.
+pub(crate) fn invalid_image_hit(pos: Pos, container: &str, error: &str) -> Hit {
     Hit::new(
         Rule::InvalidImage,
         pos,
         format!(
-            "container `{container}`: image `{image}` is not a valid reference ({error}); the kubelet cannot pull it and the container fails with InvalidImageName; fix the reference"
+            "container `{container}`: {error}; the kubelet cannot pull it and the container fails with InvalidImageName; fix the reference"
         ),
     )
 }
@@ -272,10 +320,10 @@ fn check_policy(node: &Node, container: &str, hits: &mut Vec<Hit>) -> Option<Pul
     let message = match node.as_str() {
         Some(text) => match PullPolicy::parse(text) {
             Ok(p) => return Some(p),
-            Err(e) => format!("container `{container}`: {e}; the API server rejects the object"),
+            Err(e) => format!("container `{container}`: the API server rejects this object: {e}"),
         },
         None => format!(
-            "container `{container}`: imagePullPolicy must be one of Always, IfNotPresent, Never; the API server rejects the object"
+            "container `{container}`: the API server rejects this object: imagePullPolicy must be one of Always, IfNotPresent, Never"
         ),
     };
     hits.push(Hit::new(Rule::InvalidPullPolicy, node.pos, message));
@@ -288,7 +336,9 @@ fn default_reason(rule: &DefaultRule) -> String {
         DefaultRule::NoTag => "because the image has no tag".to_string(),
         DefaultRule::LatestTag | DefaultRule::LatestTagWithDigest => "for tag `latest`".to_string(),
         DefaultRule::DigestOnly => "because the image is pinned by digest".to_string(),
-        DefaultRule::NonLatestTag(t) | DefaultRule::NonLatestTagWithDigest(t) => format!("for tag `{t}`"),
+        DefaultRule::NonLatestTag(t) | DefaultRule::NonLatestTagWithDigest(t) => {
+            format!("for tag `{t}`")
+        }
     }
 }
 
@@ -297,21 +347,39 @@ fn stale_prone(image: &ImageRef, policy: PullPolicy) -> bool {
     policy != PullPolicy::Always && !image.is_pinned()
 }
 
-fn pod_level_policy_hit(key: &Node, value: &Node, containers: &[ContainerView<'_>]) -> Hit {
+fn pod_level_policy_hit(
+    place: &str,
+    key: &Node,
+    value: &Node,
+    containers: &[ContainerView<'_>],
+) -> Hit {
     let intended = value.as_str().and_then(|v| PullPolicy::parse(v).ok());
     let mut effects = Vec::new();
     let mut stale = false;
     let mut lost = intended.is_none();
     for c in containers {
-        let (Some(image), Some(eff)) = (&c.image, c.effective()) else { continue };
-        if let PolicySource::Defaulted(rule) = &eff.source {
-            effects.push(format!("container `{}` defaults to {} {}", c.name, eff.policy, default_reason(rule)));
-            stale |= stale_prone(image, eff.policy);
+        let (Some(image), Some(eff)) = (&c.image, c.effective()) else {
+            continue;
+        };
+        match &eff.source {
+            PolicySource::Defaulted(rule) => {
+                effects.push(format!(
+                    "container `{}` defaults to {} {}",
+                    c.name,
+                    eff.policy,
+                    default_reason(rule)
+                ));
+                stale |= stale_prone(image, eff.policy);
+            }
+            PolicySource::Explicit if Some(eff.policy) != intended => {
+                effects.push(format!("container `{}` sets {} itself", c.name, eff.policy));
+            }
+            PolicySource::Explicit => {}
         }
         lost |= Some(eff.policy) != intended;
     }
     let detail = if effects.is_empty() {
-        "every container sets its own policy, so it has no effect".to_string()
+        "every container sets this policy itself, so it has no effect".to_string()
     } else {
         let mut d = effects.join("; ");
         if stale {
@@ -319,11 +387,15 @@ fn pod_level_policy_hit(key: &Node, value: &Node, containers: &[ContainerView<'_
         }
         d
     };
-    let severity = if lost { Severity::Error } else { Severity::Warning };
+    let severity = if lost {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
     Hit::new(
         Rule::PodLevelPullPolicy,
         key.pos,
-        format!("imagePullPolicy at pod level is ignored by Kubernetes: {detail}; move it into each container"),
+        format!("imagePullPolicy {place} is ignored by Kubernetes: {detail}; move it into each container"),
     )
     .with_severity(severity)
 }
@@ -341,18 +413,32 @@ fn always_pull_hit(key: &Node, value: &Node, c: Option<&ContainerView<'_>>) -> H
     let (tail, severity) = match (value.as_bool(), eff) {
         (Some(true), Some((c, eff))) if eff.policy != PullPolicy::Always => {
             let why = match &eff.source {
-                PolicySource::Explicit => format!("the container sets imagePullPolicy: {}", eff.policy),
+                PolicySource::Explicit => {
+                    format!("the container sets imagePullPolicy: {}", eff.policy)
+                }
                 PolicySource::Defaulted(rule) => {
-                    format!("the container defaults to {} {}", eff.policy, default_reason(rule))
+                    format!(
+                        "the container defaults to {} {}",
+                        eff.policy,
+                        default_reason(rule)
+                    )
                 }
             };
             let stale = c.image.as_ref().is_some_and(|i| stale_prone(i, eff.policy));
-            let consequence = if stale { ", so nodes keep stale copies after a re-push" } else { "" };
-            (format!(": {why}{consequence}; replace it with imagePullPolicy: Always"), Severity::Error)
+            let consequence = if stale {
+                ", so nodes keep stale copies after a re-push"
+            } else {
+                ""
+            };
+            (
+                format!(": {why}{consequence}; replace it with imagePullPolicy: Always"),
+                Severity::Error,
+            )
         }
-        (Some(true), Some((_, eff))) if eff.source == PolicySource::Explicit => {
-            ("; the container already sets imagePullPolicy: Always, so remove it".to_string(), Severity::Warning)
-        }
+        (Some(true), Some((_, eff))) if eff.source == PolicySource::Explicit => (
+            "; the container already sets imagePullPolicy: Always, so remove it".to_string(),
+            Severity::Warning,
+        ),
         (Some(true), Some((_, eff))) => (
             format!(
                 "; the container pulls anyway ({}), but only by default; replace it with imagePullPolicy: Always",
@@ -360,22 +446,41 @@ fn always_pull_hit(key: &Node, value: &Node, c: Option<&ContainerView<'_>>) -> H
             ),
             Severity::Warning,
         ),
+        (Some(true), None) if c.is_some() => (
+            "; replace it with imagePullPolicy: Always".to_string(),
+            Severity::Error,
+        ),
         (Some(true), None) => (
             "; write imagePullPolicy: Always in each container instead".to_string(),
             Severity::Error,
         ),
-        _ => ("; remove it and set imagePullPolicy in the container if needed".to_string(), Severity::Warning),
+        _ => (
+            "; remove it and set imagePullPolicy in the container if needed".to_string(),
+            Severity::Warning,
+        ),
     };
-    Hit::new(Rule::JenkinsAlwaysPullImage, key.pos, format!("{head}{tail}")).with_severity(severity)
+    Hit::new(
+        Rule::JenkinsAlwaysPullImage,
+        key.pos,
+        format!("{head}{tail}"),
+    )
+    .with_severity(severity)
 }
 
-fn lint_container(c: &ContainerView<'_>, pod_level_policy: Option<Pos>, opts: &LintOptions, hits: &mut Vec<Hit>) {
+fn lint_container(
+    c: &ContainerView<'_>,
+    pod_level_policy: Option<Pos>,
+    opts: &LintOptions,
+    hits: &mut Vec<Hit>,
+) {
     let mut always_pull_true = false;
     if let Some((key, value)) = c.always_pull {
         always_pull_true = value.as_bool() == Some(true);
         hits.push(always_pull_hit(key, value, Some(c)));
     }
-    let (Some(image), Some(image_node)) = (&c.image, c.image_node) else { return };
+    let (Some(image), Some(image_node)) = (&c.image, c.image_node) else {
+        return;
+    };
     let Some(eff) = c.effective() else { return };
     let shown = image_node.as_str().unwrap_or_default();
     match (&eff.source, eff.policy) {
@@ -402,7 +507,7 @@ fn lint_container(c: &ContainerView<'_>, pod_level_policy: Option<Pos>, opts: &L
         }
         (PolicySource::Defaulted(DefaultRule::NonLatestTag(tag)), _) if !always_pull_true => {
             let note = pod_level_policy
-                .map(|p| format!(" (the pod-level imagePullPolicy on line {} does not apply to containers)", p.line))
+                .map(|p| format!(" (the imagePullPolicy on line {} is outside the container and does not apply)", p.line))
                 .unwrap_or_default();
             hits.push(
                 Hit::new(
@@ -416,13 +521,19 @@ fn lint_container(c: &ContainerView<'_>, pod_level_policy: Option<Pos>, opts: &L
                 .with_severity(opts.mutable_tag_severity),
             );
         }
-        (PolicySource::Defaulted(rule @ (DefaultRule::NoTag | DefaultRule::LatestTag)), _) if !always_pull_true => {
-            let what = if *rule == DefaultRule::NoTag { "has no tag (so `latest`)" } else { "uses the tag `latest`" };
+        (PolicySource::Defaulted(rule @ (DefaultRule::NoTag | DefaultRule::LatestTag)), _)
+            if !always_pull_true =>
+        {
+            let what = if *rule == DefaultRule::NoTag {
+                "has no tag (so `latest`)"
+            } else {
+                "uses the tag `latest`"
+            };
             hits.push(Hit::new(
                 Rule::ImplicitLatestPolicy,
                 image_node.pos,
                 format!(
-                    "container `{}`: image `{shown}` {what} with no imagePullPolicy: it works because the policy defaults to Always, but only implicitly, and pinning a fixed tag later silently turns it into IfNotPresent; write imagePullPolicy: Always (or use a fixed tag with imagePullPolicy: Always, or a digest)",
+                    "container `{}`: image `{shown}` {what} with no imagePullPolicy: it works because the policy defaults to Always, but only implicitly, and pinning a fixed tag later silently turns it into IfNotPresent; write imagePullPolicy: Always (or better, a fixed tag with imagePullPolicy: Always, or a digest)",
                     c.name
                 ),
             ));

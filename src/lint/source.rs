@@ -70,10 +70,18 @@ pub fn kind_by_name(path: &Path) -> Option<InputKind> {
 /// file with another extension): Groovy if it has pod templates, JSON if
 /// it starts like JSON, YAML otherwise.
 pub fn sniff(text: &str) -> InputKind {
-    let looks_groovy = ["podTemplate", "containerTemplate", "pipeline {", "node(", "node {"]
-        .iter()
-        .any(|w| text.contains(w))
-        || text.lines().any(|l| l.trim_start().starts_with("kubernetes {"));
+    let looks_groovy = [
+        "podTemplate",
+        "containerTemplate",
+        "pipeline {",
+        "node(",
+        "node {",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+        || text
+            .lines()
+            .any(|l| l.trim_start().starts_with("kubernetes {"));
     if looks_groovy {
         InputKind::Jenkins
     } else if text.trim_start().starts_with(['{', '[']) {
@@ -85,25 +93,41 @@ pub fn sniff(text: &str) -> InputKind {
 
 fn decode(bytes: Vec<u8>) -> Option<String> {
     let text = String::from_utf8(bytes).ok()?;
-    Some(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
+    Some(
+        text.strip_prefix('\u{feff}')
+            .map(str::to_string)
+            .unwrap_or(text),
+    )
 }
 
 /// Reads every input named by `paths` (`-` is `stdin`, labelled
 /// `stdin_name`). Directories are walked in sorted order, skipping hidden
-/// entries and symlinked directories; files named explicitly are read
+/// entries, symlinked directories and Helm chart `templates/` directories;
+/// files named explicitly are read
 /// whatever their name, directory entries only when [`kind_by_name`] knows them.
-pub fn collect(paths: &[PathBuf], stdin: &mut dyn Read, stdin_name: &str) -> Result<Vec<Input>, SourceError> {
+pub fn collect(
+    paths: &[PathBuf],
+    stdin: &mut dyn Read,
+    stdin_name: &str,
+) -> Result<Vec<Input>, SourceError> {
     let mut inputs = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut bytes = Vec::new();
             stdin
                 .read_to_end(&mut bytes)
-                .map_err(|source| SourceError { path: "<stdin>".into(), source })?;
+                .map_err(|source| SourceError {
+                    path: "<stdin>".into(),
+                    source,
+                })?;
             let text = decode(bytes);
             let kind = kind_by_name(Path::new(stdin_name))
                 .unwrap_or_else(|| text.as_deref().map_or(InputKind::Yaml, sniff));
-            inputs.push(Input { name: stdin_name.to_string(), kind, text });
+            inputs.push(Input {
+                name: stdin_name.to_string(),
+                kind,
+                text,
+            });
             continue;
         }
         let meta = std::fs::metadata(path).map_err(|source| err(path, source))?;
@@ -111,19 +135,36 @@ pub fn collect(paths: &[PathBuf], stdin: &mut dyn Read, stdin_name: &str) -> Res
             walk(path, &mut inputs)?;
         } else {
             let text = read(path)?;
-            let kind = kind_by_name(path).unwrap_or_else(|| text.as_deref().map_or(InputKind::Yaml, sniff));
-            inputs.push(Input { name: path.display().to_string(), kind, text });
+            let kind = kind_by_name(path)
+                .unwrap_or_else(|| text.as_deref().map_or(InputKind::Yaml, sniff));
+            inputs.push(Input {
+                name: path.display().to_string(),
+                kind,
+                text,
+            });
         }
     }
     Ok(inputs)
 }
 
 fn err(path: &Path, source: io::Error) -> SourceError {
-    SourceError { path: path.display().to_string(), source }
+    SourceError {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn read(path: &Path) -> Result<Option<String>, SourceError> {
-    std::fs::read(path).map(decode).map_err(|source| err(path, source))
+    std::fs::read(path)
+        .map(decode)
+        .map_err(|source| err(path, source))
+}
+
+/// A Helm chart's `templates/` directory: Go templates, not YAML, so a
+/// walk skips it (lint `helm template` output instead).
+fn is_chart_templates(dir: &Path) -> bool {
+    dir.file_name().is_some_and(|n| n == "templates")
+        && dir.parent().is_some_and(|p| p.join("Chart.yaml").is_file())
 }
 
 fn walk(dir: &Path, inputs: &mut Vec<Input>) -> Result<(), SourceError> {
@@ -133,15 +174,26 @@ fn walk(dir: &Path, inputs: &mut Vec<Input>) -> Result<(), SourceError> {
         .collect::<Result<_, _>>()?;
     entries.sort();
     for path in entries {
-        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+        {
             continue;
         }
         let meta = std::fs::symlink_metadata(&path).map_err(|source| err(&path, source))?;
         if meta.is_dir() {
+            if is_chart_templates(&path) {
+                continue;
+            }
             walk(&path, inputs)?;
         } else if let Some(kind) = kind_by_name(&path) {
             let text = read(&path)?;
-            inputs.push(Input { name: path.display().to_string(), kind, text });
+            inputs.push(Input {
+                name: path.display().to_string(),
+                kind,
+                text,
+            });
         }
     }
     Ok(())
@@ -153,9 +205,18 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(kind_by_name(Path::new("ci/Jenkinsfile")), Some(InputKind::Jenkins));
-        assert_eq!(kind_by_name(Path::new("build.jenkinsfile")), Some(InputKind::Jenkins));
-        assert_eq!(kind_by_name(Path::new("vars/pod.groovy")), Some(InputKind::Jenkins));
+        assert_eq!(
+            kind_by_name(Path::new("ci/Jenkinsfile")),
+            Some(InputKind::Jenkins)
+        );
+        assert_eq!(
+            kind_by_name(Path::new("build.jenkinsfile")),
+            Some(InputKind::Jenkins)
+        );
+        assert_eq!(
+            kind_by_name(Path::new("vars/pod.groovy")),
+            Some(InputKind::Jenkins)
+        );
         assert_eq!(kind_by_name(Path::new("a.yml")), Some(InputKind::Yaml));
         assert_eq!(kind_by_name(Path::new("a.json")), Some(InputKind::Json));
         assert_eq!(kind_by_name(Path::new("README.md")), None);

@@ -21,7 +21,9 @@ impl Suppressions {
     pub(crate) fn scan(text: &str) -> Suppressions {
         let mut by_line: HashMap<usize, Vec<String>> = HashMap::new();
         for (i, line) in text.lines().enumerate() {
-            let Some(at) = line.find(MARKER) else { continue };
+            let Some(at) = line.find(MARKER) else {
+                continue;
+            };
             let before = line[..at].trim_end();
             let comment_start = if let Some(b) = before.strip_suffix('#') {
                 b
@@ -38,7 +40,10 @@ impl Suppressions {
                 .map(str::to_string)
                 .collect();
             let line_no = i + 1;
-            by_line.entry(line_no).or_default().extend(ids.iter().cloned());
+            by_line
+                .entry(line_no)
+                .or_default()
+                .extend(ids.iter().cloned());
             if comment_start.trim().is_empty() {
                 by_line.entry(line_no + 1).or_default().extend(ids);
             }
@@ -48,7 +53,9 @@ impl Suppressions {
 
     /// Whether `rule` is silenced on `line`.
     pub(crate) fn suppresses(&self, line: usize, rule: Rule) -> bool {
-        self.by_line.get(&line).is_some_and(|ids| ids.iter().any(|id| id == rule.id()))
+        self.by_line
+            .get(&line)
+            .is_some_and(|ids| ids.iter().any(|id| id == rule.id()))
     }
 }
 
@@ -62,7 +69,10 @@ mod tests {
             "a: 1 # imagedrift:ignore pinned-always\n  # imagedrift:ignore invalid-image, parse-error\nb: 2\nc: 3\n",
         );
         assert!(s.suppresses(1, Rule::PinnedAlways));
-        assert!(!s.suppresses(2, Rule::PinnedAlways), "a trailing comment covers only its own line");
+        assert!(
+            !s.suppresses(2, Rule::PinnedAlways),
+            "a trailing comment covers only its own line"
+        );
         assert!(s.suppresses(3, Rule::InvalidImage));
         assert!(s.suppresses(3, Rule::ParseError));
         assert!(!s.suppresses(4, Rule::InvalidImage));
@@ -71,7 +81,9 @@ mod tests {
 
     #[test]
     fn groovy_comments_and_trailing_prose() {
-        let s = Suppressions::scan("// imagedrift:ignore mutable-tag-default-policy because we pin in CI\nx\n");
+        let s = Suppressions::scan(
+            "// imagedrift:ignore mutable-tag-default-policy because we pin in CI\nx\n",
+        );
         assert!(s.suppresses(2, Rule::MutableTagDefaultPolicy));
         let none = Suppressions::scan("image: \"imagedrift:ignore pinned-always\"\n");
         assert!(!none.suppresses(1, Rule::PinnedAlways));

@@ -104,9 +104,9 @@ impl Node {
         if let Some((k, v)) = entries.iter().find(|(k, _)| k.as_str() == Some(key)) {
             return Some((k, v));
         }
-        let merged = entries.iter().find(|(k, _)| {
-            matches!(&k.value, Value::Scalar { text, plain: true } if text == "<<")
-        })?;
+        let merged = entries.iter().find(
+            |(k, _)| matches!(&k.value, Value::Scalar { text, plain: true } if text == "<<"),
+        )?;
         match &merged.1.value {
             Value::Map(_) => merged.1.entry(key),
             Value::Seq(items) => items.iter().find_map(|m| m.entry(key)),
@@ -148,15 +148,25 @@ pub struct SyntaxError {
 /// "billion laughs" document cannot exhaust memory.
 const MAX_NODES: usize = 1_000_000;
 
+/// Deeper nesting is refused: no manifest needs it, and it bounds recursion.
+const MAX_DEPTH: usize = 500;
+
 /// Parses every document of a YAML stream. Empty documents are skipped;
 /// each broken document yields one error and does not stop the others.
 pub fn parse_stream(text: &str, map: PosMap<'_>) -> Vec<Result<Document, SyntaxError>> {
     let mut out = Vec::new();
     for chunk in split_documents(text) {
-        let mapper = Mapper { map, char_offset: chunk.char_offset, line_offset: chunk.line_offset };
+        let mapper = Mapper {
+            map,
+            char_offset: chunk.char_offset,
+            line_offset: chunk.line_offset,
+        };
         let helm_source = helm_source(chunk.text);
         for doc in parse_chunk(chunk.text, &mapper) {
-            out.push(doc.map(|root| Document { root, helm_source: helm_source.clone() }));
+            out.push(doc.map(|root| Document {
+                root,
+                helm_source: helm_source.clone(),
+            }));
         }
     }
     out
@@ -189,7 +199,11 @@ fn split_documents(text: &str) -> Vec<Chunk<'_>> {
         byte += line.len();
         chars += line.chars().count();
     }
-    chunks.push(Chunk { text: &text[start_byte..], char_offset: start_char, line_offset: start_line });
+    chunks.push(Chunk {
+        text: &text[start_byte..],
+        char_offset: start_char,
+        line_offset: start_line,
+    });
     chunks
 }
 
@@ -218,7 +232,10 @@ struct Mapper<'a> {
 impl Mapper<'_> {
     fn pos(&self, m: &Marker) -> Pos {
         match self.map {
-            PosMap::Identity => Pos { line: m.line() + self.line_offset, col: m.col() + 1 },
+            PosMap::Identity => Pos {
+                line: m.line() + self.line_offset,
+                col: m.col() + 1,
+            },
             PosMap::Table(table) => {
                 let i = (self.char_offset + m.index()).min(table.len().saturating_sub(1));
                 table.get(i).copied().unwrap_or(Pos { line: 1, col: 1 })
@@ -228,8 +245,19 @@ impl Mapper<'_> {
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, pos: Pos, anchor: usize, size: usize },
-    Map { entries: Vec<(Node, Node)>, key: Option<Node>, pos: Pos, anchor: usize, size: usize },
+    Seq {
+        items: Vec<Node>,
+        pos: Pos,
+        anchor: usize,
+        size: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        pos: Pos,
+        anchor: usize,
+        size: usize,
+    },
 }
 
 /// Builds trees from parser events for every document in one chunk.
@@ -269,39 +297,102 @@ fn parse_chunk(text: &str, mapper: &Mapper<'_>) -> Vec<Result<Node, SyntaxError>
             }
             Event::Scalar(text, style, anchor, _tag) => {
                 let plain = style == ScalarStyle::Plain;
-                Some((Node { value: Value::Scalar { text: text.into_owned(), plain }, pos }, anchor, 1))
+                Some((
+                    Node {
+                        value: Value::Scalar {
+                            text: text.into_owned(),
+                            plain,
+                        },
+                        pos,
+                    },
+                    anchor,
+                    1,
+                ))
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some((node, size)) => Some((Node { pos, ..node.clone() }, 0, *size)),
+                Some((node, size)) => Some((
+                    Node {
+                        pos,
+                        ..node.clone()
+                    },
+                    0,
+                    *size,
+                )),
                 None => {
-                    docs.push(Err(SyntaxError { pos, message: "alias to an unknown anchor".into() }));
+                    docs.push(Err(SyntaxError {
+                        pos,
+                        message: "alias to an unknown anchor".into(),
+                    }));
                     return docs;
                 }
             },
+            Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_DEPTH => {
+                docs.push(Err(SyntaxError {
+                    pos,
+                    message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                }));
+                return docs;
+            }
             Event::SequenceStart(anchor, _) => {
-                stack.push(Frame::Seq { items: Vec::new(), pos, anchor, size: 1 });
+                stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    pos,
+                    anchor,
+                    size: 1,
+                });
                 None
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map { entries: Vec::new(), key: None, pos, anchor, size: 1 });
+                stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    pos,
+                    anchor,
+                    size: 1,
+                });
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Seq { items, pos, anchor, size }) => {
-                    Some((Node { value: Value::Seq(items), pos }, anchor, size))
-                }
-                Some(Frame::Map { entries, pos, anchor, size, .. }) => {
-                    Some((Node { value: Value::Map(entries), pos }, anchor, size))
-                }
+                Some(Frame::Seq {
+                    items,
+                    pos,
+                    anchor,
+                    size,
+                }) => Some((
+                    Node {
+                        value: Value::Seq(items),
+                        pos,
+                    },
+                    anchor,
+                    size,
+                )),
+                Some(Frame::Map {
+                    entries,
+                    pos,
+                    anchor,
+                    size,
+                    ..
+                }) => Some((
+                    Node {
+                        value: Value::Map(entries),
+                        pos,
+                    },
+                    anchor,
+                    size,
+                )),
                 None => None,
             },
         };
-        let Some((node, anchor, size)) = completed else { continue };
+        let Some((node, anchor, size)) = completed else {
+            continue;
+        };
         total += size;
         if total > MAX_NODES {
             docs.push(Err(SyntaxError {
                 pos,
-                message: format!("document expands to more than {MAX_NODES} nodes (alias expansion)"),
+                message: format!(
+                    "document expands to more than {MAX_NODES} nodes (alias expansion)"
+                ),
             }));
             return docs;
         }
@@ -313,7 +404,12 @@ fn parse_chunk(text: &str, mapper: &Mapper<'_>) -> Vec<Result<Node, SyntaxError>
                 *s += size;
                 items.push(node);
             }
-            Some(Frame::Map { entries, key, size: s, .. }) => {
+            Some(Frame::Map {
+                entries,
+                key,
+                size: s,
+                ..
+            }) => {
                 *s += size;
                 match key.take() {
                     Some(k) => entries.push((k, node)),
@@ -327,7 +423,10 @@ fn parse_chunk(text: &str, mapper: &Mapper<'_>) -> Vec<Result<Node, SyntaxError>
 }
 
 fn scan_error(e: &ScanError, mapper: &Mapper<'_>) -> SyntaxError {
-    SyntaxError { pos: mapper.pos(e.marker()), message: e.info().to_string() }
+    SyntaxError {
+        pos: mapper.pos(e.marker()),
+        message: e.info().to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -340,10 +439,14 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_and_follow_documents() {
-        let d = docs("a: 1\n---\n# Source: chart/templates/x.yaml\nkind: Pod\nspec:\n  x: [1, 2]\n");
+        let d =
+            docs("a: 1\n---\n# Source: chart/templates/x.yaml\nkind: Pod\nspec:\n  x: [1, 2]\n");
         assert_eq!(d.len(), 2);
         let second = d[1].as_ref().unwrap();
-        assert_eq!(second.helm_source.as_deref(), Some("chart/templates/x.yaml"));
+        assert_eq!(
+            second.helm_source.as_deref(),
+            Some("chart/templates/x.yaml")
+        );
         let (k, v) = second.root.entry("kind").unwrap();
         assert_eq!(k.pos, Pos { line: 4, col: 1 });
         assert_eq!(v.pos, Pos { line: 4, col: 7 });
@@ -358,20 +461,31 @@ mod tests {
         assert!(d[0].is_ok());
         let err = d[1].as_ref().unwrap_err();
         assert!(err.pos.line >= 3 && err.pos.line <= 5, "{err:?}");
-        assert_eq!(d[2].as_ref().unwrap().root.get("e").unwrap().pos, Pos { line: 6, col: 4 });
+        assert_eq!(
+            d[2].as_ref().unwrap().root.get("e").unwrap().pos,
+            Pos { line: 6, col: 4 }
+        );
     }
 
     #[test]
     fn json_positions() {
-        let d = docs("{\n\t\"kind\": \"Pod\",\n  \"spec\": {\"a\": 1}\n}\n".replace('\t', " ").as_str());
+        let d = docs(
+            "{\n\t\"kind\": \"Pod\",\n  \"spec\": {\"a\": 1}\n}\n"
+                .replace('\t', " ")
+                .as_str(),
+        );
         let root = &d[0].as_ref().unwrap().root;
         assert_eq!(root.get("kind").unwrap().pos, Pos { line: 2, col: 10 });
-        assert_eq!(root.at(&["spec", "a"]).unwrap().pos, Pos { line: 3, col: 17 });
+        assert_eq!(
+            root.at(&["spec", "a"]).unwrap().pos,
+            Pos { line: 3, col: 17 }
+        );
     }
 
     #[test]
     fn empty_documents_are_skipped_and_aliases_and_merge_keys_resolve() {
-        let d = docs("---\n---\n# only a comment\n---\nbase: &b {x: 1}\nm:\n  <<: *b\n  y: 2\n...\n");
+        let d =
+            docs("---\n---\n# only a comment\n---\nbase: &b {x: 1}\nm:\n  <<: *b\n  y: 2\n...\n");
         assert_eq!(d.len(), 1);
         let root = &d[0].as_ref().unwrap().root;
         assert_eq!(root.at(&["m", "x"]).unwrap().as_str(), Some("1"));
@@ -389,9 +503,32 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(
+            docs(&text)[0]
+                .as_ref()
+                .unwrap_err()
+                .message
+                .contains("nesting")
+        );
+    }
+
+    #[test]
     fn table_maps_positions() {
-        let table: Vec<Pos> = "a: b".chars().enumerate().map(|(i, _)| Pos { line: 7, col: 10 + i }).chain([Pos { line: 7, col: 14 }]).collect();
+        let table: Vec<Pos> = "a: b"
+            .chars()
+            .enumerate()
+            .map(|(i, _)| Pos {
+                line: 7,
+                col: 10 + i,
+            })
+            .chain([Pos { line: 7, col: 14 }])
+            .collect();
         let d = parse_stream("a: b", PosMap::Table(&table));
-        assert_eq!(d[0].as_ref().unwrap().root.get("a").unwrap().pos, Pos { line: 7, col: 13 });
+        assert_eq!(
+            d[0].as_ref().unwrap().root.get("a").unwrap().pos,
+            Pos { line: 7, col: 13 }
+        );
     }
 }
