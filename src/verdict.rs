@@ -319,11 +319,11 @@ pub async fn judge<S: ManifestSource>(
             match ctx.fetch(&tag.digest).await {
                 Err(f) => return ctx.failed(LookupTarget::CurrentManifest, f),
                 Ok(m) => {
-                    if let Manifest::Index { entries } = &*m {
-                        if let Some(e) = entries.iter().find(|e| &e.digest == running) {
-                            ctx.evidence.platform = e.platform.clone();
-                            return ctx.done(Verdict::Fresh, Rule::ChildOfCurrentIndex);
-                        }
+                    if let Manifest::Index { entries } = &*m
+                        && let Some(e) = entries.iter().find(|e| &e.digest == running)
+                    {
+                        ctx.evidence.platform = e.platform.clone();
+                        return ctx.done(Verdict::Fresh, Rule::ChildOfCurrentIndex);
                     }
                     current_index = Some(m);
                 }
@@ -344,12 +344,9 @@ pub async fn judge<S: ManifestSource>(
             Current::Failed(j) => return j,
             Current::Manifest(d) => d,
         };
-        if matches!(&*old, Manifest::Index { .. }) && running_manifest == current {
-            return ctx.done(Verdict::Fresh, Rule::SamePlatformChild);
-        }
+        // An old index whose child for this node is the current child: the tag
+        // was re-pushed with identical content for this node.
         if running_manifest == current {
-            // A single-arch running manifest that is the current platform child
-            // was caught above as a child of the index; this is defensive.
             return ctx.done(Verdict::Fresh, Rule::SamePlatformChild);
         }
         let running_config =
