@@ -504,13 +504,17 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused() {
+        // flow nesting: the parser's own limit
         let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(docs(&text)[0].is_err());
+        // block nesting: ours
+        let text: String = (0..MAX_DEPTH + 5)
+            .map(|i| format!("{}a:\n", " ".repeat(i)))
+            .collect();
+        let d = docs(&text);
         assert!(
-            docs(&text)[0]
-                .as_ref()
-                .unwrap_err()
-                .message
-                .contains("nesting")
+            d[0].as_ref().unwrap_err().message.contains("nesting"),
+            "{d:?}"
         );
     }
 
