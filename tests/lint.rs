@@ -271,6 +271,17 @@ fn broken_yaml_in_a_jenkinsfile_and_container_templates_after_it() {
     );
 }
 
+#[test]
+fn pod_yaml_held_in_a_groovy_variable() {
+    // The GString's `${args.image ?: '…'}` is a placeholder, not broken YAML;
+    // the string that only mentions containers: and spec: is not YAML and
+    // yields no parse error.
+    assert_eq!(
+        findings("more/vars-pod.groovy"),
+        vec![(12, 13, "error", "jenkins-always-pull-image")]
+    );
+}
+
 // ---- the binary ----
 
 fn imagedrift(args: &[&str], stdin: Option<&str>) -> Output {
@@ -422,8 +433,9 @@ fn directories_are_walked() {
         !paths.iter().any(|p| p.contains("templates")),
         "Helm chart templates/ must be skipped"
     );
-    // 11 fixtures here, and more/: Chart.yaml, broken.Jenkinsfile, workload-level-policy.yaml
-    assert_eq!(v["summary"]["files"], 14);
+    // 11 fixtures here, and in more/: Chart.yaml, broken.Jenkinsfile,
+    // vars-pod.groovy, workload-level-policy.yaml
+    assert_eq!(v["summary"]["files"], 15);
 }
 
 #[test]
@@ -513,4 +525,39 @@ fn sarif_output_shape() {
         .find(|r| r["ruleId"] == "pinned-always")
         .expect("pinned-always result");
     assert_eq!(info["level"], "note");
+}
+
+#[test]
+fn truncated_and_garbled_inputs_never_panic() {
+    let mut names = vec![
+        "Jenkinsfile",
+        "broken-middle.yaml",
+        "deployment-pod-level-policy.yaml",
+        "list.json",
+        "multi-doc.yaml",
+        "more/broken.Jenkinsfile",
+        "more/workload-level-policy.yaml",
+    ];
+    names.sort();
+    let opts = LintOptions::default();
+    for name in names {
+        let text = read(name);
+        let cuts: Vec<usize> = text.char_indices().map(|(i, _)| i).step_by(5).collect();
+        for cut in cuts {
+            let prefix = &text[..cut];
+            let garbled = format!("{prefix}\t: [{{'\"\n{}", &text[cut..]);
+            for kind in [InputKind::Yaml, InputKind::Json, InputKind::Jenkins] {
+                for input in [prefix, garbled.as_str()] {
+                    let found = lint_text(name, input, kind, &opts);
+                    // every finding points inside the text (or just past its end)
+                    let lines = input.lines().count().max(1) + 1;
+                    assert!(
+                        found
+                            .iter()
+                            .all(|f| f.pos.line >= 1 && f.pos.line <= lines && f.pos.col >= 1)
+                    );
+                }
+            }
+        }
+    }
 }

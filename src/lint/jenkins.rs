@@ -40,12 +40,14 @@ struct Token {
 pub(crate) fn lint_jenkinsfile(text: &str, opts: &LintOptions) -> Vec<Hit> {
     let tokens = tokenize(text);
     let mut hits = Vec::new();
+    let mut linted: Vec<Pos> = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         if t.tok == Tok::Ident("yaml".into())
-            && let Some(s) = yaml_argument(&tokens[i + 1..])
+            && let Some((s, at)) = yaml_argument(&tokens[i + 1..])
         {
             let (yaml, map) = dedent(s);
             hits.extend(rules::lint_yaml(&yaml, "YAML", PosMap::Table(&map), opts));
+            linted.push(at);
         }
         if t.tok == Tok::Ident("containerTemplate".into())
             && let Some(ct) = container_template(&tokens[i + 1..])
@@ -53,18 +55,38 @@ pub(crate) fn lint_jenkinsfile(text: &str, opts: &LintOptions) -> Vec<Hit> {
             lint_container_template(&ct, t.pos, opts, &mut hits);
         }
     }
+    // Pod YAML kept in a variable (`def pod = '''…'''`, then `yaml: pod`):
+    // a multi-line string that looks like a pod is linted too, but since it
+    // may not be meant as YAML at all, its syntax errors are not reported.
+    for t in &tokens {
+        if let Tok::Str(s) = &t.tok
+            && !linted.contains(&t.pos)
+            && looks_like_pod_yaml(&s.value)
+        {
+            let (yaml, map) = dedent(s);
+            let found = rules::lint_yaml(&yaml, "YAML", PosMap::Table(&map), opts);
+            hits.extend(found.into_iter().filter(|h| h.rule != Rule::ParseError));
+        }
+    }
     hits
 }
 
-/// The string literal after `yaml`, `yaml:` or `yaml(`.
-fn yaml_argument(rest: &[Token]) -> Option<&GroovyStr> {
+/// Whether a string holds pod YAML: several lines, a `containers:` key and
+/// a `spec:` key.
+fn looks_like_pod_yaml(s: &str) -> bool {
+    let keys = |k: &str| s.lines().any(|l| l.trim_start().starts_with(k));
+    s.contains('\n') && keys("containers:") && keys("spec:")
+}
+
+/// The string literal after `yaml`, `yaml:` or `yaml(`, and its position.
+fn yaml_argument(rest: &[Token]) -> Option<(&GroovyStr, Pos)> {
     let mut it = rest.iter();
     let mut next = it.next()?;
     if matches!(next.tok, Tok::Punct(':' | '(')) {
         next = it.next()?;
     }
     match &next.tok {
-        Tok::Str(s) => Some(s),
+        Tok::Str(s) => Some((s, next.pos)),
         _ => None,
     }
 }
@@ -320,6 +342,10 @@ fn tokenize(text: &str) -> Vec<Token> {
 
 /// Reads a string literal starting at `start` (its opening quote); returns
 /// it and the index after its closing quote (or the end of the text).
+///
+/// In a GString, each `${…}` becomes the placeholder `${}` (all its chars
+/// placed at the `$`): its value is only known at run time, and the
+/// expression itself (`${a ?: 'b'}`) must not break the YAML around it.
 fn string_literal(
     chars: &[char],
     pos: &[Pos],
@@ -332,7 +358,6 @@ fn string_literal(
     let mut value = String::new();
     let mut map = Vec::new();
     let mut interpolated = false;
-    let mut brace_depth = 0usize;
     let closes = |i: usize| {
         if triple {
             chars
@@ -344,23 +369,20 @@ fn string_literal(
     };
     while i < chars.len() {
         let c = chars[i];
-        if brace_depth == 0 && closes(i) {
+        if closes(i) {
             map.push(pos[i]);
-            return (
-                GroovyStr {
-                    value,
-                    map,
-                    interpolated,
-                },
-                i + open,
-            );
+            let s = GroovyStr {
+                value,
+                map,
+                interpolated,
+            };
+            return (s, i + open);
         }
         if !triple && c == '\n' {
             break;
         }
         if c == '\\' && i + 1 < chars.len() {
-            let e = chars[i + 1];
-            let unescaped = match e {
+            let unescaped = match chars[i + 1] {
                 '\n' => None, // line continuation
                 'n' => Some('\n'),
                 't' => Some('\t'),
@@ -375,32 +397,21 @@ fn string_literal(
             i += 2;
             continue;
         }
-        if brace_depth > 0 && (c == '\'' || c == '"') {
-            // A string nested in `${…}`: its braces and quotes don't count.
-            let mut j = i + 1;
-            while j < chars.len() && chars[j] != c && chars[j] != '\n' {
-                j += if chars[j] == '\\' { 2 } else { 1 };
+        if quote == '"' && c == '$' {
+            if chars.get(i + 1) == Some(&'{') {
+                interpolated = true;
+                for p in "${}".chars() {
+                    value.push(p);
+                    map.push(pos[i]);
+                }
+                i = interpolation_end(chars, i + 2);
+                continue;
             }
-            let end = (j + 1).min(chars.len());
-            for k in i..end {
-                value.push(chars[k]);
-                map.push(pos[k]);
-            }
-            i = end;
-            continue;
-        }
-        if quote == '"' {
-            if c == '$'
-                && chars
-                    .get(i + 1)
-                    .is_some_and(|n| *n == '{' || n.is_alphabetic() || *n == '_')
+            if chars
+                .get(i + 1)
+                .is_some_and(|n| n.is_alphabetic() || *n == '_')
             {
                 interpolated = true;
-            }
-            if c == '{' && i > 0 && (chars[i - 1] == '$' || brace_depth > 0) {
-                brace_depth += 1;
-            } else if c == '}' && brace_depth > 0 {
-                brace_depth -= 1;
             }
         }
         value.push(c);
@@ -408,14 +419,34 @@ fn string_literal(
         i += 1;
     }
     map.push(pos[i.min(pos.len() - 1)]);
-    (
-        GroovyStr {
-            value,
-            map,
-            interpolated,
-        },
-        i,
-    )
+    let s = GroovyStr {
+        value,
+        map,
+        interpolated,
+    };
+    (s, i)
+}
+
+/// The index after the `}` closing a `${` whose body starts at `i`,
+/// skipping nested braces and strings.
+fn interpolation_end(chars: &[char], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while i < chars.len() {
+        match chars[i] {
+            '}' if depth == 0 => return i + 1,
+            '}' => depth -= 1,
+            '{' => depth += 1,
+            q @ ('\'' | '"') => {
+                i += 1;
+                while i < chars.len() && chars[i] != q && chars[i] != '\n' {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    chars.len()
 }
 
 #[cfg(test)]
@@ -441,6 +472,8 @@ mod tests {
         assert_eq!(s[0].value, "a'b");
         assert!(!s[0].interpolated);
         assert!(s[1].interpolated);
+        assert_eq!(s[1].value, "c${}");
+        assert_eq!(s[1].map.len(), 5);
         assert_eq!(s[2].value, "\nl1\n  l2");
         assert_eq!(s[2].map[1], Pos { line: 3, col: 1 });
         assert_eq!(s[2].map[4], Pos { line: 4, col: 1 });
