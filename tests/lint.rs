@@ -561,3 +561,49 @@ fn truncated_and_garbled_inputs_never_panic() {
         }
     }
 }
+
+#[test]
+fn non_utf8_files_and_json_syntax_errors_are_findings() {
+    let dir = std::env::temp_dir().join(format!("imagedrift-lint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let latin1 = dir.join("latin1.yaml");
+    std::fs::write(&latin1, b"kind: Pod\n# caf\xe9\n").expect("write");
+    let bad_json = dir.join("bad.json");
+    std::fs::write(
+        &bad_json,
+        "{\n  \"kind\": \"Pod\",\n  \"spec\": {\"containers\": [}\n}\n",
+    )
+    .expect("write");
+    let o = imagedrift(
+        &[
+            "-o",
+            "json",
+            latin1.to_str().unwrap_or_default(),
+            bad_json.to_str().unwrap_or_default(),
+        ],
+        None,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let f = v["findings"].as_array().expect("findings");
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!(
+        (&f[0]["rule"], &f[0]["line"]),
+        (&"parse-error".into(), &1.into())
+    );
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not UTF-8"))
+    );
+    assert_eq!(
+        (&f[1]["rule"], &f[1]["line"]),
+        (&"parse-error".into(), &3.into())
+    );
+    assert!(
+        f[1]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not valid JSON"))
+    );
+}
