@@ -165,7 +165,7 @@ impl Rule {
                 "A mutable tag without imagePullPolicy: Always gets IfNotPresent, so nodes keep stale copies after the tag is re-pushed."
             }
             Rule::ImplicitLatestPolicy => {
-                "An image with tag latest (or no tag) relies on the implicit Always default, which silently changes when the tag does."
+                "An image with tag latest (or no tag) relies on the implicit Always default; after a switch to a fixed tag, new objects default to IfNotPresent while existing ones keep Always."
             }
             Rule::InvalidPullPolicy => {
                 "An imagePullPolicy value the API server rejects (the values are case-sensitive)."

@@ -533,7 +533,7 @@ fn lint_container(
                 Rule::ImplicitLatestPolicy,
                 image_node.pos,
                 format!(
-                    "container `{}`: image `{shown}` {what} with no imagePullPolicy: it works because the policy defaults to Always, but only implicitly, and pinning a fixed tag later silently turns it into IfNotPresent; write imagePullPolicy: Always (or better, a fixed tag with imagePullPolicy: Always, or a digest)",
+                    "container `{}`: image `{shown}` {what} with no imagePullPolicy: it works because the policy defaults to Always, but only implicitly: after a switch to a fixed tag, new objects default to IfNotPresent while existing ones keep the Always stored at creation (the policy does not re-default), so clusters behave differently; write imagePullPolicy: Always",
                     c.name
                 ),
             ));
