@@ -607,3 +607,16 @@ fn non_utf8_files_and_json_syntax_errors_are_findings() {
             .is_some_and(|m| m.contains("not valid JSON"))
     );
 }
+
+#[test]
+fn list_rules() {
+    let o = imagedrift(&["--list-rules"], None);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 9, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("mutable-tag-default-policy") && l.contains(" warning ")),
+        "{out}"
+    );
+}

@@ -14,12 +14,17 @@ pub const EXIT_ERROR: u8 = 2;
 
 /// Arguments of `imagedrift lint`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Exit status: 0 no finding at or above --fail-on, 1 some, 2 usage or I/O error.\n\
+Silence a finding with `# imagedrift:ignore <rule-id>[,<rule-id>...]` on its line or alone on the line above\n\
+(`//` works in Jenkinsfiles). Not followed: Jenkins `yamlFile` references (lint that file directly)."
+)]
 pub struct LintArgs {
     /// Files or directories to lint; `-` reads stdin. Directories are walked
     /// for *.yaml, *.yml, *.json, Jenkinsfile, *.jenkinsfile and *.groovy,
     /// skipping hidden entries and Helm chart templates/ (lint `helm template`
     /// output instead).
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "list_rules", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Output format.
     #[arg(
@@ -39,6 +44,9 @@ pub struct LintArgs {
     /// Name standard input gets in findings (its extension also picks the format).
     #[arg(long, default_value = "<stdin>", value_name = "NAME")]
     pub stdin_filename: String,
+    /// Print every rule (id, default severity, what it catches) and exit.
+    #[arg(long)]
+    pub list_rules: bool,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -63,6 +71,23 @@ pub fn run_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
+    if args.list_rules {
+        let list: String = Rule::ALL
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:<28} {:<8} {}\n",
+                    r.id(),
+                    r.default_severity().as_str(),
+                    r.summary()
+                )
+            })
+            .collect();
+        return match out.write_all(list.as_bytes()) {
+            Ok(()) => 0,
+            Err(_) => EXIT_ERROR,
+        };
+    }
     let inputs = match source::collect(&args.paths, stdin, &args.stdin_filename) {
         Ok(inputs) => inputs,
         Err(e) => {
