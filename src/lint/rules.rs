@@ -260,7 +260,8 @@ fn view_container<'a>(
     let mut found = Vec::new();
     let image_node = c.get("image");
     let image = image_node.and_then(|n| check_image(n, &name, &mut found));
-    let policy_node = c.get("imagePullPolicy");
+    // `imagePullPolicy: null` (or empty) is the same as leaving it out.
+    let policy_node = c.get("imagePullPolicy").filter(|n| !n.is_null());
     let explicit = policy_node.and_then(|n| check_policy(n, &name, &mut found));
     for h in &mut found {
         h.container = Some(name.clone());
@@ -330,7 +331,8 @@ fn check_policy(node: &Node, container: &str, hits: &mut Vec<Hit>) -> Option<Pul
     None
 }
 
-/// Short reason for a defaulted policy: "for tag `java17`", "(no tag)".
+/// Short reason for a defaulted policy: "for tag `java17`", "because the
+/// image has no tag".
 fn default_reason(rule: &DefaultRule) -> String {
     match rule {
         DefaultRule::NoTag => "because the image has no tag".to_string(),
@@ -347,6 +349,9 @@ fn stale_prone(image: &ImageRef, policy: PullPolicy) -> bool {
     policy != PullPolicy::Always && !image.is_pinned()
 }
 
+/// `imagePullPolicy` outside the containers (`place`: "at pod level",
+/// "in `spec.template`"): an error when some container ends up with another
+/// policy than the one written there, a warning when it changes nothing.
 fn pod_level_policy_hit(
     place: &str,
     key: &Node,
