@@ -13,7 +13,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, PodSpec, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, PodSpec, Service, ServiceAccount,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -57,10 +59,18 @@ const fn call(
     feature: Feature,
     why: &'static str,
 ) -> ApiCall {
-    ApiCall { group, resource, verb, scope, feature, why }
+    ApiCall {
+        group,
+        resource,
+        verb,
+        scope,
+        feature,
+        why,
+    }
 }
 
 // TODO(lead): replace with imagedrift::rbac::API_CALLS
+#[rustfmt::skip]
 const API_CALLS: &[ApiCall] = {
     use Feature::*;
     use Scope::*;
@@ -94,7 +104,10 @@ const API_CALLS: &[ApiCall] = {
 /// Every installable kustomization under `deploy/` and the features it enables.
 const OVERLAYS: &[(&str, &[Feature])] = &[
     ("base", &[Feature::Core]),
-    ("overlays/pull-secrets", &[Feature::Core, Feature::PullSecrets]),
+    (
+        "overlays/pull-secrets",
+        &[Feature::Core, Feature::PullSecrets],
+    ),
     ("overlays/remedies", &[Feature::Core, Feature::Remedies]),
     ("overlays/prometheus-operator", &[Feature::Core]),
 ];
@@ -153,8 +166,9 @@ fn yaml_docs(path: &Path) -> Vec<Value> {
     serde_yaml_ng::Deserializer::from_str(&text)
         .enumerate()
         .map(|(i, doc)| {
-            <Value as serde::Deserialize>::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{} document {}: invalid YAML: {e}", path.display(), i + 1))
+            <Value as serde::Deserialize>::deserialize(doc).unwrap_or_else(|e| {
+                panic!("{} document {}: invalid YAML: {e}", path.display(), i + 1)
+            })
         })
         .filter(|v| !v.is_null())
         .collect()
@@ -180,13 +194,19 @@ fn first_difference(original: &Value, round_trip: &Value, at: &str) -> Option<St
 
 /// Parses `value` into `T`, rejecting fields that `T` does not have.
 fn typed<T: DeserializeOwned + Serialize>(value: &Value, origin: &str) -> Result<T, String> {
-    let kind = std::any::type_name::<T>().rsplit("::").next().unwrap_or("object");
-    let parsed: T =
-        serde_json::from_value(value.clone()).map_err(|e| format!("{origin}: not a valid {kind}: {e}"))?;
+    let kind = std::any::type_name::<T>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("object")
+        .trim_end_matches('>');
+    let parsed: T = serde_json::from_value(value.clone())
+        .map_err(|e| format!("{origin}: not a valid {kind}: {e}"))?;
     let back = serde_json::to_value(&parsed).map_err(|e| format!("{origin}: {e}"))?;
     match first_difference(value, &back, "") {
         None => Ok(parsed),
-        Some(path) => Err(format!("{origin}: `{path}` is not a field of {kind} (misspelt or misplaced?)")),
+        Some(path) => Err(format!(
+            "{origin}: `{path}` is not a field of {kind} (misspelt or misplaced?)"
+        )),
     }
 }
 
@@ -213,7 +233,9 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 fn nonempty_array<'a>(v: &'a Value, pointer: &str) -> Option<&'a Vec<Value>> {
-    v.pointer(pointer).and_then(Value::as_array).filter(|a| !a.is_empty())
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
 }
 
 fn check_service_monitor(v: &Value, origin: &str) -> Result<(), String> {
@@ -221,11 +243,13 @@ fn check_service_monitor(v: &Value, origin: &str) -> Result<(), String> {
     if !v.pointer("/spec/selector").is_some_and(Value::is_object) {
         return Err(format!("{origin}: ServiceMonitor needs spec.selector"));
     }
-    let endpoints =
-        nonempty_array(v, "/spec/endpoints").ok_or(format!("{origin}: ServiceMonitor needs spec.endpoints"))?;
+    let endpoints = nonempty_array(v, "/spec/endpoints")
+        .ok_or(format!("{origin}: ServiceMonitor needs spec.endpoints"))?;
     for (i, e) in endpoints.iter().enumerate() {
         if str_at(e, "/port").is_none() {
-            return Err(format!("{origin}: spec.endpoints[{i}] needs a named `port`"));
+            return Err(format!(
+                "{origin}: spec.endpoints[{i}] needs a named `port`"
+            ));
         }
     }
     Ok(())
@@ -235,11 +259,14 @@ fn check_rule_groups(groups: Option<&Vec<Value>>, origin: &str) -> Result<(), St
     let groups = groups.ok_or(format!("{origin}: needs a non-empty list of rule groups"))?;
     for (i, g) in groups.iter().enumerate() {
         str_at(g, "/name").ok_or(format!("{origin}: group {i} needs a name"))?;
-        let rules = nonempty_array(g, "/rules").ok_or(format!("{origin}: group {i} needs rules"))?;
+        let rules =
+            nonempty_array(g, "/rules").ok_or(format!("{origin}: group {i} needs rules"))?;
         for (j, r) in rules.iter().enumerate() {
             let named = str_at(r, "/alert").or(str_at(r, "/record"));
             if named.is_none() || str_at(r, "/expr").is_none() {
-                return Err(format!("{origin}: group {i} rule {j} needs `alert` or `record`, and `expr`"));
+                return Err(format!(
+                    "{origin}: group {i} rule {j} needs `alert` or `record`, and `expr`"
+                ));
             }
         }
     }
@@ -263,7 +290,9 @@ fn parse_object(v: &Value, origin: &str) -> Result<Object, String> {
         ("v1", "Service") => Object::Service(typed(v, origin)?),
         ("apps/v1", "Deployment") => Object::Deployment(typed(v, origin)?),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => Object::ClusterRole(typed(v, origin)?),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => Object::ClusterRoleBinding(typed(v, origin)?),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            Object::ClusterRoleBinding(typed(v, origin)?)
+        }
         ("rbac.authorization.k8s.io/v1", "Role") => Object::Role(typed(v, origin)?),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => Object::RoleBinding(typed(v, origin)?),
         ("monitoring.coreos.com/v1", "ServiceMonitor") => {
@@ -275,7 +304,11 @@ fn parse_object(v: &Value, origin: &str) -> Result<Object, String> {
             check_rule_groups(v.pointer("/spec/groups").and_then(Value::as_array), origin)?;
             Object::PrometheusRule(v.clone())
         }
-        _ => return Err(format!("{origin}: unexpected apiVersion/kind {api_version}/{kind}")),
+        _ => {
+            return Err(format!(
+                "{origin}: unexpected apiVersion/kind {api_version}/{kind}"
+            ));
+        }
     })
 }
 
@@ -293,15 +326,26 @@ fn kustomization(dir: &Path) -> Result<Value, String> {
     match (str_at(k, "/apiVersion"), str_at(k, "/kind")) {
         (Some("kustomize.config.k8s.io/v1beta1"), Some("Kustomization"))
         | (Some("kustomize.config.k8s.io/v1alpha1"), Some("Component")) => {}
-        other => return Err(format!("{origin}: not a Kustomization or Component: {other:?}")),
+        other => {
+            return Err(format!(
+                "{origin}: not a Kustomization or Component: {other:?}"
+            ));
+        }
     }
     let map = k.as_object().ok_or(format!("{origin}: not a mapping"))?;
-    if let Some(key) = map.keys().find(|key| !KUSTOMIZATION_KEYS.contains(&key.as_str())) {
-        return Err(format!("{origin}: key `{key}` is not understood by tests/deploy.rs's resolver; teach it"));
+    if let Some(key) = map
+        .keys()
+        .find(|key| !KUSTOMIZATION_KEYS.contains(&key.as_str()))
+    {
+        return Err(format!(
+            "{origin}: key `{key}` is not understood by tests/deploy.rs's resolver; teach it"
+        ));
     }
     for list in ["resources", "components"] {
         for entry in k.get(list).and_then(Value::as_array).into_iter().flatten() {
-            let rel = entry.as_str().ok_or(format!("{origin}: {list} entries must be paths"))?;
+            let rel = entry
+                .as_str()
+                .ok_or(format!("{origin}: {list} entries must be paths"))?;
             if !dir.join(rel).exists() {
                 return Err(format!("{origin}: {list} entry {rel} does not exist"));
             }
@@ -315,21 +359,36 @@ fn render(dir: &Path) -> Result<Vec<Object>, String> {
     let k = kustomization(dir)?;
     let mut objects = Vec::new();
     for list in ["resources", "components"] {
-        for rel in k.get(list).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        for rel in k
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             let path = dir.join(rel);
             if path.is_dir() {
                 objects.extend(render(&path)?);
             } else {
                 for (i, doc) in yaml_docs(&path).iter().enumerate() {
-                    objects.push(parse_object(doc, &format!("{} document {}", path.display(), i + 1))?);
+                    objects.push(parse_object(
+                        doc,
+                        &format!("{} document {}", path.display(), i + 1),
+                    )?);
                 }
             }
         }
     }
-    for image in k.get("images").and_then(Value::as_array).into_iter().flatten() {
+    for image in k
+        .get("images")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let name = str_at(image, "/name").ok_or("images entry without name")?;
         let new_name = str_at(image, "/newName").unwrap_or(name);
-        let new_tag = str_at(image, "/newTag").ok_or(format!("images entry {name} needs newTag"))?;
+        let new_tag =
+            str_at(image, "/newTag").ok_or(format!("images entry {name} needs newTag"))?;
         for o in &mut objects {
             if let Object::Deployment(d) = o {
                 let spec = d.spec.as_mut().and_then(|s| s.template.spec.as_mut());
@@ -353,7 +412,10 @@ fn every_object_under_deploy_parses_into_its_type() {
     let mut errors = Vec::new();
     let mut objects = 0;
     for path in files_under(&deploy_dir(), ".yaml") {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name == "kustomization.yaml" {
             if let Err(e) = kustomization(path.parent().expect("file has a parent")) {
                 errors.push(e);
@@ -370,8 +432,15 @@ fn every_object_under_deploy_parses_into_its_type() {
             }
         }
     }
-    assert!(errors.is_empty(), "invalid manifests:\n{}", errors.join("\n"));
-    assert!(objects >= 15, "expected the base and components' objects, found {objects}");
+    assert!(
+        errors.is_empty(),
+        "invalid manifests:\n{}",
+        errors.join("\n")
+    );
+    assert!(
+        objects >= 15,
+        "expected the base and components' objects, found {objects}"
+    );
 }
 
 #[test]
@@ -390,24 +459,40 @@ fn every_overlay_is_listed_with_its_features() {
     let listed: BTreeSet<String> = OVERLAYS.iter().map(|(o, _)| o.to_string()).collect();
     let mut found: BTreeSet<String> = ["base".to_string()].into();
     for entry in fs::read_dir(deploy_dir().join("overlays")).expect("deploy/overlays") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         found.insert(format!("overlays/{name}"));
     }
-    assert_eq!(listed, found, "OVERLAYS must name every overlay and the features it enables");
+    assert_eq!(
+        listed, found,
+        "OVERLAYS must name every overlay and the features it enables"
+    );
 }
 
 type Grant = (Scope, String, String, String);
 
 /// Expands a rule into (scope, group, resource, verb), refusing wildcards and
 /// anything narrower or broader than plain resource grants.
-fn expand(rule: &PolicyRule, scope: Scope, origin: &str, out: &mut BTreeSet<Grant>) -> Result<(), String> {
+fn expand(
+    rule: &PolicyRule,
+    scope: Scope,
+    origin: &str,
+    out: &mut BTreeSet<Grant>,
+) -> Result<(), String> {
     if rule.non_resource_urls.is_some() || rule.resource_names.is_some() {
-        return Err(format!("{origin}: nonResourceURLs/resourceNames are not expected"));
+        return Err(format!(
+            "{origin}: nonResourceURLs/resourceNames are not expected"
+        ));
     }
     let groups = rule.api_groups.clone().unwrap_or_default();
     let resources = rule.resources.clone().unwrap_or_default();
     if groups.is_empty() || resources.is_empty() || rule.verbs.is_empty() {
-        return Err(format!("{origin}: a rule needs apiGroups, resources and verbs"));
+        return Err(format!(
+            "{origin}: a rule needs apiGroups, resources and verbs"
+        ));
     }
     for g in &groups {
         for r in &resources {
@@ -424,13 +509,21 @@ fn expand(rule: &PolicyRule, scope: Scope, origin: &str, out: &mut BTreeSet<Gran
     Ok(())
 }
 
-fn is_our_service_account(subjects: Option<&Vec<k8s_openapi::api::rbac::v1::Subject>>, origin: &str) -> Result<(), String> {
+fn is_our_service_account(
+    subjects: Option<&Vec<k8s_openapi::api::rbac::v1::Subject>>,
+    origin: &str,
+) -> Result<(), String> {
     let subjects = subjects.map(Vec::as_slice).unwrap_or_default();
     match subjects {
         [s] if s.kind == "ServiceAccount"
             && s.name == SERVICE_ACCOUNT
-            && s.namespace.as_deref() == Some(NAMESPACE) => Ok(()),
-        _ => Err(format!("{origin}: must bind exactly ServiceAccount {NAMESPACE}/{SERVICE_ACCOUNT}, binds {subjects:?}")),
+            && s.namespace.as_deref() == Some(NAMESPACE) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{origin}: must bind exactly ServiceAccount {NAMESPACE}/{SERVICE_ACCOUNT}, binds {subjects:?}"
+        )),
     }
 }
 
@@ -444,13 +537,22 @@ fn grants(objects: &[Object]) -> Result<BTreeSet<Grant>, String> {
                 if r.aggregation_rule.is_some() {
                     return Err("ClusterRole with aggregationRule".into());
                 }
-                cluster_roles.insert(r.metadata.name.clone().unwrap_or_default(), r.rules.clone().unwrap_or_default());
+                cluster_roles.insert(
+                    r.metadata.name.clone().unwrap_or_default(),
+                    r.rules.clone().unwrap_or_default(),
+                );
             }
             Object::Role(r) => {
                 if r.metadata.namespace.as_deref() != Some(NAMESPACE) {
-                    return Err(format!("Role {:?} outside namespace {NAMESPACE}", r.metadata.name));
+                    return Err(format!(
+                        "Role {:?} outside namespace {NAMESPACE}",
+                        r.metadata.name
+                    ));
                 }
-                roles.insert(r.metadata.name.clone().unwrap_or_default(), r.rules.clone().unwrap_or_default());
+                roles.insert(
+                    r.metadata.name.clone().unwrap_or_default(),
+                    r.rules.clone().unwrap_or_default(),
+                );
             }
             _ => {}
         }
@@ -479,7 +581,10 @@ fn grants(objects: &[Object]) -> Result<BTreeSet<Grant>, String> {
             "Role" if scope == Scope::OwnNamespace => roles.get(&role_ref.name),
             other => return Err(format!("{origin}: cannot reference a {other}")),
         }
-        .ok_or(format!("{origin}: references missing {} {}", role_ref.kind, role_ref.name))?;
+        .ok_or(format!(
+            "{origin}: references missing {} {}",
+            role_ref.kind, role_ref.name
+        ))?;
         bound.insert((role_ref.kind.clone(), role_ref.name.clone()));
         for rule in rules {
             expand(rule, scope, &origin, &mut out)?;
@@ -502,12 +607,29 @@ fn rbac_grants_exactly_the_api_calls_of_each_overlay() {
         let expected: BTreeMap<Grant, &str> = API_CALLS
             .iter()
             .filter(|c| features.contains(&c.feature))
-            .map(|c| ((c.scope, c.group.into(), c.resource.into(), c.verb.into()), c.why))
+            .map(|c| {
+                (
+                    (c.scope, c.group.into(), c.resource.into(), c.verb.into()),
+                    c.why,
+                )
+            })
             .collect();
-        let missing: Vec<_> = expected.iter().filter(|(g, _)| !granted.contains(*g)).collect();
-        let extra: Vec<_> = granted.iter().filter(|g| !expected.contains_key(*g)).collect();
-        assert!(missing.is_empty(), "{overlay}: the code calls, but RBAC does not grant: {missing:?}");
-        assert!(extra.is_empty(), "{overlay}: RBAC grants what no code calls: {extra:?}");
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|(g, _)| !granted.contains(*g))
+            .collect();
+        let extra: Vec<_> = granted
+            .iter()
+            .filter(|g| !expected.contains_key(*g))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{overlay}: the code calls, but RBAC does not grant: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "{overlay}: RBAC grants what no code calls: {extra:?}"
+        );
     }
 }
 
@@ -521,10 +643,18 @@ fn rbac_check_catches_an_extra_verb() {
     }
     let granted = grants(&objects).expect("still well-formed");
     assert!(granted.contains(&(Scope::Cluster, "".into(), "pods".into(), "get".into())));
-    assert!(!API_CALLS.iter().any(|c| c.resource == "pods" && c.verb == "get"));
+    assert!(
+        !API_CALLS
+            .iter()
+            .any(|c| c.resource == "pods" && c.verb == "get")
+    );
 }
 
-fn find<'a, T>(objects: &'a [Object], pick: impl Fn(&'a Object) -> Option<&'a T>, what: &str) -> &'a T {
+fn find<'a, T>(
+    objects: &'a [Object],
+    pick: impl Fn(&'a Object) -> Option<&'a T>,
+    what: &str,
+) -> &'a T {
     let found: Vec<_> = objects.iter().filter_map(pick).collect();
     match found.as_slice() {
         [one] => one,
@@ -533,15 +663,31 @@ fn find<'a, T>(objects: &'a [Object], pick: impl Fn(&'a Object) -> Option<&'a T>
 }
 
 fn deployment(objects: &[Object]) -> &Deployment {
-    find(objects, |o| if let Object::Deployment(d) = o { Some(&**d) } else { None }, "Deployment")
+    find(
+        objects,
+        |o| {
+            if let Object::Deployment(d) = o {
+                Some(&**d)
+            } else {
+                None
+            }
+        },
+        "Deployment",
+    )
 }
 
 fn pod_spec(d: &Deployment) -> &PodSpec {
-    d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("Deployment has a pod template spec")
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("Deployment has a pod template spec")
 }
 
 fn controller(spec: &PodSpec) -> &Container {
-    spec.containers.iter().find(|c| c.name == "imagedrift").expect("a container named imagedrift")
+    spec.containers
+        .iter()
+        .find(|c| c.name == "imagedrift")
+        .expect("a container named imagedrift")
 }
 
 #[test]
@@ -552,17 +698,35 @@ fn deployment_is_hardened_and_probed() {
     let spec = pod_spec(d);
     let c = controller(spec);
     assert_eq!(spec.service_account_name.as_deref(), Some(SERVICE_ACCOUNT));
-    assert_ne!(spec.automount_service_account_token, Some(false), "the controller needs its token");
+    assert_ne!(
+        spec.automount_service_account_token,
+        Some(false),
+        "the controller needs its token"
+    );
 
     // Probes on the HTTP port the binary listens on.
-    let port = c.ports.iter().flatten().find(|p| p.name.as_deref() == Some("http")).expect("a port named http");
+    let port = c
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("http"))
+        .expect("a port named http");
     assert_eq!(port.container_port, 8080);
     let args = c.args.clone().unwrap_or_default();
     assert_eq!(args.first().map(String::as_str), Some("run"), "{args:?}");
-    assert!(args.contains(&"--listen=0.0.0.0:8080".to_string()), "{args:?}");
+    assert!(
+        args.contains(&"--listen=0.0.0.0:8080".to_string()),
+        "{args:?}"
+    );
     assert!(args.contains(&"--leader-elect".to_string()), "{args:?}");
-    for (probe, path) in [(&c.liveness_probe, "/livez"), (&c.readiness_probe, "/readyz")] {
-        let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap_or_else(|| panic!("{path} probe"));
+    for (probe, path) in [
+        (&c.liveness_probe, "/livez"),
+        (&c.readiness_probe, "/readyz"),
+    ] {
+        let get = probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .unwrap_or_else(|| panic!("{path} probe"));
         assert_eq!(get.path.as_deref(), Some(path));
         let port = serde_json::to_value(&get.port).expect("port");
         assert!(port == "http" || port == 8080, "{path} probe port {port}");
@@ -570,37 +734,69 @@ fn deployment_is_hardened_and_probed() {
 
     // Requests and limits for CPU and memory.
     let resources = c.resources.as_ref().expect("resources");
-    for (what, map) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+    for (what, map) in [
+        ("requests", &resources.requests),
+        ("limits", &resources.limits),
+    ] {
         let map = map.as_ref().unwrap_or_else(|| panic!("resources.{what}"));
-        assert!(map.contains_key("cpu") && map.contains_key("memory"), "resources.{what}: {map:?}");
+        assert!(
+            map.contains_key("cpu") && map.contains_key("memory"),
+            "resources.{what}: {map:?}"
+        );
     }
 
     // Security context: container settings, falling back to the pod's.
-    let sc = c.security_context.as_ref().expect("container securityContext");
+    let sc = c
+        .security_context
+        .as_ref()
+        .expect("container securityContext");
     let pod_sc = spec.security_context.as_ref();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_ne!(sc.privileged, Some(true));
     let caps = sc.capabilities.as_ref().expect("capabilities");
     assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
-    assert!(caps.add.as_ref().is_none_or(Vec::is_empty), "no capabilities added");
-    let seccomp = sc.seccomp_profile.as_ref().or(pod_sc.and_then(|p| p.seccomp_profile.as_ref()));
+    assert!(
+        caps.add.as_ref().is_none_or(Vec::is_empty),
+        "no capabilities added"
+    );
+    let seccomp = sc
+        .seccomp_profile
+        .as_ref()
+        .or(pod_sc.and_then(|p| p.seccomp_profile.as_ref()));
     assert_eq!(seccomp.map(|s| s.type_.as_str()), Some("RuntimeDefault"));
-    let non_root = sc.run_as_non_root.or(pod_sc.and_then(|p| p.run_as_non_root));
+    let non_root = sc
+        .run_as_non_root
+        .or(pod_sc.and_then(|p| p.run_as_non_root));
     assert_eq!(non_root, Some(true));
     let uid = sc.run_as_user.or(pod_sc.and_then(|p| p.run_as_user));
     assert_eq!(uid, Some(NONROOT_UID));
 
     // Downward API for the lease and the event reporter.
-    for (name, field) in [("POD_NAMESPACE", "metadata.namespace"), ("POD_NAME", "metadata.name")] {
-        let env = c.env.iter().flatten().find(|e| e.name == name).unwrap_or_else(|| panic!("env {name}"));
-        let got = env.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.as_str());
+    for (name, field) in [
+        ("POD_NAMESPACE", "metadata.namespace"),
+        ("POD_NAME", "metadata.name"),
+    ] {
+        let env = c
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("env {name}"));
+        let got = env
+            .value_from
+            .as_ref()
+            .and_then(|v| v.field_ref.as_ref())
+            .map(|f| f.field_path.as_str());
         assert_eq!(got, Some(field), "env {name}");
     }
 
     // The image is set by kustomize `images:` (the placeholder was replaced).
     let image = c.image.as_deref().unwrap_or_default();
-    assert!(image.contains('/') && image.contains(':'), "image {image:?} was not set by kustomize images:");
+    assert!(
+        image.contains('/') && image.contains(':'),
+        "image {image:?} was not set by kustomize images:"
+    );
 }
 
 #[test]
@@ -614,11 +810,27 @@ fn config_is_mounted_from_the_configmap_and_parses() {
         .flatten()
         .find_map(|a| a.strip_prefix("--config="))
         .expect("--config=FILE");
-    let (dir, file) = config_arg.rsplit_once('/').expect("an absolute config path");
-    let mount = c.volume_mounts.iter().flatten().find(|m| m.mount_path == dir).expect("config mounted");
+    let (dir, file) = config_arg
+        .rsplit_once('/')
+        .expect("an absolute config path");
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == dir)
+        .expect("config mounted");
     assert_eq!(mount.read_only, Some(true));
-    let volume = spec.volumes.iter().flatten().find(|v| v.name == mount.name).expect("config volume");
-    let cm_name = volume.config_map.as_ref().map(|c| c.name.as_str()).expect("a configMap volume");
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("config volume");
+    let cm_name = volume
+        .config_map
+        .as_ref()
+        .map(|c| c.name.as_str())
+        .expect("a configMap volume");
     let cm = find(
         &objects,
         |o| match o {
@@ -627,38 +839,104 @@ fn config_is_mounted_from_the_configmap_and_parses() {
         },
         "config ConfigMap",
     );
-    let text = cm.data.as_ref().and_then(|d| d.get(file)).unwrap_or_else(|| panic!("ConfigMap key {file}"));
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(file))
+        .unwrap_or_else(|| panic!("ConfigMap key {file}"));
     let config: Value = serde_yaml_ng::from_str(text).expect("the config is valid YAML");
-    assert!(config.get("interval").and_then(Value::as_str).is_some(), "config sets interval: {config}");
+    assert!(
+        config.get("interval").and_then(Value::as_str).is_some(),
+        "config sets interval: {config}"
+    );
 }
 
-fn labels_match(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
-    !selector.is_empty() && selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+fn labels_match(
+    selector: &BTreeMap<String, String>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
+    !selector.is_empty()
+        && selector
+            .iter()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 #[test]
 fn service_and_service_monitor_reach_the_metrics_port() {
     let objects = render_overlay("overlays/prometheus-operator");
     let d = deployment(&objects);
-    let template_labels = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.as_ref());
-    let svc = find(&objects, |o| if let Object::Service(s) = o { Some(&**s) } else { None }, "Service");
+    let template_labels = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref());
+    let svc = find(
+        &objects,
+        |o| {
+            if let Object::Service(s) = o {
+                Some(&**s)
+            } else {
+                None
+            }
+        },
+        "Service",
+    );
     let svc_spec = svc.spec.as_ref().expect("Service spec");
-    assert!(labels_match(svc_spec.selector.as_ref().expect("selector"), template_labels));
-    let svc_port = svc_spec.ports.iter().flatten().find(|p| p.port == 8080).expect("Service port 8080");
+    assert!(labels_match(
+        svc_spec.selector.as_ref().expect("selector"),
+        template_labels
+    ));
+    let svc_port = svc_spec
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.port == 8080)
+        .expect("Service port 8080");
     let target = serde_json::to_value(&svc_port.target_port).expect("targetPort");
     assert!(target == "http" || target == 8080, "targetPort {target}");
 
-    let sm = find(&objects, |o| if let Object::ServiceMonitor(v) = o { Some(v) } else { None }, "ServiceMonitor");
-    let selector: BTreeMap<String, String> =
-        serde_json::from_value(sm.pointer("/spec/selector/matchLabels").cloned().unwrap_or_default())
-            .expect("matchLabels");
-    assert!(labels_match(&selector, svc.metadata.labels.as_ref()), "ServiceMonitor selects the Service");
-    assert_eq!(str_at(sm, "/spec/endpoints/0/port"), svc_port.name.as_deref());
-    let namespaces = sm.pointer("/spec/namespaceSelector/matchNames").cloned().unwrap_or_default();
-    assert!(namespaces.as_array().is_some_and(|a| a.contains(&Value::from(NAMESPACE))), "{namespaces}");
+    let sm = find(
+        &objects,
+        |o| {
+            if let Object::ServiceMonitor(v) = o {
+                Some(v)
+            } else {
+                None
+            }
+        },
+        "ServiceMonitor",
+    );
+    let selector: BTreeMap<String, String> = serde_json::from_value(
+        sm.pointer("/spec/selector/matchLabels")
+            .cloned()
+            .unwrap_or_default(),
+    )
+    .expect("matchLabels");
+    assert!(
+        labels_match(&selector, svc.metadata.labels.as_ref()),
+        "ServiceMonitor selects the Service"
+    );
+    assert_eq!(
+        str_at(sm, "/spec/endpoints/0/port"),
+        svc_port.name.as_deref()
+    );
+    let namespaces = sm
+        .pointer("/spec/namespaceSelector/matchNames")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        namespaces
+            .as_array()
+            .is_some_and(|a| a.contains(&Value::from(NAMESPACE))),
+        "{namespaces}"
+    );
     // The job label is the Service's name; ImagedriftDown expects it.
     assert_eq!(svc.metadata.name.as_deref(), Some("imagedrift"));
-    assert!(rules_file().to_string().contains(r#"up{job=\"imagedrift\"}"#));
+    assert!(
+        rules_file()
+            .to_string()
+            .contains(r#"up{job=\"imagedrift\"}"#)
+    );
 }
 
 fn rules_file() -> Value {
@@ -669,14 +947,37 @@ fn rules_file() -> Value {
 #[test]
 fn prometheus_rule_carries_the_same_alerts_as_the_rules_file() {
     let rules = rules_file();
-    check_rule_groups(rules.get("groups").and_then(Value::as_array), "imagedrift.rules.yaml").expect("rules file");
+    check_rule_groups(
+        rules.get("groups").and_then(Value::as_array),
+        "imagedrift.rules.yaml",
+    )
+    .expect("rules file");
     let objects = render_overlay("overlays/prometheus-operator");
-    let pr = find(&objects, |o| if let Object::PrometheusRule(v) = o { Some(v) } else { None }, "PrometheusRule");
-    assert_eq!(pr.pointer("/spec/groups"), rules.get("groups"), "edit both, or regenerate the PrometheusRule");
+    let pr = find(
+        &objects,
+        |o| {
+            if let Object::PrometheusRule(v) = o {
+                Some(v)
+            } else {
+                None
+            }
+        },
+        "PrometheusRule",
+    );
+    assert_eq!(
+        pr.pointer("/spec/groups"),
+        rules.get("groups"),
+        "edit both, or regenerate the PrometheusRule"
+    );
 }
 
 fn alerts(rules: &Value) -> Vec<&Value> {
-    rules["groups"].as_array().into_iter().flatten().flat_map(|g| g["rules"].as_array().into_iter().flatten()).collect()
+    rules["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .collect()
 }
 
 #[test]
@@ -697,12 +998,19 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
         let mine: Vec<_> = cases.iter().filter(|c| c["alertname"] == name).collect();
         let firing = |c: &&&Value| c["exp_alerts"].as_array().is_some_and(|a| !a.is_empty());
         assert!(mine.iter().any(firing), "{name}: no test where it fires");
-        assert!(mine.iter().any(|c| !firing(c)), "{name}: no test where it stays quiet");
-        for key in ["severity"] {
-            assert!(alert["labels"][key].is_string(), "{name}: label {key}");
-        }
+        assert!(
+            mine.iter().any(|c| !firing(c)),
+            "{name}: no test where it stays quiet"
+        );
+        assert!(
+            alert["labels"]["severity"].is_string(),
+            "{name}: label severity"
+        );
         for key in ["summary", "description"] {
-            assert!(alert["annotations"][key].is_string(), "{name}: annotation {key}");
+            assert!(
+                alert["annotations"][key].is_string(),
+                "{name}: annotation {key}"
+            );
         }
     }
 }
@@ -713,9 +1021,14 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut rest = expr;
     while let Some(i) = rest.find("imagedrift_") {
         let tail = &rest[i..];
-        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
         let name = &tail[..end];
-        let base = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
         out.insert(if METRICS.contains(&base) { base } else { name }.to_string());
         rest = &tail[end..];
     }
@@ -723,13 +1036,20 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 }
 
 fn unknown_metrics(exprs: &[String]) -> BTreeSet<String> {
-    exprs.iter().flat_map(|e| metric_names(e)).filter(|m| !METRICS.contains(&m.as_str())).collect()
+    exprs
+        .iter()
+        .flat_map(|e| metric_names(e))
+        .filter(|m| !METRICS.contains(&m.as_str()))
+        .collect()
 }
 
 #[test]
 fn alerts_use_only_exported_metrics() {
     let rules = rules_file();
-    let exprs: Vec<String> = alerts(&rules).iter().filter_map(|a| a["expr"].as_str().map(String::from)).collect();
+    let exprs: Vec<String> = alerts(&rules)
+        .iter()
+        .filter_map(|a| a["expr"].as_str().map(String::from))
+        .collect();
     assert!(!exprs.is_empty());
     assert_eq!(unknown_metrics(&exprs), BTreeSet::new());
     assert_eq!(
@@ -741,7 +1061,8 @@ fn alerts_use_only_exported_metrics() {
 
 fn dashboard() -> Value {
     let path = deploy_dir().join("grafana/imagedrift.json");
-    serde_json::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()))
+    serde_json::from_str(&read(&path))
+        .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()))
 }
 
 /// Every panel, including those nested in collapsed rows.
@@ -759,7 +1080,10 @@ fn grafana_dashboard_is_valid_and_covers_the_topics() {
     let files = files_under(&deploy_dir().join("grafana"), ".json");
     assert_eq!(files.len(), 1, "one dashboard: {files:?}");
     let d = dashboard();
-    assert!(d["title"].is_string() && d["uid"].is_string(), "title and uid");
+    assert!(
+        d["title"].is_string() && d["uid"].is_string(),
+        "title and uid"
+    );
     let all = panels(&d);
     let mut exprs = Vec::new();
     for p in &all {
@@ -767,11 +1091,23 @@ fn grafana_dashboard_is_valid_and_covers_the_topics() {
         if p["type"] == "row" {
             continue;
         }
-        let targets = p["targets"].as_array().filter(|t| !t.is_empty()).unwrap_or_else(|| panic!("panel {} has no query", p["title"]));
+        let targets = p["targets"]
+            .as_array()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| panic!("panel {} has no query", p["title"]));
         for t in targets {
-            exprs.push(t["expr"].as_str().unwrap_or_else(|| panic!("panel {}: target without expr", p["title"])).to_string());
+            exprs.push(
+                t["expr"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("panel {}: target without expr", p["title"]))
+                    .to_string(),
+            );
         }
-        assert_eq!(p["datasource"]["uid"], "${datasource}", "panel {} uses the datasource variable", p["title"]);
+        assert_eq!(
+            p["datasource"]["uid"], "${datasource}",
+            "panel {} uses the datasource variable",
+            p["title"]
+        );
     }
     assert_eq!(unknown_metrics(&exprs), BTreeSet::new());
     let used: BTreeSet<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
@@ -788,15 +1124,39 @@ fn grafana_dashboard_is_valid_and_covers_the_topics() {
     }
     let ids: Vec<_> = all.iter().filter_map(|p| p["id"].as_u64()).collect();
     assert_eq!(ids.len(), all.len(), "every panel has a numeric id");
-    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len(), "panel ids are unique");
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        ids.len(),
+        "panel ids are unique"
+    );
 }
 
 #[test]
 fn namespace_and_service_account_exist_once() {
     let objects = render_overlay("base");
-    let ns = find(&objects, |o| if let Object::Namespace(n) = o { Some(&**n) } else { None }, "Namespace");
+    let ns = find(
+        &objects,
+        |o| {
+            if let Object::Namespace(n) = o {
+                Some(&**n)
+            } else {
+                None
+            }
+        },
+        "Namespace",
+    );
     assert_eq!(ns.metadata.name.as_deref(), Some(NAMESPACE));
-    let sa = find(&objects, |o| if let Object::ServiceAccount(s) = o { Some(&**s) } else { None }, "ServiceAccount");
+    let sa = find(
+        &objects,
+        |o| {
+            if let Object::ServiceAccount(s) = o {
+                Some(&**s)
+            } else {
+                None
+            }
+        },
+        "ServiceAccount",
+    );
     assert_eq!(sa.metadata.name.as_deref(), Some(SERVICE_ACCOUNT));
     assert_eq!(sa.metadata.namespace.as_deref(), Some(NAMESPACE));
 }
