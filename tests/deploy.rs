@@ -4,7 +4,7 @@
 //! PrometheusRule agree, and the Grafana dashboard only names real metrics.
 //!
 //! Rendering follows the subset of kustomize these manifests use
-//! (`resources`, `components`, `images`); the resolver refuses anything else
+//! (`resources`, `components`); the resolver refuses anything else
 //! so it cannot silently diverge from `kubectl kustomize`, which
 //! `.ci/deploy-checks.sh` runs on every overlay.
 
@@ -313,7 +313,7 @@ fn parse_object(v: &Value, origin: &str) -> Result<Object, String> {
 }
 
 /// Keys of a kustomization that the resolver below understands.
-const KUSTOMIZATION_KEYS: &[&str] = &["apiVersion", "kind", "resources", "components", "images"];
+const KUSTOMIZATION_KEYS: &[&str] = &["apiVersion", "kind", "resources", "components"];
 
 /// Checks a kustomization file and returns it.
 fn kustomization(dir: &Path) -> Result<Value, String> {
@@ -354,7 +354,7 @@ fn kustomization(dir: &Path) -> Result<Value, String> {
     Ok(k.clone())
 }
 
-/// The objects a kustomization renders, with `images` applied.
+/// The objects a kustomization renders.
 fn render(dir: &Path) -> Result<Vec<Object>, String> {
     let k = kustomization(dir)?;
     let mut objects = Vec::new();
@@ -375,27 +375,6 @@ fn render(dir: &Path) -> Result<Vec<Object>, String> {
                         doc,
                         &format!("{} document {}", path.display(), i + 1),
                     )?);
-                }
-            }
-        }
-    }
-    for image in k
-        .get("images")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = str_at(image, "/name").ok_or("images entry without name")?;
-        let new_name = str_at(image, "/newName").unwrap_or(name);
-        let new_tag =
-            str_at(image, "/newTag").ok_or(format!("images entry {name} needs newTag"))?;
-        for o in &mut objects {
-            if let Object::Deployment(d) = o {
-                let spec = d.spec.as_mut().and_then(|s| s.template.spec.as_mut());
-                for c in spec.into_iter().flat_map(|s| s.containers.iter_mut()) {
-                    if c.image.as_deref() == Some(name) {
-                        c.image = Some(format!("{new_name}:{new_tag}"));
-                    }
                 }
             }
         }
@@ -683,6 +662,16 @@ fn pod_spec(d: &Deployment) -> &PodSpec {
         .expect("Deployment has a pod template spec")
 }
 
+/// The controller's image split into repository and `:tag` / `@digest`.
+fn release_image(c: &Container) -> (&str, &str) {
+    let image = c.image.as_deref().unwrap_or_default();
+    let last = image.rsplit('/').next().unwrap_or_default();
+    let at = last
+        .find(['@', ':'])
+        .map_or(image.len(), |i| image.len() - last.len() + i);
+    image.split_at(at)
+}
+
 fn controller(spec: &PodSpec) -> &Container {
     spec.containers
         .iter()
@@ -791,11 +780,15 @@ fn deployment_is_hardened_and_probed() {
         assert_eq!(got, Some(field), "env {name}");
     }
 
-    // The image is set by kustomize `images:` (the placeholder was replaced).
-    let image = c.image.as_deref().unwrap_or_default();
+    // A fully qualified release image with a tag or digest, never `latest`.
+    let (repo, version) = release_image(c);
     assert!(
-        image.contains('/') && image.contains(':'),
-        "image {image:?} was not set by kustomize images:"
+        repo.contains('/') && repo.contains('.'),
+        "image {repo:?} names its registry"
+    );
+    assert!(
+        !version.is_empty() && version != ":latest",
+        "image {repo}{version}"
     );
 }
 
@@ -920,15 +913,13 @@ fn service_and_service_monitor_reach_the_metrics_port() {
         str_at(sm, "/spec/endpoints/0/port"),
         svc_port.name.as_deref()
     );
-    let namespaces = sm
-        .pointer("/spec/namespaceSelector/matchNames")
-        .cloned()
-        .unwrap_or_default();
     assert!(
-        namespaces
-            .as_array()
-            .is_some_and(|a| a.contains(&Value::from(NAMESPACE))),
-        "{namespaces}"
+        sm.pointer("/spec/namespaceSelector").is_none(),
+        "select the own namespace only"
+    );
+    assert_eq!(
+        str_at(sm, "/metadata/namespace"),
+        svc.metadata.namespace.as_deref()
     );
     // The job label is the Service's name; ImagedriftDown expects it.
     assert_eq!(svc.metadata.name.as_deref(), Some("imagedrift"));
@@ -1164,14 +1155,14 @@ fn namespace_and_service_account_exist_once() {
 #[test]
 fn e2e_overlay_replaces_the_release_image_and_patches_a_valid_config() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let base = kustomization(&deploy_dir().join("base")).expect("base");
-    let release = str_at(&base, "/images/0/newName").expect("base images[0].newName");
+    let objects = render_overlay("base");
+    let (release, _) = release_image(controller(pod_spec(deployment(&objects))));
     let e2e_dir = root.join("tests/e2e/overlay");
     let e2e = yaml_docs(&e2e_dir.join("kustomization.yaml")).remove(0);
     assert_eq!(
         str_at(&e2e, "/images/0/name"),
         Some(release),
-        "the e2e overlay must rename the image the base sets"
+        "the e2e overlay must rename the image the base runs"
     );
     let image = format!(
         "{}:{}",
