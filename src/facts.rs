@@ -124,7 +124,10 @@ pub struct LookupFailure {
 impl LookupFailure {
     /// Builds a failure.
     pub fn new(category: FailureCategory, detail: impl Into<String>) -> LookupFailure {
-        LookupFailure { category, detail: detail.into() }
+        LookupFailure {
+            category,
+            detail: detail.into(),
+        }
     }
 }
 

@@ -66,12 +66,19 @@ impl Platform {
                 variant = Some("v6".into());
             }
         }
-        Platform { os, architecture, variant }
+        Platform {
+            os,
+            architecture,
+            variant,
+        }
     }
 
     /// Parses `os/arch[/variant]`.
     pub fn parse(s: &str) -> Result<Platform, PlatformError> {
-        let err = |why| PlatformError { input: s.to_string(), why };
+        let err = |why| PlatformError {
+            input: s.to_string(),
+            why,
+        };
         let parts: Vec<&str> = s.split('/').collect();
         if parts.len() < 2 || parts.len() > 3 {
             return Err(err("wrong number of parts"));
@@ -79,7 +86,10 @@ impl Platform {
         if parts.iter().any(|p| p.is_empty()) {
             return Err(err("empty part"));
         }
-        let ok = |p: &str| p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let ok = |p: &str| {
+            p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
         if !parts.iter().all(|p| ok(p)) {
             return Err(err("unexpected character"));
         }
@@ -123,7 +133,10 @@ impl Platform {
     pub fn select<T: Clone>(&self, entries: &[(Option<Platform>, T)]) -> PlatformMatch<T> {
         let fitting: Vec<&(Option<Platform>, T)> = entries
             .iter()
-            .filter(|(p, _)| p.as_ref().is_some_and(|p| p.os != "unknown" && self.fits(p)))
+            .filter(|(p, _)| {
+                p.as_ref()
+                    .is_some_and(|p| p.os != "unknown" && self.fits(p))
+            })
             .collect();
         match fitting.len() {
             0 => PlatformMatch::None,
@@ -165,7 +178,10 @@ mod tests {
     #[test]
     fn normalises_like_containerd() {
         assert_eq!(Platform::new("linux", "aarch64", None), p("linux/arm64/v8"));
-        assert_eq!(Platform::new("linux", "arm64", Some("8")), p("linux/arm64/v8"));
+        assert_eq!(
+            Platform::new("linux", "arm64", Some("8")),
+            p("linux/arm64/v8")
+        );
         assert_eq!(Platform::new("Linux", "x86_64", None), p("linux/amd64"));
         assert_eq!(Platform::new("linux", "arm", Some("7")), p("linux/arm/v7"));
         assert_eq!(Platform::new("linux", "amd64", Some("")).variant(), None);
@@ -193,7 +209,10 @@ mod tests {
         assert_eq!(p("linux/amd64").select(&entries), PlatformMatch::One(1));
         assert_eq!(p("linux/arm64").select(&entries), PlatformMatch::One(6));
         assert_eq!(p("linux/arm/v7").select(&entries), PlatformMatch::One(3));
-        assert_eq!(Platform::new("linux", "arm", None).select(&entries), PlatformMatch::Ambiguous);
+        assert_eq!(
+            Platform::new("linux", "arm", None).select(&entries),
+            PlatformMatch::Ambiguous
+        );
         assert_eq!(p("windows/amd64").select(&entries), PlatformMatch::None);
         assert_eq!(p("linux/s390x").select(&entries), PlatformMatch::None);
     }

@@ -48,7 +48,10 @@ impl PullPolicy {
                 } else {
                     None
                 };
-                Err(PolicyError { value: other.to_string(), suggestion })
+                Err(PolicyError {
+                    value: other.to_string(),
+                    suggestion,
+                })
             }
         }
     }
@@ -121,7 +124,10 @@ pub fn default_rule(image: &ImageRef) -> (PullPolicy, DefaultRule) {
         (Some("latest"), None) => (PullPolicy::Always, DefaultRule::LatestTag),
         (Some("latest"), Some(_)) => (PullPolicy::Always, DefaultRule::LatestTagWithDigest),
         (None, Some(_)) => (PullPolicy::IfNotPresent, DefaultRule::DigestOnly),
-        (Some(t), None) => (PullPolicy::IfNotPresent, DefaultRule::NonLatestTag(t.to_string())),
+        (Some(t), None) => (
+            PullPolicy::IfNotPresent,
+            DefaultRule::NonLatestTag(t.to_string()),
+        ),
         (Some(t), Some(_)) => (
             PullPolicy::IfNotPresent,
             DefaultRule::NonLatestTagWithDigest(t.to_string()),
@@ -135,10 +141,16 @@ impl EffectivePolicy {
     /// defaulted value, which the API cannot tell apart), else the default.
     pub fn of(image: &ImageRef, explicit: Option<PullPolicy>) -> EffectivePolicy {
         match explicit {
-            Some(policy) => EffectivePolicy { policy, source: PolicySource::Explicit },
+            Some(policy) => EffectivePolicy {
+                policy,
+                source: PolicySource::Explicit,
+            },
             None => {
                 let (policy, rule) = default_rule(image);
-                EffectivePolicy { policy, source: PolicySource::Defaulted(rule) }
+                EffectivePolicy {
+                    policy,
+                    source: PolicySource::Defaulted(rule),
+                }
             }
         }
     }
@@ -149,9 +161,15 @@ impl EffectivePolicy {
     pub fn infer_from_live(image: &ImageRef, live: PullPolicy) -> EffectivePolicy {
         let (policy, rule) = default_rule(image);
         if policy == live {
-            EffectivePolicy { policy, source: PolicySource::Defaulted(rule) }
+            EffectivePolicy {
+                policy,
+                source: PolicySource::Defaulted(rule),
+            }
         } else {
-            EffectivePolicy { policy: live, source: PolicySource::Explicit }
+            EffectivePolicy {
+                policy: live,
+                source: PolicySource::Explicit,
+            }
         }
     }
 
@@ -230,7 +248,11 @@ pub fn remedies_for(policy: PullPolicy) -> Vec<Remedy> {
     match policy {
         PullPolicy::Always => vec![Remedy::Restart, Remedy::PinDigest],
         PullPolicy::IfNotPresent => {
-            vec![Remedy::RefreshNode, Remedy::PinDigest, Remedy::SetPolicyAlways]
+            vec![
+                Remedy::RefreshNode,
+                Remedy::PinDigest,
+                Remedy::SetPolicyAlways,
+            ]
         }
         PullPolicy::Never => vec![Remedy::ReprovisionNode],
     }

@@ -186,7 +186,10 @@ struct Ctx<'a, S> {
 impl<S: ManifestSource> Ctx<'_, S> {
     fn done(mut self, verdict: Verdict, rule: Rule) -> Judgement {
         self.evidence.rule = rule;
-        Judgement { verdict, evidence: self.evidence }
+        Judgement {
+            verdict,
+            evidence: self.evidence,
+        }
     }
 
     fn failed(mut self, target: LookupTarget, f: LookupFailure) -> Judgement {
@@ -196,12 +199,18 @@ impl<S: ManifestSource> Ctx<'_, S> {
             LookupTarget::CurrentManifest => "fetching the tag's current manifest",
         };
         self.evidence.detail = Some(format!("{what}: {f}"));
-        self.done(Verdict::Unknown(UnknownReason::Lookup(target, f.category)), Rule::LookupFailed)
+        self.done(
+            Verdict::Unknown(UnknownReason::Lookup(target, f.category)),
+            Rule::LookupFailed,
+        )
     }
 
     fn platform_unknown(mut self, why: &str) -> Judgement {
         self.evidence.detail = Some(why.to_string());
-        self.done(Verdict::Unknown(UnknownReason::Platform), Rule::PlatformUndetermined)
+        self.done(
+            Verdict::Unknown(UnknownReason::Platform),
+            Rule::PlatformUndetermined,
+        )
     }
 
     async fn fetch(&self, digest: &Digest) -> Result<std::sync::Arc<Manifest>, LookupFailure> {
@@ -209,19 +218,24 @@ impl<S: ManifestSource> Ctx<'_, S> {
     }
 
     /// The child of `index` for the node's platform.
-    fn child_for_platform(&mut self, entries: &[crate::facts::IndexEntry]) -> Result<Digest, String> {
+    fn child_for_platform(
+        &mut self,
+        entries: &[crate::facts::IndexEntry],
+    ) -> Result<Digest, String> {
         let Some(p) = self.input.platform else {
             return Err("the node's platform is unknown and the image is multi-platform".into());
         };
         self.evidence.platform = Some(p.clone());
-        let pairs: Vec<(Option<Platform>, Digest)> =
-            entries.iter().map(|e| (e.platform.clone(), e.digest.clone())).collect();
+        let pairs: Vec<(Option<Platform>, Digest)> = entries
+            .iter()
+            .map(|e| (e.platform.clone(), e.digest.clone()))
+            .collect();
         match p.select(&pairs) {
             PlatformMatch::One(d) => Ok(d),
             PlatformMatch::None => Err(format!("the index has no entry for {p}")),
-            PlatformMatch::Ambiguous => {
-                Err(format!("several index entries fit {p} and its variant is not known"))
-            }
+            PlatformMatch::Ambiguous => Err(format!(
+                "several index entries fit {p} and its variant is not known"
+            )),
         }
     }
 }
@@ -230,6 +244,20 @@ impl<S: ManifestSource> Ctx<'_, S> {
 enum Current {
     Manifest(Digest),
     Failed(Judgement),
+}
+
+/// The judgement for a container whose `imageID` could not be parsed.
+pub fn invalid_image_id(raw: &str, error: impl fmt::Display) -> Judgement {
+    Judgement {
+        verdict: Verdict::Unknown(UnknownReason::InvalidImageId),
+        evidence: Evidence {
+            running_digest: None,
+            current_digest: None,
+            platform: None,
+            rule: Rule::InvalidImageId,
+            detail: Some(format!("imageID {raw:?}: {error}")),
+        },
+    }
 }
 
 /// Judges one container. `tag` is the tag's current descriptor (`None` when
@@ -256,13 +284,20 @@ pub async fn judge<S: ManifestSource>(
         let matches = input
             .image_id
             .is_some_and(|id| id.kind == DigestKind::Manifest && &id.digest == pin);
-        let rule = if matches { Rule::PinnedMatch } else { Rule::PinnedUnverified };
+        let rule = if matches {
+            Rule::PinnedMatch
+        } else {
+            Rule::PinnedUnverified
+        };
         return ctx.done(Verdict::Pinned, rule);
     }
 
     // §3.2 Not running.
     let Some(id) = input.image_id.filter(|_| input.running) else {
-        return ctx.done(Verdict::Unknown(UnknownReason::NotRunning), Rule::NotRunning);
+        return ctx.done(
+            Verdict::Unknown(UnknownReason::NotRunning),
+            Rule::NotRunning,
+        );
     };
 
     // §3.5 The tag's answer.
@@ -284,11 +319,11 @@ pub async fn judge<S: ManifestSource>(
             match ctx.fetch(&tag.digest).await {
                 Err(f) => return ctx.failed(LookupTarget::CurrentManifest, f),
                 Ok(m) => {
-                    if let Manifest::Index { entries } = &*m {
-                        if let Some(e) = entries.iter().find(|e| &e.digest == running) {
-                            ctx.evidence.platform = e.platform.clone();
-                            return ctx.done(Verdict::Fresh, Rule::ChildOfCurrentIndex);
-                        }
+                    if let Manifest::Index { entries } = &*m
+                        && let Some(e) = entries.iter().find(|e| &e.digest == running)
+                    {
+                        ctx.evidence.platform = e.platform.clone();
+                        return ctx.done(Verdict::Fresh, Rule::ChildOfCurrentIndex);
                     }
                     current_index = Some(m);
                 }
@@ -309,22 +344,21 @@ pub async fn judge<S: ManifestSource>(
             Current::Failed(j) => return j,
             Current::Manifest(d) => d,
         };
-        if matches!(&*old, Manifest::Index { .. }) && running_manifest == current {
-            return ctx.done(Verdict::Fresh, Rule::SamePlatformChild);
-        }
+        // An old index whose child for this node is the current child: the tag
+        // was re-pushed with identical content for this node.
         if running_manifest == current {
-            // A single-arch running manifest that is the current platform child
-            // was caught above as a child of the index; this is defensive.
             return ctx.done(Verdict::Fresh, Rule::SamePlatformChild);
         }
-        let running_config = match config_of(&mut ctx, &running_manifest, LookupTarget::RunningDigest).await {
-            Ok(c) => c,
-            Err(j) => return j,
-        };
-        let current_config = match config_of(&mut ctx, &current, LookupTarget::CurrentManifest).await {
-            Ok(c) => c,
-            Err(j) => return j,
-        };
+        let running_config =
+            match config_of(&mut ctx, &running_manifest, LookupTarget::RunningDigest).await {
+                Ok(c) => c,
+                Err(j) => return j,
+            };
+        let current_config =
+            match config_of(&mut ctx, &current, LookupTarget::CurrentManifest).await {
+                Ok(c) => c,
+                Err(j) => return j,
+            };
         if running_config == current_config {
             ctx.done(Verdict::Fresh, Rule::SameConfig)
         } else {
@@ -336,16 +370,20 @@ pub async fn judge<S: ManifestSource>(
             Current::Failed(j) => return j,
             Current::Manifest(d) => d,
         };
-        let current_config = match config_of(&mut ctx, &current, LookupTarget::CurrentManifest).await {
-            Ok(c) => c,
-            Err(j) => return j,
-        };
+        let current_config =
+            match config_of(&mut ctx, &current, LookupTarget::CurrentManifest).await {
+                Ok(c) => c,
+                Err(j) => return j,
+            };
         if running == &current_config {
             ctx.done(Verdict::Fresh, Rule::SameConfig)
         } else if id.form == IdForm::BareHex {
             // CRI-O's bare IDs can differ from the config digest (chunked
             // pulls), so a mismatch proves nothing.
-            ctx.done(Verdict::Unknown(UnknownReason::UnverifiableImageId), Rule::BareHexUnmatched)
+            ctx.done(
+                Verdict::Unknown(UnknownReason::UnverifiableImageId),
+                Rule::BareHexUnmatched,
+            )
         } else {
             ctx.done(Verdict::Stale, Rule::DifferentConfig)
         }
