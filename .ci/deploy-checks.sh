@@ -19,6 +19,8 @@ if ! command -v promtool >/dev/null 2>&1; then
     # The package's post-install step may try to start the service; that
     # failing (no init system in CI) does not matter, promtool is installed.
     apt-get install -y -qq --no-install-recommends prometheus >/dev/null || true
+    # The package also starts a Prometheus server; only promtool is wanted.
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
     command -v promtool >/dev/null 2>&1 || { echo "promtool could not be installed" >&2; exit 1; }
 fi
 
