@@ -24,8 +24,10 @@ RUN case "${TARGETARCH:-amd64}" in \
       *) echo "unsupported TARGETARCH ${TARGETARCH}" >&2; exit 1 ;; \
     esac \
  && rustup target add "$(cat /rust-target)"
-ENV RUSTFLAGS="-C target-feature=+crt-static" \
-    CARGO_PROFILE_RELEASE_STRIP=symbols \
+# Rust's musl targets link statically by default (crt-static); the build
+# step below checks it rather than forcing it through RUSTFLAGS, which would
+# also hit proc-macros.
+ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
     CARGO_TERM_COLOR=never
 WORKDIR /src
 COPY . .

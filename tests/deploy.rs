@@ -1183,3 +1183,47 @@ fn e2e_overlay_replaces_the_release_image_and_patches_a_valid_config() {
     let config: Value = serde_yaml_ng::from_str(text).expect("valid YAML");
     assert!(config.get("interval").is_some(), "{config}");
 }
+
+#[test]
+fn dockerfile_builds_static_and_runs_as_nonroot() {
+    let text = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"));
+    let instructions: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&&str> = instructions
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(froms.len(), 2, "a builder and a runtime stage: {froms:?}");
+    assert!(
+        froms[1].contains("distroless/static") || froms[1].contains("scratch"),
+        "{}",
+        froms[1]
+    );
+    assert!(
+        text.contains("x86_64-unknown-linux-musl"),
+        "a musl (static) build"
+    );
+    let user = instructions
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "));
+    assert_eq!(
+        user,
+        Some("65532:65532"),
+        "the last USER is the nonroot UID the Deployment expects"
+    );
+    assert!(
+        instructions
+            .iter()
+            .any(|l| l.starts_with("ENTRYPOINT [") && l.contains("imagedrift"))
+    );
+    for label in ["title", "source", "version", "revision", "licenses"] {
+        assert!(
+            text.contains(&format!("org.opencontainers.image.{label}=")),
+            "OCI label {label}"
+        );
+    }
+}
