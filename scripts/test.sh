@@ -29,3 +29,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+# What ships besides the binary: alert rules and their unit tests (promtool),
+# the dashboard's queries, and every kustomize overlay rendered by kubectl.
+bash .ci/deploy-checks.sh
