@@ -28,8 +28,8 @@ fi
 bash .ci/deploy-checks.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
   cargo test --doc
+  cargo nextest run --workspace --no-fail-fast
 else
   cargo test --workspace --no-fail-fast
 fi
