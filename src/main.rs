@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Show what an image's tag points to today (digest, media type, platforms).
     Resolve(imagedrift::registry::cli::ResolveArgs),
+    /// Check manifests and Jenkins pipelines for pull-policy mistakes, offline.
+    Lint(imagedrift::lint::LintArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +45,6 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Lint(args) => ExitCode::from(imagedrift::lint::run(&args)),
     }
 }
