@@ -8,11 +8,8 @@
 
 pub mod facts;
 pub mod image_id;
-<<<<<<< HEAD
 pub mod keyring;
-=======
 pub mod lint;
->>>>>>> main
 pub mod platform;
 pub mod policy;
 pub mod reference;
