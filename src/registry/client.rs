@@ -360,7 +360,11 @@ impl Host {
                     return Err(f);
                 }
                 500..=599 if attempt < self.max_retries => {
-                    env.clock.sleep(backoff(attempt)).await;
+                    // A 503 may say when to come back; otherwise back off.
+                    let wait = retry_after(&reply.headers)
+                        .filter(|w| *w <= self.max_retry_wait)
+                        .unwrap_or_else(|| backoff(attempt));
+                    env.clock.sleep(wait).await;
                     attempt += 1;
                 }
                 _ => return Ok(reply),
@@ -404,7 +408,11 @@ impl Host {
                     .fetch_token(env, &realm, service.as_deref(), scope, cred)
                     .await?;
                 let exp = super::cache::until(env.clock.now(), ttl);
+                let now = env.clock.now();
                 let mut st = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+                if st.tokens.len() > 1024 {
+                    st.tokens.retain(|_, (_, exp)| *exp > now);
+                }
                 st.tokens.insert(key, (token.clone(), exp));
                 Ok(Some(format!("Bearer {token}")))
             }

@@ -1,6 +1,33 @@
 //! The `registries:` section of the controller's configuration: defaults,
 //! per-host overrides (mirror endpoint, plain HTTP, CA bundle, limits) and
 //! the controller's own credentials file. Validated once, at start-up.
+//!
+//! ```yaml
+//! registries:
+//!   defaults:
+//!     timeoutSeconds: 10         # one HTTP request, body included
+//!     maxConcurrent: 8           # concurrent requests per registry
+//!     requestsPerSecond: 10      # per registry; 0 = unlimited
+//!     tagTtlSeconds: 300         # how long a tag's digest is reused
+//!     failureTtlSeconds: 30      # how long a failed lookup is remembered
+//!     manifestCacheBytes: 67108864
+//!     maxRetries: 2              # after 429 / 5xx / timeout
+//!     maxRetryWaitSeconds: 30    # longer Retry-After fails the lookup
+//!   hosts:
+//!     "docker.io":
+//!       endpoint: https://mirror.internal:5000   # the mirror the nodes pull through
+//!     "registry.internal:5000":
+//!       caBundle: /etc/imagedrift/ca.pem
+//!       timeoutSeconds: 5
+//!       maxConcurrent: 4
+//!       requestsPerSecond: 5
+//!     "dev-registry.local:5000":
+//!       insecureHttp: true
+//!   credentialsFile: /etc/imagedrift/registry-credentials/config.json
+//! ```
+//!
+//! Unconfigured loopback hosts (`localhost`, `127.0.0.1`) are spoken to in
+//! plain HTTP, as Docker does; `/v2/` is appended to `endpoint`.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
