@@ -54,10 +54,17 @@ fn empty_section_is_the_default() {
 #[test]
 fn mistakes_name_the_key() {
     let typo = "registries:\n  defaults:\n    timeoutSecond: 3\n";
-    let e = serde_yaml_ng::from_str::<File>(typo).err().expect("unknown key").to_string();
+    let e = serde_yaml_ng::from_str::<File>(typo)
+        .err()
+        .expect("unknown key")
+        .to_string();
     assert!(e.contains("timeoutSecond"), "{e}");
     let bad = "registries:\n  hosts:\n    r.example:\n      endpoint: not a url\n";
     let f: File = serde_yaml_ng::from_str(bad).expect("parses");
-    let e = f.registries.validate().expect_err("bad endpoint").to_string();
+    let e = f
+        .registries
+        .validate()
+        .expect_err("bad endpoint")
+        .to_string();
     assert!(e.contains("registries.hosts.\"r.example\".endpoint"), "{e}");
 }
