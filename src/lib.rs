@@ -11,4 +11,5 @@ pub mod image_id;
 pub mod platform;
 pub mod policy;
 pub mod reference;
+pub mod remedy;
 pub mod verdict;
