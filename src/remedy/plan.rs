@@ -229,7 +229,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     note(
                         Remedy::PinDigest,
                         SkipReason::Unsupported,
-                        format!("{who}: a {kind} has no pod template imagedrift pins"),
+                        format!("{who}: no pod template to pin (a {kind} has none, or it no longer names this image)"),
                     );
                     false
                 } else {
@@ -284,7 +284,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     note(
                         Remedy::PinDigest,
                         SkipReason::Unsupported,
-                        format!("{who}: a {kind} has no pod template imagedrift pins"),
+                        format!("{who}: no pod template to pin (a {kind} has none, or it no longer names this image)"),
                     );
                     false
                 }
