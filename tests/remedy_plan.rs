@@ -201,7 +201,11 @@ fn policy_decides_the_remedy() {
         ),
         (
             "Never: nothing helps",
-            Case::new(Deployment, vec![container("app", "nginx:1.25", Never, "n1")], "restart,refresh"),
+            Case::new(
+                Deployment,
+                vec![container("app", "nginx:1.25", Never, "n1")],
+                "restart,refresh",
+            ),
             vec![],
             vec![(vec![Remedy::Restart], SkipReason::WouldNotHelp)],
         ),
@@ -271,7 +275,12 @@ fn never_acts_on_unknown_fresh_or_pinned() {
 
 #[test]
 fn refresh_groups_by_node_and_merges_secrets() {
-    let mut a1 = container("app", "registry.example.com/team/app:v2", IfNotPresent, "n1");
+    let mut a1 = container(
+        "app",
+        "registry.example.com/team/app:v2",
+        IfNotPresent,
+        "n1",
+    );
     a1.pull_secrets = vec!["regcred".into()];
     a1.also_current = vec![d('c')];
     let mut a2 = a1.clone();

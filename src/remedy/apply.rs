@@ -231,7 +231,11 @@ impl Remedies {
         );
         let (w_opt, ns_opt) = match parsed {
             (Ok(w), Ok(n)) => (w, n),
-            (Err(e), _) => return self.invalid_opt_in(workload, &workload.to_string(), e).await,
+            (Err(e), _) => {
+                return self
+                    .invalid_opt_in(workload, &workload.to_string(), e)
+                    .await;
+            }
             (_, Err(e)) => {
                 let at = format!("Namespace {}", workload.namespace);
                 return self.invalid_opt_in(workload, &at, e).await;
@@ -324,13 +328,12 @@ impl Remedies {
         let mut outcomes = Vec::new();
         for skip in &plan.skips {
             let outcome = Outcome::Skipped(skip.reason);
-            let reason = if skip.reason == SkipReason::WouldNotHelp
-                && skip.remedies == [Remedy::Restart]
-            {
-                "RestartWouldNotHelp"
-            } else {
-                "RemedySkipped"
-            };
+            let reason =
+                if skip.reason == SkipReason::WouldNotHelp && skip.remedies == [Remedy::Restart] {
+                    "RestartWouldNotHelp"
+                } else {
+                    "RemedySkipped"
+                };
             for r in &skip.remedies {
                 outcomes.push((*r, outcome));
             }
@@ -345,7 +348,10 @@ impl Remedies {
         }
         let with: Vec<&str> = plan.steps.iter().map(|s| s.remedy().as_str()).collect();
         let annotations = BTreeMap::from([
-            (REMEDIED_DIGEST.to_string(), guard::digests_value(&plan.digests)),
+            (
+                REMEDIED_DIGEST.to_string(),
+                guard::digests_value(&plan.digests),
+            ),
             (REMEDIED_AT.to_string(), guard::rfc3339(now)),
             (REMEDIED_WITH.to_string(), with.join(",")),
         ]);
@@ -394,17 +400,13 @@ impl Remedies {
             };
             match result {
                 Ok(()) => {
-                    let note = describe_step(step, &targets);
-                    let note = format!("{}{note}", note[..1].to_uppercase());
+                    let note = capitalize(&describe_step(step, &targets));
                     self.report(workload, r, Outcome::Applied, reason_of(r), &note)
                         .await;
                     outcomes.push((r, Outcome::Applied));
                 }
                 Err(e) => {
-                    let note = format!(
-                        "Remedy {} failed, nothing further done: {e}",
-                        r.as_str()
-                    );
+                    let note = format!("Remedy {} failed, nothing further done: {e}", r.as_str());
                     self.report(workload, r, Outcome::Failed, "RemedyFailed", &note)
                         .await;
                     outcomes.push((r, Outcome::Failed));
@@ -424,7 +426,11 @@ impl Remedies {
 
         // A failed remedy still starts the cooldown, but not the loop guard:
         // the same digest may be tried again later.
-        let digests = if ok { plan.digests.clone() } else { BTreeSet::new() };
+        let digests = if ok {
+            plan.digests.clone()
+        } else {
+            BTreeSet::new()
+        };
         self.remember(workload, &digests, now, generation.filter(|_| ok));
         outcomes
     }
@@ -493,7 +499,9 @@ impl Remedies {
                     rollout: Some(r), ..
                 })) => self.lock().in_flight.settle(&w, &r),
                 Ok(_) => self.lock().in_flight.finish(&w),
-                Err(e) => tracing::debug!(error = %e, workload = %w, "cannot re-read an in-flight workload"),
+                Err(e) => {
+                    tracing::debug!(error = %e, workload = %w, "cannot re-read an in-flight workload")
+                }
             }
         }
     }
@@ -811,6 +819,8 @@ async fn wait_pulled(
                 PullStatus::Failed(e) => return Err(e),
             }
         }
+        // The API server closed the watch: pick it up again, without spinning.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
@@ -990,6 +1000,15 @@ fn kube_error(e: &kube::Error) -> String {
     }
 }
 
+/// The sentence with its first letter in upper case.
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 /// At most `max` bytes, cut on a character boundary.
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -1074,8 +1093,7 @@ pub fn statefulset_state(s: &StatefulSet) -> WorkloadState {
         rollout: Some(RolloutState {
             generation: s.metadata.generation.unwrap_or(0),
             observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
-            unavailable: (replicas - status.and_then(|s| s.available_replicas).unwrap_or(0))
-                .max(0),
+            unavailable: (replicas - status.and_then(|s| s.available_replicas).unwrap_or(0)).max(0),
             updating: if rolling && !on_delete {
                 (replicas - status.and_then(|s| s.updated_replicas).unwrap_or(0)).max(0)
             } else {

@@ -195,10 +195,7 @@ impl RemedyConfig {
 
     /// The configuration's entry for a namespace.
     pub fn namespace(&self, ns: &str) -> OptIn {
-        self.namespaces
-            .get(ns)
-            .map(|l| l.0)
-            .unwrap_or(OptIn::Unset)
+        self.namespaces.get(ns).map(|l| l.0).unwrap_or(OptIn::Unset)
     }
 }
 
@@ -226,7 +223,9 @@ pub mod duration {
             }
             let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let part = match &rest[..unit_len] {
                 "ms" => Duration::from_millis(n),
                 "s" => Duration::from_secs(n),
@@ -322,7 +321,9 @@ mod tests {
             (r#"{"maxInflight": 3}"#, "unknown field"),
         ];
         for (json, want) in cases {
-            let e = serde_json::from_str::<RemedyConfig>(json).unwrap_err().to_string();
+            let e = serde_json::from_str::<RemedyConfig>(json)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{json}: {e}");
         }
         let c: RemedyConfig = serde_json::from_str(r#"{"maxInFlight": 0}"#).unwrap();

@@ -104,7 +104,10 @@ impl RolloutState {
         } else if self.unavailable > 0 {
             Some(format!("{} replica(s) are unavailable", self.unavailable))
         } else if self.updating > 0 {
-            Some(format!("{} replica(s) are still being updated", self.updating))
+            Some(format!(
+                "{} replica(s) are still being updated",
+                self.updating
+            ))
         } else {
             None
         }
@@ -162,7 +165,8 @@ impl InFlight {
     pub fn settle(&mut self, w: &WorkloadRef, rollout: &RolloutState) {
         if let Some(e) = self.entries.get(w)
             && !e.executing
-            && e.generation.is_none_or(|g| rollout.observed_generation >= g)
+            && e.generation
+                .is_none_or(|g| rollout.observed_generation >= g)
             && rollout.in_progress().is_none()
         {
             self.entries.remove(w);

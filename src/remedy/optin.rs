@@ -161,7 +161,12 @@ pub fn parse_annotation(value: Option<&str>) -> Result<OptIn, OptInError> {
 /// Namespace (annotation or configuration) always wins; otherwise the most
 /// specific level that says something decides: workload annotation,
 /// Namespace annotation, the configuration's namespace entry, the global list.
-pub fn resolve(workload: OptIn, namespace: OptIn, config_namespace: OptIn, global: OptIn) -> Enabled {
+pub fn resolve(
+    workload: OptIn,
+    namespace: OptIn,
+    config_namespace: OptIn,
+    global: OptIn,
+) -> Enabled {
     if [workload, namespace, config_namespace].contains(&OptIn::Out) {
         return Enabled::NONE;
     }
@@ -209,8 +214,14 @@ mod tests {
             (Some("pin"), Ok(OptIn::In(PIN))),
             (Some("none"), Ok(OptIn::Out)),
             (Some("NONE"), Ok(OptIn::Out)),
-            (Some("restrat"), Err("unknown remedy \"restrat\" in \"restrat\"")),
-            (Some("refresh;restart"), Err("unknown remedy \"refresh;restart\"")),
+            (
+                Some("restrat"),
+                Err("unknown remedy \"restrat\" in \"restrat\""),
+            ),
+            (
+                Some("refresh;restart"),
+                Err("unknown remedy \"refresh;restart\""),
+            ),
             (Some("none,restart"), Err("mixes `none` with remedies")),
         ];
         for (input, want) in cases {
@@ -237,7 +248,13 @@ mod tests {
             // The configuration's namespace entry beats the global list.
             (Unset, Unset, In(PIN), In(RESTART), PIN),
             // The Namespace annotation beats the configuration.
-            (Unset, In(REFRESH_RESTART), In(PIN), In(RESTART), REFRESH_RESTART),
+            (
+                Unset,
+                In(REFRESH_RESTART),
+                In(PIN),
+                In(RESTART),
+                REFRESH_RESTART,
+            ),
             // The workload annotation is the most specific.
             (In(PIN), In(RESTART), Unset, In(RESTART), PIN),
             // `none` on the workload opts out.

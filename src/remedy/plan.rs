@@ -192,8 +192,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         return out;
     }
 
-    let mut refresh: BTreeMap<String, (BTreeSet<RefreshImage>, BTreeSet<String>)> =
-        BTreeMap::new();
+    let mut refresh: BTreeMap<String, (BTreeSet<RefreshImage>, BTreeSet<String>)> = BTreeMap::new();
     let mut pins: Vec<PinTarget> = Vec::new();
     let mut restart = false;
     // (remedy, reason) → sentences, one Event each.
@@ -222,21 +221,27 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     note(
                         Remedy::Restart,
                         SkipReason::Unsupported,
-                        format!("{who}: a {kind} has no rollout to restart; its next pod pulls the tag again (imagePullPolicy Always)"),
+                        format!(
+                            "{who}: a {kind} has no rollout to restart; its next pod pulls the tag again (imagePullPolicy Always)"
+                        ),
                     );
                     false
                 } else if enabled.pin {
                     note(
                         Remedy::PinDigest,
                         SkipReason::Unsupported,
-                        format!("{who}: no pod template to pin (a {kind} has none, or it no longer names this image)"),
+                        format!(
+                            "{who}: no pod template to pin (a {kind} has none, or it no longer names this image)"
+                        ),
                     );
                     false
                 } else {
                     note(
                         Remedy::RefreshNode,
                         SkipReason::WouldNotHelp,
-                        format!("{who}: imagePullPolicy is Always, so a node refresh changes nothing for running pods; a restart would help (remedy restart)"),
+                        format!(
+                            "{who}: imagePullPolicy is Always, so a node refresh changes nothing for running pods; a restart would help (remedy restart)"
+                        ),
                     );
                     false
                 }
@@ -284,7 +289,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     note(
                         Remedy::PinDigest,
                         SkipReason::Unsupported,
-                        format!("{who}: no pod template to pin (a {kind} has none, or it no longer names this image)"),
+                        format!(
+                            "{who}: no pod template to pin (a {kind} has none, or it no longer names this image)"
+                        ),
                     );
                     false
                 }
@@ -297,7 +304,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 note(
                     first,
                     SkipReason::WouldNotHelp,
-                    format!("{who}: imagePullPolicy is Never, so the node never pulls; only re-provisioning the node image helps"),
+                    format!(
+                        "{who}: imagePullPolicy is Never, so the node never pulls; only re-provisioning the node image helps"
+                    ),
                 );
                 false
             }
@@ -348,12 +357,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
 
 /// The first guard that holds the planned steps back.
 fn guard(input: &PlanInput<'_>, digests: &BTreeSet<Digest>) -> Option<(SkipReason, String)> {
-    let short = |ds: &BTreeSet<Digest>| {
-        ds.iter()
-            .map(Digest::short)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let short = |ds: &BTreeSet<Digest>| ds.iter().map(Digest::short).collect::<Vec<_>>().join(", ");
     if let Some(r) = input.record {
         if r.covers(digests) {
             return Some((
@@ -361,7 +365,8 @@ fn guard(input: &PlanInput<'_>, digests: &BTreeSet<Digest>) -> Option<(SkipReaso
                 format!(
                     "a remedy already targeted {}{}; imagedrift never acts twice for the same digest",
                     short(digests),
-                    r.at.map(|t| format!(" at {}", rfc3339(t))).unwrap_or_default()
+                    r.at.map(|t| format!(" at {}", rfc3339(t)))
+                        .unwrap_or_default()
                 ),
             ));
         }
@@ -376,8 +381,16 @@ fn guard(input: &PlanInput<'_>, digests: &BTreeSet<Digest>) -> Option<(SkipReaso
             ));
         }
     }
-    if let Some(why) = input.state.rollout.as_ref().and_then(RolloutState::in_progress) {
-        return Some((SkipReason::Rollout, format!("a rollout is in progress: {why}")));
+    if let Some(why) = input
+        .state
+        .rollout
+        .as_ref()
+        .and_then(RolloutState::in_progress)
+    {
+        return Some((
+            SkipReason::Rollout,
+            format!("a rollout is in progress: {why}"),
+        ));
     }
     if input.in_flight.this_workload {
         return Some((
