@@ -265,7 +265,7 @@ impl Setup {
             .filter(|r| r.is_event())
             .map(|r| {
                 let b = r.body.clone().unwrap_or_default();
-                assert_eq!(b["regarding"]["name"].as_str().is_some(), true);
+                assert!(b["regarding"]["name"].as_str().is_some());
                 (
                     b["type"].as_str().unwrap_or_default().to_string(),
                     b["reason"].as_str().unwrap_or_default().to_string(),

@@ -128,7 +128,10 @@ impl Case {
     }
 }
 
-fn skipped(p: &Plan) -> Vec<(Vec<Remedy>, SkipReason)> {
+/// The skips of a plan: which remedies, why.
+type Skips = Vec<(Vec<Remedy>, SkipReason)>;
+
+fn skipped(p: &Plan) -> Skips {
     p.skips
         .iter()
         .map(|s| (s.remedies.clone(), s.reason))
@@ -154,7 +157,7 @@ use WorkloadKind::{CronJob, Deployment, Pod, StatefulSet};
 fn policy_decides_the_remedy() {
     let always = || vec![container("app", "nginx:latest", Always, "n1")];
     let ifnp = || vec![container("app", "nginx:1.25", IfNotPresent, "n1")];
-    let rows: Vec<(&str, Case, Vec<Step>, Vec<(Vec<Remedy>, SkipReason)>)> = vec![
+    let rows: Vec<(&str, Case, Vec<Step>, Skips)> = vec![
         (
             "Always + restart: restart",
             Case::new(Deployment, always(), "restart"),

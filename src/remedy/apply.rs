@@ -649,6 +649,7 @@ impl Remedies {
             PullStatus::Pulled => Ok(()),
             PullStatus::Failed(e) => Err(e),
         };
+        // Cleaned up even if leadership was lost meanwhile: it is our own pod.
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
             ..DeleteParams::default()

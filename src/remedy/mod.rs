@@ -5,6 +5,22 @@
 //! [`optin`] and [`plan`] decide (pure); [`guard`] keeps the little state
 //! the guardrails need; [`apply`] does the Kubernetes writes, only on the
 //! leader, and reports every action and skip as an Event and a metric.
+//!
+//! - **restart** (Deployment, StatefulSet, DaemonSet): the patch `kubectl
+//!   rollout restart` sends. Only where the stale container's policy is
+//!   `Always`; under `IfNotPresent` a `RestartWouldNotHelp` Event names the
+//!   fixes instead, unless `refresh` is enabled too, which then runs first.
+//! - **refresh** (any kind, bare pods included): a short pod bound to each
+//!   stale node pulls the spec's image with policy `Always`; success is that
+//!   pod's `imageID` showing the current digest. The node's cache then maps
+//!   the tag to the new content for the next pod started there.
+//! - **pin**: the template's image becomes `repo:tag@sha256:<current>`, in
+//!   the spec's own spelling. GitOps tools (Argo CD, Flux) will report this
+//!   as drift from Git and may revert it; pin in Git instead where you can.
+//!
+//! Never on Unknown or Pinned; cooldown per workload; a cluster-wide cap on
+//! remedies in flight; no action mid-rollout; never twice for one digest
+//! (the `imagedrift.io/remedied-digest` annotation); dry run; leader only.
 
 pub mod apply;
 pub mod config;
