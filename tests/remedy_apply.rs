@@ -274,6 +274,20 @@ impl Setup {
             })
             .collect()
     }
+    /// Event writes as (method, action, reason): a POST is a new Event, a
+    /// PATCH adds to an existing series.
+    fn event_writes(&self) -> Vec<(String, String, String)> {
+        let w = self.world.lock().unwrap();
+        w.log
+            .iter()
+            .filter(|r| r.is_event())
+            .map(|r| {
+                let b = r.body.clone().unwrap_or_default();
+                let s = |k: &str| b[k].as_str().unwrap_or_default().to_string();
+                (r.method.clone(), s("action"), s("reason"))
+            })
+            .collect()
+    }
     fn event_reasons(&self) -> Vec<String> {
         self.events().into_iter().map(|e| e.1).collect()
     }
@@ -680,6 +694,14 @@ async fn cooldown_and_loop_guard_hold_across_repeated_verdicts() {
         vec![(Restart, Outcome::Skipped(SkipReason::LoopGuard))]
     );
     assert_eq!(s.calls(), vec![GET_NS, GET_WEB]);
+    let skipped = |action: &str| {
+        vec![(
+            "POST".to_string(),
+            action.to_string(),
+            "RemedySkipped".to_string(),
+        )]
+    };
+    assert_eq!(s.event_writes(), skipped("RestartSkippedLoopGuard"));
 
     // The tag moved again, still within the cooldown.
     s.clear();
@@ -690,6 +712,8 @@ async fn cooldown_and_loop_guard_hold_across_repeated_verdicts() {
         vec![(Restart, Outcome::Skipped(SkipReason::Cooldown))]
     );
     assert_eq!(s.calls(), vec![GET_NS, GET_WEB]);
+    // A new Event, not a repeat of the loop-guard one (its note would be lost).
+    assert_eq!(s.event_writes(), skipped("RestartSkippedCooldown"));
 
     // After the cooldown, but the restart is still rolling out.
     s.clear();
@@ -717,6 +741,7 @@ async fn cooldown_and_loop_guard_hold_across_repeated_verdicts() {
         d('b').as_str()
     );
     assert_eq!(s.metric("restart", "applied"), 2.0);
+
     assert_eq!(s.metric("restart", "skipped_loop_guard"), 1.0);
     assert_eq!(s.metric("restart", "skipped_cooldown"), 1.0);
     assert_eq!(s.metric("restart", "skipped_rollout"), 1.0);

@@ -340,8 +340,14 @@ impl Remedies {
             self.count_all(&skip.remedies, outcome);
             let names: Vec<&str> = skip.remedies.iter().map(|r| r.as_str()).collect();
             let note = format!("Remedy {} not done: {}", names.join(","), skip.message);
-            self.event(workload, action_of(skip.remedies[0]), reason, &note)
-                .await;
+            // The Recorder folds Events with equal (action, reason) into one
+            // series that keeps the first note, so each skip kind has its own action.
+            let action = format!(
+                "{}Skipped{}",
+                action_of(skip.remedies[0]),
+                skip_action(skip.reason)
+            );
+            self.event(workload, &action, reason, &note).await;
         }
         if plan.steps.is_empty() {
             return outcomes;
@@ -984,6 +990,17 @@ fn action_of(r: Remedy) -> &'static str {
         Remedy::PinDigest => "Pin",
         Remedy::SetPolicyAlways => "SetPolicyAlways",
         Remedy::ReprovisionNode => "ReprovisionNode",
+    }
+}
+
+fn skip_action(r: SkipReason) -> &'static str {
+    match r {
+        SkipReason::WouldNotHelp => "WouldNotHelp",
+        SkipReason::Unsupported => "Unsupported",
+        SkipReason::Cooldown => "Cooldown",
+        SkipReason::Rollout => "Rollout",
+        SkipReason::LoopGuard => "LoopGuard",
+        SkipReason::InFlight => "InFlight",
     }
 }
 
