@@ -8,6 +8,7 @@
 
 pub mod facts;
 pub mod image_id;
+pub mod lint;
 pub mod platform;
 pub mod policy;
 pub mod reference;

@@ -13,9 +13,14 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Check manifests and Jenkins pipelines for pull-policy mistakes, offline.
+    Lint(imagedrift::lint::LintArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Lint(args) => ExitCode::from(imagedrift::lint::run(&args)),
+    }
 }
