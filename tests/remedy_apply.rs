@@ -47,6 +47,10 @@ struct World {
     /// The refresh pod's status sent on the watch; `None`: the watch hangs.
     refresh_status: Option<Value>,
     log: Vec<Req>,
+    /// This replica's leadership (the test flips it).
+    leader: Option<watch::Sender<bool>>,
+    /// Lose leadership when the refresh pod's watch starts.
+    lose_leadership_on_watch: bool,
     /// Responses never sent (hanging watches), kept alive.
     parked: Vec<tower_test::mock::SendResponse<Response<Body>>>,
     created: usize,
@@ -76,6 +80,8 @@ fn world(dep: Value) -> Shared {
         bare_pod_annotations: json!({}),
         refresh_status: Some(pulled_status(&d('a'))),
         log: Vec::new(),
+        leader: None,
+        lose_leadership_on_watch: false,
         parked: Vec::new(),
         created: 0,
     }))
@@ -143,6 +149,11 @@ fn respond(w: &mut World, req: &Req) -> Option<(u16, Value)> {
             (201, pod)
         }
         ("GET", "/api/v1/namespaces/shop/pods") if req.uri.contains("watch=true") => {
+            if w.lose_leadership_on_watch
+                && let Some(l) = &w.leader
+            {
+                let _ = l.send(false);
+            }
             let status = w.refresh_status.clone()?;
             let ev = json!({"type": "MODIFIED", "object": {
                 "apiVersion": "v1", "kind": "Pod",
@@ -212,7 +223,6 @@ struct Setup {
     world: Shared,
     registry: prometheus::Registry,
     clock: Arc<TestClock>,
-    _leader: watch::Sender<bool>,
 }
 
 const T0: &str = "2026-03-01T12:00:00Z";
@@ -230,6 +240,7 @@ fn setup(dep: Value, config: Value, leader: bool) -> Setup {
     let config: RemedyConfig = serde_json::from_value(config).unwrap();
     let registry = prometheus::Registry::new();
     let (tx, rx) = watch::channel(leader);
+    w.lock().unwrap().leader = Some(tx);
     let clock = Arc::new(TestClock(Mutex::new(T0.parse().unwrap())));
     let remedies = Remedies::new(client, recorder, config, &registry, rx)
         .unwrap()
@@ -239,7 +250,6 @@ fn setup(dep: Value, config: Value, leader: bool) -> Setup {
         world: w,
         registry,
         clock,
-        _leader: tx,
     }
 }
 
@@ -899,4 +909,37 @@ async fn max_in_flight_holds_other_workloads_back() {
             DELETE_POD
         ]
     );
+}
+
+#[tokio::test]
+async fn losing_leadership_mid_refresh_stops_before_the_restart() {
+    let s = setup(
+        deployment("nginx:1.25", "IfNotPresent"),
+        json!({"enabled": ["refresh", "restart"]}),
+        true,
+    );
+    s.world.lock().unwrap().lose_leadership_on_watch = true;
+    let out = s
+        .remedies
+        .handle(
+            &web(),
+            &[stale("nginx:1.25", PullPolicy::IfNotPresent, d('a'))],
+        )
+        .await;
+    use imagedrift::policy::Remedy::{RefreshNode, Restart};
+    assert_eq!(
+        out,
+        vec![
+            (RefreshNode, Outcome::Applied),
+            (Restart, Outcome::NotLeader)
+        ]
+    );
+    // The refresh pod is still cleaned up (it is ours); no restart patch,
+    // and no Event once this replica no longer leads.
+    assert_eq!(
+        s.calls(),
+        vec![GET_NS, GET_WEB, POST_POD, WATCH_POD, DELETE_POD]
+    );
+    assert!(s.events().is_empty());
+    assert_eq!(s.metric("restart", "skipped_not_leader"), 1.0);
 }

@@ -1209,6 +1209,70 @@ mod tests {
     }
 
     #[test]
+    fn rollout_state_per_kind() {
+        let dep: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "d", "generation": 3, "annotations": {"a": "b"}},
+            "spec": {"replicas": 3, "selector": {}, "template": {"spec": {
+                "containers": [{"name": "app", "image": "nginx:1"}],
+                "initContainers": [{"name": "side", "image": "envoy:1"}]}}},
+            "status": {"observedGeneration": 3, "updatedReplicas": 2, "unavailableReplicas": 1}
+        }))
+        .unwrap();
+        let st = deployment_state(&dep);
+        assert_eq!(
+            st.rollout,
+            Some(RolloutState {
+                generation: 3,
+                observed_generation: 3,
+                unavailable: 1,
+                updating: 1
+            })
+        );
+        assert_eq!(st.annotations.get("a").map(String::as_str), Some("b"));
+        assert_eq!(
+            st.template,
+            vec![
+                TemplateContainer {
+                    kind: ContainerKind::Container,
+                    name: "app".into(),
+                    image: "nginx:1".into()
+                },
+                TemplateContainer {
+                    kind: ContainerKind::Init,
+                    name: "side".into(),
+                    image: "envoy:1".into()
+                },
+            ]
+        );
+
+        let sts = |strategy: &str| -> StatefulSet {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "s", "generation": 2},
+                "spec": {"replicas": 3, "serviceName": "s", "selector": {}, "template": {},
+                         "updateStrategy": {"type": strategy}},
+                "status": {"observedGeneration": 2, "replicas": 3, "availableReplicas": 3,
+                           "updatedReplicas": 1, "currentRevision": "r1", "updateRevision": "r2"}
+            }))
+            .unwrap()
+        };
+        let rolling = statefulset_state(&sts("RollingUpdate")).rollout.unwrap();
+        assert_eq!((rolling.unavailable, rolling.updating), (0, 2));
+        assert!(rolling.in_progress().is_some());
+        // OnDelete never finishes on its own: not a rollout in progress.
+        let on_delete = statefulset_state(&sts("OnDelete")).rollout.unwrap();
+        assert_eq!(on_delete.in_progress(), None);
+
+        let ds: DaemonSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x", "generation": 7},
+            "spec": {"selector": {}, "template": {}},
+            "status": {"observedGeneration": 7, "currentNumberScheduled": 4, "desiredNumberScheduled": 4,
+                       "numberMisscheduled": 0, "numberReady": 4, "numberUnavailable": 0, "updatedNumberScheduled": 4}
+        }))
+        .unwrap();
+        assert_eq!(daemonset_state(&ds).rollout.unwrap().in_progress(), None);
+    }
+
+    #[test]
     fn label_values_are_valid() {
         assert_eq!(label_value("web"), "web");
         let long = format!("{}-x", "a".repeat(62));
