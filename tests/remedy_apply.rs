@@ -136,7 +136,10 @@ fn respond(w: &mut World, req: &Req) -> Option<(u16, Value)> {
             }
             (200, w.deployment.clone())
         }
-        ("GET", "/api/v1/namespaces/shop/pods/agent-7") => (
+        (
+            "GET",
+            "/api/v1/namespaces/shop/pods/agent-7" | "/api/v1/namespaces/shop/pods/agent-8",
+        ) => (
             200,
             json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
                    "metadata": {"name": "agent-7", "namespace": "shop", "annotations": w.bare_pod_annotations}}),
@@ -583,6 +586,28 @@ async fn bare_pod_refresh_and_memory_loop_guard() {
     assert!(!s.calls().iter().any(|c| c.starts_with("POST")));
     assert_eq!(s.event_reasons(), vec!["RemedySkipped"]);
     assert_eq!(s.metric("refresh", "skipped_loop_guard"), 1.0);
+
+    // The next CI agent on the same node, for the same digest: the node
+    // was refreshed already.
+    s.clear();
+    let next = WorkloadRef {
+        name: "agent-8".into(),
+        ..agent()
+    };
+    let out = s.remedies.handle(&next, &c).await;
+    assert_eq!(
+        out,
+        vec![(
+            imagedrift::policy::Remedy::RefreshNode,
+            Outcome::Skipped(SkipReason::LoopGuard)
+        )]
+    );
+    assert_eq!(s.calls(), vec!["GET /api/v1/namespaces/shop/pods/agent-8"]);
+    assert!(
+        s.events()[0].2.contains("node node-1 already pulled"),
+        "{:?}",
+        s.events()
+    );
 }
 
 #[tokio::test(start_paused = true)]

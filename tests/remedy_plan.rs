@@ -6,13 +6,13 @@ use imagedrift::reference::{Digest, ImageRef};
 use imagedrift::remedy::guard::{GuardRecord, RolloutState};
 use imagedrift::remedy::optin::Enabled;
 use imagedrift::remedy::plan::{
-    InFlightView, Limits, PinTarget, Plan, PlanInput, RefreshImage, RefreshTarget, SkipReason,
-    Step, TemplateContainer, WorkloadState, plan,
+    InFlightView, Limits, NodePull, PinTarget, Plan, PlanInput, RefreshImage, RefreshTarget,
+    SkipReason, Step, TemplateContainer, WorkloadState, plan,
 };
 use imagedrift::remedy::{ContainerKind, StaleContainer, WorkloadKind, WorkloadRef};
 use imagedrift::verdict::{UnknownReason, Verdict};
 use k8s_openapi::jiff::Timestamp;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 fn d(c: char) -> Digest {
@@ -94,6 +94,7 @@ struct Case {
     record: Option<GuardRecord>,
     rollout: Option<RolloutState>,
     in_flight: InFlightView,
+    refreshed: HashSet<NodePull>,
 }
 
 impl Case {
@@ -105,6 +106,7 @@ impl Case {
             record: None,
             rollout: Some(settled()),
             in_flight: InFlightView::default(),
+            refreshed: HashSet::new(),
         }
     }
 
@@ -123,6 +125,7 @@ impl Case {
                 cooldown: Duration::from_secs(1800),
                 max_in_flight: 3,
             },
+            refreshed: &self.refreshed,
             now: now(),
         })
     }
@@ -338,6 +341,7 @@ fn pin_needs_the_template_to_name_the_running_image() {
             cooldown: Duration::from_secs(1800),
             max_in_flight: 3,
         },
+        refreshed: &HashSet::new(),
         now: now(),
     });
     assert!(p.steps.is_empty());
@@ -437,4 +441,44 @@ fn guards_hold_planned_steps_back() {
     .run();
     assert_eq!(p.steps.len(), 2);
     assert!(p.skips.is_empty());
+}
+
+#[test]
+fn a_node_is_never_refreshed_twice_for_one_digest() {
+    let done = HashSet::from([NodePull {
+        node: "n1".into(),
+        spec_image: "nginx:1.25".into(),
+        digest: d('a'),
+    }]);
+    let ifnp = || vec![container("app", "nginx:1.25", IfNotPresent, "n1")];
+    // A new CI agent pod on the refreshed node: nothing to do.
+    let p = Case {
+        refreshed: done.clone(),
+        ..Case::new(Pod, ifnp(), "refresh")
+    }
+    .run();
+    assert!(p.steps.is_empty());
+    assert_eq!(
+        skipped(&p),
+        vec![(vec![Remedy::RefreshNode], SkipReason::LoopGuard)]
+    );
+    // A Deployment whose node is already refreshed: just the restart.
+    let p = Case {
+        refreshed: done.clone(),
+        ..Case::new(Deployment, ifnp(), "refresh,restart")
+    }
+    .run();
+    assert_eq!(p.steps, vec![Step::Restart]);
+    // Another node, or a newer digest, is refreshed.
+    let mut other = ifnp();
+    other[0].node = Some("n2".into());
+    let p = Case {
+        refreshed: done,
+        ..Case::new(Pod, other, "refresh")
+    }
+    .run();
+    assert_eq!(
+        p.steps,
+        vec![Step::Refresh(vec![refresh_one("n2", "nginx:1.25")])]
+    );
 }

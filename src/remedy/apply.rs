@@ -10,8 +10,8 @@ use super::guard::{
 };
 use super::optin;
 use super::plan::{
-    InFlightView, Limits, Plan, PlanInput, RefreshTarget, SkipReason, Step, TemplateContainer,
-    WorkloadState, plan,
+    InFlightView, Limits, NodePull, Plan, PlanInput, RefreshTarget, SkipReason, Step,
+    TemplateContainer, WorkloadState, plan,
 };
 use super::{ContainerKind, StaleContainer, WorkloadKind, WorkloadRef};
 use crate::image_id::RuntimeImageId;
@@ -31,7 +31,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, W
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
 use prometheus::{IntCounterVec, Opts, Registry};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -128,14 +128,30 @@ struct Inner {
     state: Mutex<State>,
 }
 
+/// How long in-memory guard records are kept (at least the cooldown).
+const MEMORY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 #[derive(Default)]
 struct State {
     /// Loop-guard records kept in memory (bare pods, Jobs; dry runs; and a
     /// backstop when an annotation patch failed).
     records: HashMap<WorkloadRef, GuardRecord>,
     in_flight: InFlight,
+    /// Successful node pulls and when, so no node is refreshed twice for
+    /// one digest (bare pods such as CI agents are new workloads each time).
+    refreshed: HashMap<NodePull, Timestamp>,
     /// Namespace annotation values and when they were read.
     namespaces: HashMap<String, (Option<String>, Timestamp)>,
+}
+
+impl State {
+    /// Drops in-memory records older than `keep`: bare pods come and go
+    /// (a CI agent per build), so the maps must not grow for ever.
+    fn forget_before(&mut self, now: Timestamp, keep: std::time::Duration) {
+        let fresh = |at: &Timestamp| at.checked_add(keep).map(|end| end > now).unwrap_or(true);
+        self.records.retain(|_, r| r.at.as_ref().is_none_or(fresh));
+        self.refreshed.retain(|_, at| fresh(at));
+    }
 }
 
 impl Remedies {
@@ -255,48 +271,62 @@ impl Remedies {
             self.settle_in_flight().await;
         }
 
-        // Decide, and claim the in-flight slot under the same lock.
         let now = self.inner.clock.now();
-        let plan = {
-            let mut st = self.lock();
-            st.in_flight.expire(now, cfg.in_flight_timeout);
-            if let Some(r) = &state.rollout {
-                st.in_flight.settle(workload, r);
-            }
-            let record = GuardRecord::latest(
-                GuardRecord::from_annotations(&state.annotations),
-                st.records.get(workload).cloned(),
-            );
-            let plan = plan(&PlanInput {
-                workload,
-                containers,
-                state: &state,
-                enabled,
-                record: record.as_ref(),
-                in_flight: InFlightView {
-                    total: st.in_flight.len(),
-                    this_workload: st.in_flight.get(workload).is_some(),
-                },
-                limits: Limits {
-                    cooldown: cfg.cooldown,
-                    max_in_flight: cfg.max_in_flight,
-                },
-                now,
-            });
-            if let Some(first) = plan.steps.first().filter(|_| !cfg.dry_run) {
-                st.in_flight.start(
-                    workload.clone(),
-                    InFlightEntry {
-                        remedy: first.remedy(),
-                        since: now,
-                        generation: None,
-                        executing: true,
-                    },
-                );
-            }
-            plan
-        };
+        let plan = self.decide(workload, containers, &state, enabled, now);
         self.execute(workload, plan, now).await
+    }
+
+    /// Plans, and claims the in-flight slot under the same lock so that two
+    /// concurrent calls for one workload can't both act.
+    fn decide(
+        &self,
+        workload: &WorkloadRef,
+        containers: &[StaleContainer],
+        state: &WorkloadState,
+        enabled: optin::Enabled,
+        now: Timestamp,
+    ) -> Plan {
+        let cfg = &self.inner.config;
+        let mut st = self.lock();
+        st.in_flight.expire(now, cfg.in_flight_timeout);
+        if let Some(r) = &state.rollout {
+            st.in_flight.settle(workload, r);
+        }
+        st.forget_before(now, cfg.cooldown.max(MEMORY));
+        let record = GuardRecord::latest(
+            GuardRecord::from_annotations(&state.annotations),
+            st.records.get(workload).cloned(),
+        );
+        let refreshed: HashSet<NodePull> = st.refreshed.keys().cloned().collect();
+        let plan = plan(&PlanInput {
+            workload,
+            containers,
+            state,
+            enabled,
+            record: record.as_ref(),
+            in_flight: InFlightView {
+                total: st.in_flight.len(),
+                this_workload: st.in_flight.get(workload).is_some(),
+            },
+            limits: Limits {
+                cooldown: cfg.cooldown,
+                max_in_flight: cfg.max_in_flight,
+            },
+            refreshed: &refreshed,
+            now,
+        });
+        if let Some(first) = plan.steps.first().filter(|_| !cfg.dry_run) {
+            st.in_flight.start(
+                workload.clone(),
+                InFlightEntry {
+                    remedy: first.remedy(),
+                    since: now,
+                    generation: None,
+                    executing: true,
+                },
+            );
+        }
+        plan
     }
 
     /// A malformed opt-in annotation: nothing runs, and the Event says why.
@@ -342,11 +372,8 @@ impl Remedies {
             let note = format!("Remedy {} not done: {}", names.join(","), skip.message);
             // The Recorder folds Events with equal (action, reason) into one
             // series that keeps the first note, so each skip kind has its own action.
-            let action = format!(
-                "{}Skipped{}",
-                action_of(skip.remedies[0]),
-                skip_action(skip.reason)
-            );
+            let first = skip.remedies.first().copied().unwrap_or(Remedy::Restart);
+            let action = format!("{}Skipped{}", action_of(first), skip_action(skip.reason));
             self.event(workload, &action, reason, &note).await;
         }
         if plan.steps.is_empty() {
@@ -394,7 +421,17 @@ impl Remedies {
             }
             // The loop-guard annotations ride on the last patch.
             let result = match step {
-                Step::Refresh(targets) => self.refresh(workload, targets).await,
+                Step::Refresh(targets) => {
+                    let r = self.refresh(workload, targets).await;
+                    // Each node that pulled is recorded, even if another failed.
+                    let mut st = self.lock();
+                    for (t, ok) in targets.iter().zip(&r.1) {
+                        if *ok {
+                            st.refreshed.extend(t.pulls().map(|p| (p, now)));
+                        }
+                    }
+                    r.0
+                }
                 Step::Restart => {
                     let patch = restart_patch(&annotations, now);
                     self.patch(workload, &patch).await.map(|g| generation = g)
@@ -609,18 +646,24 @@ impl Remedies {
         generation.map_err(|e| format!("patching {w}: {}", kube_error(&e)))
     }
 
-    /// Refreshes every node at once; fails if any node fails.
-    async fn refresh(&self, w: &WorkloadRef, targets: &[RefreshTarget]) -> Result<(), String> {
+    /// Refreshes every node at once; fails if any node fails. Also says
+    /// which targets succeeded.
+    async fn refresh(
+        &self,
+        w: &WorkloadRef,
+        targets: &[RefreshTarget],
+    ) -> (Result<(), String>, Vec<bool>) {
         let results = join_all(targets.iter().map(|t| self.refresh_node(w, t))).await;
+        let ok = results.iter().map(Result::is_ok).collect();
         let failures: Vec<String> = targets
             .iter()
             .zip(results)
             .filter_map(|(t, r)| r.err().map(|e| format!("node {}: {e}", t.node)))
             .collect();
         if failures.is_empty() {
-            Ok(())
+            (Ok(()), ok)
         } else {
-            Err(failures.join("; "))
+            (Err(failures.join("; ")), ok)
         }
     }
 

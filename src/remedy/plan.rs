@@ -9,7 +9,7 @@ use crate::policy::{PullPolicy, Remedy};
 use crate::reference::Digest;
 use crate::verdict::Verdict;
 use k8s_openapi::jiff::Timestamp;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 /// A container of the workload's pod template.
@@ -69,8 +69,32 @@ pub struct PlanInput<'a> {
     pub in_flight: InFlightView,
     /// Guard settings.
     pub limits: Limits,
+    /// Node pulls that already succeeded (never refreshed twice).
+    pub refreshed: &'a HashSet<NodePull>,
     /// The clock's value.
     pub now: Timestamp,
+}
+
+/// One image pulled on one node for one current digest.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodePull {
+    /// The node.
+    pub node: String,
+    /// The image as written in the spec.
+    pub spec_image: String,
+    /// The tag's digest the pull got.
+    pub digest: Digest,
+}
+
+impl RefreshTarget {
+    /// The node pulls this target makes.
+    pub fn pulls(&self) -> impl Iterator<Item = NodePull> + '_ {
+        self.images.iter().map(|i| NodePull {
+            node: self.node.clone(),
+            spec_image: i.spec_image.clone(),
+            digest: i.current.clone(),
+        })
+    }
 }
 
 /// One image to pull again on one node.
@@ -248,20 +272,41 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
             PullPolicy::IfNotPresent => {
                 if let (true, Some(node)) = (enabled.refresh, c.node.as_ref()) {
-                    let (images, secrets) = refresh.entry(node.clone()).or_default();
-                    let mut accept: BTreeSet<Digest> = c.also_current.iter().cloned().collect();
-                    accept.insert(c.current_digest.clone());
-                    images.insert(RefreshImage {
+                    let pulled = NodePull {
+                        node: node.clone(),
                         spec_image: c.spec_image.clone(),
-                        current: c.current_digest.clone(),
-                        accept,
-                    });
-                    secrets.extend(c.pull_secrets.iter().cloned());
-                    // The node now serves the new content: a restart picks it up.
+                        digest: c.current_digest.clone(),
+                    };
+                    let done = input.refreshed.contains(&pulled);
+                    if !done {
+                        let (images, secrets) = refresh.entry(node.clone()).or_default();
+                        let mut accept: BTreeSet<Digest> = c.also_current.iter().cloned().collect();
+                        accept.insert(c.current_digest.clone());
+                        images.insert(RefreshImage {
+                            spec_image: c.spec_image.clone(),
+                            current: c.current_digest.clone(),
+                            accept,
+                        });
+                        secrets.extend(c.pull_secrets.iter().cloned());
+                    }
+                    // The node serves the new content (now, or since an
+                    // earlier refresh): a restart picks it up.
                     if enabled.restart && kind.rolls_out() {
                         restart = true;
+                        true
+                    } else if done {
+                        note(
+                            Remedy::RefreshNode,
+                            SkipReason::LoopGuard,
+                            format!(
+                                "{who}: node {node} already pulled the tag's current digest {}; imagedrift never refreshes a node twice for one digest",
+                                c.current_digest.short()
+                            ),
+                        );
+                        false
+                    } else {
+                        true
                     }
-                    true
                 } else if let Some(p) = pin {
                     pins.push(p);
                     true
