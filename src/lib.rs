@@ -13,9 +13,6 @@ pub mod lint;
 pub mod platform;
 pub mod policy;
 pub mod reference;
-<<<<<<< HEAD
 pub mod registry;
-=======
 pub mod remedy;
->>>>>>> remedy
 pub mod verdict;

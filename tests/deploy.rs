@@ -98,6 +98,11 @@ const API_CALLS: &[ApiCall] = {
         call("apps", "daemonsets", "patch", Cluster, Remedies, "restart/pin"),
         call("", "pods", "create", Cluster, Remedies, "refresh pod"),
         call("", "pods", "delete", Cluster, Remedies, "refresh pod clean-up"),
+        call("", "pods", "get", Cluster, Remedies, "opt-in annotation of bare pods"),
+        call("", "namespaces", "get", Cluster, Remedies, "namespace opt-in annotation"),
+        call("apps", "replicasets", "get", Cluster, Remedies, "opt-in annotation"),
+        call("batch", "jobs", "get", Cluster, Remedies, "opt-in annotation"),
+        call("batch", "cronjobs", "get", Cluster, Remedies, "opt-in annotation"),
     ]
 };
 
@@ -617,15 +622,15 @@ fn rbac_check_catches_an_extra_verb() {
     let mut objects = render_overlay("base");
     for o in &mut objects {
         if let Object::ClusterRole(r) = o {
-            r.rules.get_or_insert_default()[0].verbs.push("get".into());
+            r.rules.get_or_insert_default()[0].verbs.push("update".into());
         }
     }
     let granted = grants(&objects).expect("still well-formed");
-    assert!(granted.contains(&(Scope::Cluster, "".into(), "pods".into(), "get".into())));
+    assert!(granted.contains(&(Scope::Cluster, "".into(), "pods".into(), "update".into())));
     assert!(
         !API_CALLS
             .iter()
-            .any(|c| c.resource == "pods" && c.verb == "get")
+            .any(|c| c.resource == "pods" && c.verb == "update")
     );
 }
 
