@@ -23,9 +23,13 @@ if ((${#need[@]})); then
   $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
+# What ships besides the binary: alert rules and their unit tests (promtool),
+# the dashboard's queries, and every kustomize overlay rendered by kubectl.
+bash .ci/deploy-checks.sh
+
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
   cargo test --doc
+  cargo nextest run --workspace --no-fail-fast
 else
   cargo test --workspace --no-fail-fast
 fi

@@ -22,6 +22,10 @@ enum Command {
     Scan(cli::scan::ScanArgs),
     /// Explain, in plain words, what one pod's containers run and what to do.
     Explain(cli::scan::ExplainArgs),
+    /// Show what an image's tag points to today (digest, media type, platforms).
+    Resolve(imagedrift::registry::cli::ResolveArgs),
+    /// Check manifests and Jenkins pipelines for pull-policy mistakes, offline.
+    Lint(imagedrift::lint::LintArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,5 +34,28 @@ fn main() -> ExitCode {
         Command::Run(flags) => cli::run::main(flags),
         Command::Scan(args) => cli::scan::scan(args),
         Command::Explain(args) => cli::scan::explain(args),
+        Command::Resolve(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(imagedrift::registry::cli::run(&args)) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Lint(args) => ExitCode::from(imagedrift::lint::run(&args)),
     }
 }

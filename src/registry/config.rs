@@ -1,0 +1,416 @@
+//! The `registries:` section of the controller's configuration: defaults,
+//! per-host overrides (mirror endpoint, plain HTTP, CA bundle, limits) and
+//! the controller's own credentials file. Validated once, at start-up.
+//!
+//! ```yaml
+//! registries:
+//!   defaults:
+//!     timeoutSeconds: 10         # one HTTP request, body included
+//!     maxConcurrent: 8           # concurrent requests per registry
+//!     requestsPerSecond: 10      # per registry; 0 = unlimited
+//!     tagTtlSeconds: 300         # how long a tag's digest is reused
+//!     failureTtlSeconds: 30      # how long a failed lookup is remembered
+//!     manifestCacheBytes: 67108864
+//!     maxRetries: 2              # after 429 / 5xx / timeout
+//!     maxRetryWaitSeconds: 30    # longer Retry-After fails the lookup
+//!   hosts:
+//!     "docker.io":
+//!       endpoint: https://mirror.internal:5000   # the mirror the nodes pull through
+//!     "registry.internal:5000":
+//!       caBundle: /etc/imagedrift/ca.pem
+//!       timeoutSeconds: 5
+//!       maxConcurrent: 4
+//!       requestsPerSecond: 5
+//!     "dev-registry.local:5000":
+//!       insecureHttp: true
+//!   credentialsFile: /etc/imagedrift/registry-credentials/config.json
+//! ```
+//!
+//! Unconfigured loopback hosts (`localhost`, `127.0.0.1`) are spoken to in
+//! plain HTTP, as Docker does; `/v2/` is appended to `endpoint`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Limits and lifetimes that apply to every registry unless a host
+/// overrides them.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Defaults {
+    /// Timeout of one HTTP request, body included (seconds).
+    pub timeout_seconds: f64,
+    /// Concurrent requests per registry.
+    pub max_concurrent: usize,
+    /// Requests per second per registry (0 = unlimited).
+    pub requests_per_second: f64,
+    /// How long a tag's answer is reused (seconds).
+    pub tag_ttl_seconds: f64,
+    /// How long a failed lookup is remembered before asking again (seconds).
+    pub failure_ttl_seconds: f64,
+    /// Bound of the manifest cache, in bytes of manifest bodies.
+    pub manifest_cache_bytes: u64,
+    /// Retries after a 429, 5xx or timeout.
+    pub max_retries: u32,
+    /// Longest `Retry-After` waited for inline; longer ones fail the lookup
+    /// (rate_limited) and are remembered for that long (seconds).
+    pub max_retry_wait_seconds: f64,
+}
+
+impl Default for Defaults {
+    fn default() -> Defaults {
+        Defaults {
+            timeout_seconds: 10.0,
+            max_concurrent: 8,
+            requests_per_second: 10.0,
+            tag_ttl_seconds: 300.0,
+            failure_ttl_seconds: 30.0,
+            manifest_cache_bytes: 64 << 20,
+            max_retries: 2,
+            max_retry_wait_seconds: 30.0,
+        }
+    }
+}
+
+/// Settings of one registry host, keyed by the host as written in image
+/// references (`registry.example:5000`, `docker.io`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// Base URL to ask instead of the host itself (a mirror or pull-through
+    /// cache the nodes use), e.g. `https://mirror.internal:5000`.
+    pub endpoint: Option<String>,
+    /// Speak plain HTTP to the host.
+    pub insecure_http: bool,
+    /// PEM file of extra CA certificates trusted for this host.
+    pub ca_bundle: Option<PathBuf>,
+    /// Accept any certificate (logged loudly; for tests and emergencies).
+    pub skip_tls_verify: bool,
+    /// Overrides `defaults.timeoutSeconds`.
+    pub timeout_seconds: Option<f64>,
+    /// Overrides `defaults.maxConcurrent`.
+    pub max_concurrent: Option<usize>,
+    /// Overrides `defaults.requestsPerSecond`.
+    pub requests_per_second: Option<f64>,
+}
+
+/// The whole `registries:` section.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RegistriesConfig {
+    /// Settings for every registry.
+    pub defaults: Defaults,
+    /// Per-host overrides.
+    pub hosts: BTreeMap<String, HostConfig>,
+    /// A docker `config.json` (`{"auths": …}`) with credentials the nodes
+    /// have but the API doesn't show (node config, cloud credential plugins).
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// A configuration error: which key, what is wrong, how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is out of range or malformed.
+    #[error("registries.{key}: {problem}; {fix}")]
+    Invalid {
+        /// Dotted key path under `registries`.
+        key: String,
+        /// What is wrong.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// A file named by the configuration can't be read.
+    #[error("registries.{key}: cannot read {path}: {source}")]
+    Unreadable {
+        /// Dotted key path under `registries`.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The credentials file is not a valid docker config.
+    #[error("registries.credentialsFile: {0}")]
+    Credentials(#[from] crate::keyring::KeyringError),
+    /// The metrics could not be registered (e.g. registered twice).
+    #[error("registry metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+fn invalid(
+    key: impl Into<String>,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+/// The limits for one host, defaults and overrides merged.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub timeout: Duration,
+    pub max_concurrent: usize,
+    pub requests_per_second: f64,
+}
+
+fn check_seconds(key: &str, v: f64, allow_zero: bool) -> Result<(), ConfigError> {
+    let ok = v.is_finite() && (v > 0.0 || (allow_zero && v == 0.0)) && v <= 86_400.0 * 30.0;
+    if ok {
+        Ok(())
+    } else {
+        let range = if allow_zero {
+            "0 or more"
+        } else {
+            "more than 0"
+        };
+        Err(invalid(
+            key,
+            format!("{v} is not a valid number of seconds"),
+            format!("use a number {range}, at most 2592000"),
+        ))
+    }
+}
+
+impl RegistriesConfig {
+    /// Checks every value; the error names the key and the fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.defaults;
+        check_seconds("defaults.timeoutSeconds", d.timeout_seconds, false)?;
+        check_seconds("defaults.tagTtlSeconds", d.tag_ttl_seconds, true)?;
+        check_seconds("defaults.failureTtlSeconds", d.failure_ttl_seconds, true)?;
+        check_seconds(
+            "defaults.maxRetryWaitSeconds",
+            d.max_retry_wait_seconds,
+            true,
+        )?;
+        if d.max_concurrent == 0 {
+            return Err(invalid(
+                "defaults.maxConcurrent",
+                "0 would block every request",
+                "use 1 or more",
+            ));
+        }
+        if !(d.requests_per_second.is_finite() && d.requests_per_second >= 0.0) {
+            return Err(invalid(
+                "defaults.requestsPerSecond",
+                format!("{} is not a rate", d.requests_per_second),
+                "use 0 (unlimited) or a positive number",
+            ));
+        }
+        if d.max_retries > 10 {
+            return Err(invalid(
+                "defaults.maxRetries",
+                format!("{} retries would hammer a failing registry", d.max_retries),
+                "use 0 to 10",
+            ));
+        }
+        for (host, h) in &self.hosts {
+            let k = |f: &str| format!("hosts.\"{host}\".{f}");
+            if host.is_empty()
+                || host.contains('/')
+                || host.contains("://")
+                || host.chars().any(|c| c.is_whitespace())
+            {
+                return Err(invalid(
+                    format!("hosts.\"{host}\""),
+                    "a host key must be a registry host as written in image references",
+                    "write it as host[:port], without scheme or path, e.g. registry.example:5000",
+                ));
+            }
+            if let Some(t) = h.timeout_seconds {
+                check_seconds(&k("timeoutSeconds"), t, false)?;
+            }
+            if h.max_concurrent == Some(0) {
+                return Err(invalid(
+                    k("maxConcurrent"),
+                    "0 would block every request",
+                    "use 1 or more",
+                ));
+            }
+            if let Some(r) = h.requests_per_second
+                && !(r.is_finite() && r >= 0.0)
+            {
+                return Err(invalid(
+                    k("requestsPerSecond"),
+                    format!("{r} is not a rate"),
+                    "use 0 (unlimited) or a positive number",
+                ));
+            }
+            if let Some(e) = &h.endpoint {
+                let url = reqwest::Url::parse(e).map_err(|err| {
+                    invalid(
+                        k("endpoint"),
+                        format!("{e:?} is not a URL ({err})"),
+                        "write a base URL such as https://mirror.internal:5000",
+                    )
+                })?;
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    return Err(invalid(
+                        k("endpoint"),
+                        format!("{e:?} is not an http(s) URL with a host"),
+                        "write a base URL such as https://mirror.internal:5000",
+                    ));
+                }
+                if url.query().is_some() || url.fragment().is_some() {
+                    return Err(invalid(
+                        k("endpoint"),
+                        format!("{e:?} has a query or fragment"),
+                        "remove everything after the path",
+                    ));
+                }
+                if h.insecure_http {
+                    return Err(invalid(
+                        k("insecureHttp"),
+                        "conflicts with endpoint, whose scheme already says http or https",
+                        "remove insecureHttp and write the scheme in endpoint",
+                    ));
+                }
+            }
+            if h.skip_tls_verify && h.ca_bundle.is_some() {
+                return Err(invalid(
+                    k("skipTlsVerify"),
+                    "set together with caBundle",
+                    "keep caBundle and remove skipTlsVerify",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Limits for `host`: its overrides over the defaults.
+    pub(crate) fn limits(&self, host: &str) -> Limits {
+        let h = self.hosts.get(host);
+        let d = &self.defaults;
+        Limits {
+            timeout: Duration::from_secs_f64(
+                h.and_then(|h| h.timeout_seconds)
+                    .unwrap_or(d.timeout_seconds),
+            ),
+            max_concurrent: h.and_then(|h| h.max_concurrent).unwrap_or(d.max_concurrent),
+            requests_per_second: h
+                .and_then(|h| h.requests_per_second)
+                .unwrap_or(d.requests_per_second),
+        }
+    }
+}
+
+/// Whether `host` (with optional port) is a loopback name or address;
+/// Docker talks plain HTTP to those without being told.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(json: &str) -> RegistriesConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        RegistriesConfig::default().validate().unwrap();
+        let c = cfg(
+            r#"{"defaults":{"timeoutSeconds":2.5},"hosts":{"r.example:5000":{"maxConcurrent":2}}}"#,
+        );
+        c.validate().unwrap();
+        let l = c.limits("r.example:5000");
+        assert_eq!(
+            (l.timeout, l.max_concurrent),
+            (Duration::from_millis(2500), 2)
+        );
+        assert_eq!(c.limits("other").max_concurrent, 8);
+    }
+
+    #[test]
+    fn errors_name_key_and_fix() {
+        let cases = [
+            (
+                r#"{"defaults":{"timeoutSeconds":0}}"#,
+                "defaults.timeoutSeconds",
+            ),
+            (
+                r#"{"defaults":{"maxConcurrent":0}}"#,
+                "defaults.maxConcurrent",
+            ),
+            (
+                r#"{"defaults":{"requestsPerSecond":-1}}"#,
+                "defaults.requestsPerSecond",
+            ),
+            (
+                r#"{"hosts":{"https://r.example":{}}}"#,
+                "hosts.\"https://r.example\"",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"endpoint":"mirror"}}}"#,
+                "hosts.\"r.example\".endpoint",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"endpoint":"ftp://m"}}}"#,
+                "hosts.\"r.example\".endpoint",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"endpoint":"http://m","insecureHttp":true}}}"#,
+                "insecureHttp",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"caBundle":"/x","skipTlsVerify":true}}}"#,
+                "skipTlsVerify",
+            ),
+            (
+                r#"{"hosts":{"r.example":{"timeoutSeconds":-3}}}"#,
+                "hosts.\"r.example\".timeoutSeconds",
+            ),
+        ];
+        for (json, key) in cases {
+            let e = cfg(json).validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{json}: {e}");
+            assert!(e.contains("; "), "{json}: no fix in {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = serde_json::from_str::<RegistriesConfig>(r#"{"defaults":{"timeout":3}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "127.0.0.2",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["registry.example", "10.0.0.1:5000", "localhost.example"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+}

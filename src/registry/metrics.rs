@@ -1,0 +1,88 @@
+//! The resolver's Prometheus series (names fixed: the dashboard and alerts
+//! use them). The `registry` label is the host as written in the reference.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+
+/// Counters and histograms of the registry resolver.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    pub requests: IntCounterVec,
+    pub gets: IntCounterVec,
+    pub cache: IntCounterVec,
+    pub duration: HistogramVec,
+    pub failures: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates the series and registers them on `registry`.
+    pub fn register(registry: &prometheus::Registry) -> Result<Metrics, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "imagedrift_registry_requests_total",
+                "HTTP requests to registries, by status class",
+            ),
+            &["registry", "method", "status_class"],
+        )?;
+        let gets = IntCounterVec::new(
+            Opts::new(
+                "imagedrift_registry_get_requests_total",
+                "Manifest GETs (they count against Docker Hub pull quota)",
+            ),
+            &["registry"],
+        )?;
+        let cache = IntCounterVec::new(
+            Opts::new(
+                "imagedrift_registry_cache_lookups_total",
+                "Tag and manifest cache lookups",
+            ),
+            &["cache", "result"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "imagedrift_registry_request_duration_seconds",
+                "Duration of registry HTTP requests",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["registry", "method"],
+        )?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "imagedrift_registry_lookup_failures_total",
+                "Failed tag or manifest lookups, by category",
+            ),
+            &["registry", "category"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(gets.clone()))?;
+        registry.register(Box::new(cache.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        Ok(Metrics {
+            requests,
+            gets,
+            cache,
+            duration,
+            failures,
+        })
+    }
+
+    /// Counts a cache lookup.
+    pub fn cache(&self, cache: &str, hit: bool) {
+        self.cache
+            .with_label_values(&[cache, if hit { "hit" } else { "miss" }])
+            .inc();
+    }
+}
+
+/// `2xx`… for a status, `error` when no status came back.
+pub(crate) fn status_class(status: Option<u16>) -> &'static str {
+    match status {
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        _ => "error",
+    }
+}

@@ -1,0 +1,564 @@
+//! The registry resolver: what a tag points to today and manifests by
+//! digest, from real registries, cheaply (HEAD first, caches, one lookup in
+//! flight per key) and safely (limits, timeouts, verified bodies), behind
+//! [`crate::facts::Registry`]. SEMANTICS.md §2 is the rulebook.
+
+mod cache;
+pub mod cli;
+mod client;
+mod clock;
+mod config;
+mod manifest;
+mod metrics;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, Defaults, HostConfig, RegistriesConfig};
+
+use crate::facts::{Credential, Descriptor, FailureCategory, LookupFailure, Manifest};
+use crate::keyring::Keyring;
+use crate::reference::{Digest, ImageRef};
+use cache::{Flights, ManifestStore, until};
+use client::{Env, Fail, Host, Reply, fail};
+use reqwest::Method;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Docker Hub's registry API host; `docker.io` is only its name.
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// Resolves tags and fetches manifests; cheap to clone and share.
+#[derive(Clone)]
+pub struct Resolver {
+    inner: Arc<Inner>,
+}
+
+/// (registry, repository, tag or digest, credentials fingerprint)
+type Key = (String, String, String, u64);
+
+struct Inner {
+    config: RegistriesConfig,
+    clock: Arc<dyn Clock>,
+    metrics: metrics::Metrics,
+    own_keyring: Keyring,
+    /// Clients for configured hosts, and for every other host.
+    clients: HashMap<String, reqwest::Client>,
+    default_client: reqwest::Client,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    tags: Flights<Key, Result<Descriptor, LookupFailure>>,
+    manifest_flights: Flights<Key, Result<(Arc<Manifest>, String), LookupFailure>>,
+    manifests: ManifestStore,
+}
+
+fn build_client(
+    key: Option<(&str, &HostConfig)>,
+    timeout: Duration,
+) -> Result<reqwest::Client, ConfigError> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("imagedrift/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout);
+    let mut name = String::from("defaults");
+    if let Some((host, h)) = key {
+        name = format!("hosts.\"{host}\"");
+        if let Some(path) = &h.ca_bundle {
+            let key = format!("{name}.caBundle");
+            let pem = std::fs::read(path).map_err(|source| ConfigError::Unreadable {
+                key: key.clone(),
+                path: path.clone(),
+                source,
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::Invalid {
+                    key: key.clone(),
+                    problem: format!("{} is not a PEM certificate bundle ({e})", path.display()),
+                    fix: "point it at a file of -----BEGIN CERTIFICATE----- blocks".into(),
+                })?;
+            if certs.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    problem: format!("{} holds no certificate", path.display()),
+                    fix: "point it at a file of -----BEGIN CERTIFICATE----- blocks".into(),
+                });
+            }
+            b = b.tls_certs_merge(certs);
+        }
+        if h.skip_tls_verify {
+            tracing::warn!(
+                registry = host,
+                "TLS CERTIFICATE VERIFICATION IS OFF for this registry (registries.hosts.\"{host}\".skipTlsVerify): \
+                 anyone on the path can forge its answers; configure caBundle instead"
+            );
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+    }
+    b.build().map_err(|e| ConfigError::Invalid {
+        key: name,
+        problem: format!("cannot build an HTTP client: {e}"),
+        fix: "check the TLS settings".into(),
+    })
+}
+
+impl Resolver {
+    /// A resolver with the system clock, its metrics registered on `metrics`.
+    pub fn new(
+        config: RegistriesConfig,
+        metrics: &prometheus::Registry,
+    ) -> Result<Resolver, ConfigError> {
+        Resolver::with_clock(config, metrics, Arc::new(SystemClock))
+    }
+
+    /// A resolver with an injected clock (tests).
+    pub fn with_clock(
+        config: RegistriesConfig,
+        metrics: &prometheus::Registry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Resolver, ConfigError> {
+        config.validate()?;
+        let own_keyring = match &config.credentials_file {
+            None => Keyring::default(),
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|source| ConfigError::Unreadable {
+                    key: "credentialsFile".into(),
+                    path: path.clone(),
+                    source,
+                })?;
+                Keyring::from_docker_config_json(
+                    &bytes,
+                    &format!("credentials file {}", path.display()),
+                )?
+            }
+        };
+        let mut clients = HashMap::new();
+        for (host, h) in &config.hosts {
+            clients.insert(
+                host.clone(),
+                build_client(Some((host, h)), config.limits(host).timeout)?,
+            );
+        }
+        let default_client = build_client(None, config.limits("").timeout)?;
+        let metrics = metrics::Metrics::register(metrics)?;
+        let manifests = ManifestStore::new(config.defaults.manifest_cache_bytes);
+        Ok(Resolver {
+            inner: Arc::new(Inner {
+                config,
+                clock,
+                metrics,
+                own_keyring,
+                clients,
+                default_client,
+                hosts: Mutex::new(HashMap::new()),
+                tags: Flights::new(),
+                manifest_flights: Flights::new(),
+                manifests,
+            }),
+        })
+    }
+
+    /// The manifest `digest` in `image`'s repository with its media type
+    /// (the CLI prints it; the trait method drops it).
+    pub async fn manifest_with_type(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        creds: &[Credential],
+    ) -> Result<(Arc<Manifest>, String), LookupFailure> {
+        self.inner.manifest(image, digest, creds).await
+    }
+}
+
+impl Inner {
+    fn env(&self) -> Env<'_> {
+        Env {
+            clock: &*self.clock,
+            metrics: &self.metrics,
+        }
+    }
+
+    /// The state of `label`'s host, made on first use.
+    fn host(&self, label: &str) -> Arc<Host> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = hosts.get(label) {
+            return h.clone();
+        }
+        let hc = self.config.hosts.get(label);
+        let base = match hc.and_then(|h| h.endpoint.as_deref()) {
+            Some(e) => e.trim_end_matches('/').to_string(),
+            None => {
+                // Configured hosts say for themselves; unconfigured loopback
+                // hosts get plain HTTP, as Docker does.
+                let insecure = hc.map_or(config::is_loopback(label), |h| h.insecure_http);
+                let scheme = if insecure { "http" } else { "https" };
+                let api = if label == "docker.io" {
+                    DOCKER_HUB_API
+                } else {
+                    label
+                };
+                format!("{scheme}://{api}")
+            }
+        };
+        let client = self
+            .clients
+            .get(label)
+            .unwrap_or(&self.default_client)
+            .clone();
+        let d = &self.config.defaults;
+        let host = Arc::new(Host::new(
+            label.to_string(),
+            base,
+            client,
+            &self.config.limits(label),
+            d.max_retries,
+            Duration::from_secs_f64(d.max_retry_wait_seconds),
+            Duration::from_secs_f64(d.failure_ttl_seconds),
+        ));
+        hosts.insert(label.to_string(), host.clone());
+        host
+    }
+
+    /// The credentials to try: the caller's, then the controller's own.
+    fn credentials(&self, image: &ImageRef, creds: &[Credential]) -> Vec<Credential> {
+        let mut all = creds.to_vec();
+        for c in self.own_keyring.lookup(image) {
+            if !all.contains(&c) {
+                all.push(c);
+            }
+        }
+        all
+    }
+
+    fn count_failure(&self, registry: &str, r: &Result<impl Sized, Fail>) {
+        if let Err(f) = r {
+            self.metrics
+                .failures
+                .with_label_values(&[registry, f.failure.category.as_str()])
+                .inc();
+        }
+    }
+
+    fn lifetime(&self, ok: bool, hold: Option<Duration>) -> tokio::time::Instant {
+        let d = &self.config.defaults;
+        let ttl = if ok {
+            Duration::from_secs_f64(d.tag_ttl_seconds)
+        } else {
+            Duration::from_secs_f64(d.failure_ttl_seconds).max(hold.unwrap_or_default())
+        };
+        until(self.clock.now(), ttl)
+    }
+
+    async fn resolve_tag(
+        &self,
+        image: &ImageRef,
+        creds: &[Credential],
+    ) -> Result<Descriptor, LookupFailure> {
+        let Some(tag) = image.effective_tag() else {
+            return Err(LookupFailure::new(
+                FailureCategory::InvalidReference,
+                format!("{image} names no tag to resolve"),
+            ));
+        };
+        let creds = self.credentials(image, creds);
+        let key = (
+            image.domain().to_string(),
+            image.path().to_string(),
+            tag.to_string(),
+            fingerprint_all(&creds),
+        );
+        let (answer, hit) = self
+            .tags
+            .get(key, self.clock.now(), || async {
+                let r = self
+                    .with_credentials(image, &creds, |host, cred| {
+                        self.fetch_tag(host, image, tag, cred)
+                    })
+                    .await;
+                self.count_failure(image.domain(), &r);
+                let hold = r.as_ref().err().and_then(|f| f.hold);
+                let exp = self.lifetime(r.is_ok(), hold);
+                (r.map_err(|f| f.failure), exp)
+            })
+            .await;
+        self.metrics.cache("tag", hit);
+        answer
+    }
+
+    async fn manifest(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        creds: &[Credential],
+    ) -> Result<(Arc<Manifest>, String), LookupFailure> {
+        if let Some(m) = self.manifests.get(digest) {
+            self.metrics.cache("manifest", true);
+            return Ok(m);
+        }
+        let creds = self.credentials(image, creds);
+        let key = (
+            image.domain().to_string(),
+            image.path().to_string(),
+            digest.to_string(),
+            fingerprint_all(&creds),
+        );
+        let (answer, hit) = self
+            .manifest_flights
+            .get(key, self.clock.now(), || async {
+                let r = self
+                    .with_credentials(image, &creds, |host, cred| {
+                        self.fetch_manifest(host, image, digest, cred)
+                    })
+                    .await;
+                self.count_failure(image.domain(), &r);
+                let hold = r.as_ref().err().and_then(|f| f.hold);
+                // Successes live in the store from now on; keep the flight
+                // only for failures.
+                let exp = if r.is_ok() {
+                    self.clock.now()
+                } else {
+                    self.lifetime(false, hold)
+                };
+                (r.map_err(|f| f.failure), exp)
+            })
+            .await;
+        self.metrics.cache("manifest", hit);
+        answer
+    }
+
+    /// Runs `op` with each credential in order, then anonymously, until one
+    /// is not refused (401/403), as kubelet tries every matching credential.
+    async fn with_credentials<'a, T, F, Fut>(
+        &'a self,
+        image: &ImageRef,
+        creds: &'a [Credential],
+        op: F,
+    ) -> Result<T, Fail>
+    where
+        F: Fn(Arc<Host>, Option<&'a Credential>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Fail>>,
+    {
+        let host = self.host(image.domain());
+        let mut refused: Vec<Fail> = Vec::new();
+        for cred in creds.iter().map(Some).chain([None]) {
+            match op(host.clone(), cred).await {
+                Err(f)
+                    if matches!(
+                        f.failure.category,
+                        FailureCategory::Unauthorized | FailureCategory::Denied
+                    ) =>
+                {
+                    let who = cred.map_or("anonymous".to_string(), |c| c.origin.clone());
+                    refused.push(fail(
+                        f.failure.category,
+                        format!("{who}: {}", f.failure.detail),
+                    ));
+                }
+                other => return other,
+            }
+        }
+        let category = if refused
+            .iter()
+            .any(|f| f.failure.category == FailureCategory::Denied)
+        {
+            FailureCategory::Denied
+        } else {
+            FailureCategory::Unauthorized
+        };
+        let details: Vec<String> = refused.into_iter().map(|f| f.failure.detail).collect();
+        Err(fail(
+            category,
+            format!(
+                "every credential was refused for {}: {}",
+                image.name(),
+                details.join("; ")
+            ),
+        ))
+    }
+
+    async fn fetch_tag(
+        &self,
+        host: Arc<Host>,
+        image: &ImageRef,
+        tag: &str,
+        cred: Option<&Credential>,
+    ) -> Result<Descriptor, Fail> {
+        let env = self.env();
+        let path = format!("{}/manifests/{tag}", image.path());
+        let head = host
+            .request(&env, Method::HEAD, &path, image.path(), cred)
+            .await?;
+        match head.status {
+            200..=299 => {
+                let digest = head
+                    .header("docker-content-digest")
+                    .and_then(|d| Digest::parse(d.trim()).ok());
+                let media_type = manifest::content_type(head.header("content-type"))
+                    .and_then(manifest::known_media_type);
+                match (digest, media_type) {
+                    (Some(digest), Some(mt)) => {
+                        return Ok(Descriptor {
+                            digest,
+                            media_type: mt.to_string(),
+                        });
+                    }
+                    // Digest but a generic type: the body by digest says
+                    // which (often already cached, and cached from now on).
+                    (Some(digest), None) => {
+                        let (_, mt) = match self.manifests.get(&digest) {
+                            Some(m) => m,
+                            None => self.fetch_manifest(host, image, &digest, cred).await?,
+                        };
+                        return Ok(Descriptor {
+                            digest,
+                            media_type: mt,
+                        });
+                    }
+                    // No digest: GET the tag and hash the body.
+                    (None, _) => {}
+                }
+            }
+            405 => {}
+            s => return Err(status_fail(s, &format!("HEAD {}:{tag}", image.name()))),
+        }
+        let get = host
+            .request(&env, Method::GET, &path, image.path(), cred)
+            .await?;
+        let (digest, mt, _) =
+            self.accept_body(&get, None, &format!("GET {}:{tag}", image.name()))?;
+        Ok(Descriptor {
+            digest,
+            media_type: mt,
+        })
+    }
+
+    async fn fetch_manifest(
+        &self,
+        host: Arc<Host>,
+        image: &ImageRef,
+        digest: &Digest,
+        cred: Option<&Credential>,
+    ) -> Result<(Arc<Manifest>, String), Fail> {
+        let path = format!("{}/manifests/{digest}", image.path());
+        let get = host
+            .request(&self.env(), Method::GET, &path, image.path(), cred)
+            .await?;
+        let (_, mt, m) = self.accept_body(
+            &get,
+            Some(digest),
+            &format!("GET {}@{digest}", image.name()),
+        )?;
+        Ok((m, mt))
+    }
+
+    /// Checks a GET reply's body against the digest expected (asked for,
+    /// and announced in `Docker-Content-Digest`), parses it and stores it.
+    fn accept_body(
+        &self,
+        reply: &Reply,
+        asked: Option<&Digest>,
+        what: &str,
+    ) -> Result<(Digest, String, Arc<Manifest>), Fail> {
+        if !(200..300).contains(&reply.status) {
+            return Err(status_fail(reply.status, what));
+        }
+        let body = reply.body.as_deref().unwrap_or_default();
+        let announced = match reply.header("docker-content-digest") {
+            Some(h) => Some(Digest::parse(h.trim()).map_err(|e| {
+                fail(
+                    FailureCategory::InvalidResponse,
+                    format!("{what}: bad Docker-Content-Digest: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        for expected in asked.iter().copied().chain(announced.as_ref()) {
+            manifest::verify(expected, body)
+                .map_err(|e| fail(e.category, format!("{what}: {}", e.detail)))?;
+        }
+        let digest = match asked.or(announced.as_ref()) {
+            Some(d) => d.clone(),
+            None => Digest::sha256_of(body),
+        };
+        let (mt, m) = manifest::parse(manifest::content_type(reply.header("content-type")), body)
+            .map_err(|e| fail(e.category, format!("{what}: {}", e.detail)))?;
+        let m = Arc::new(m);
+        self.manifests
+            .insert(digest.clone(), m.clone(), mt.clone(), body.len() as u64);
+        Ok((digest, mt, m))
+    }
+}
+
+fn status_fail(status: u16, what: &str) -> Fail {
+    client::status_failure(status, what)
+}
+
+fn fingerprint_all(creds: &[Credential]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    creds.hash(&mut h);
+    h.finish()
+}
+
+impl crate::facts::Registry for Resolver {
+    fn resolve_tag(
+        &self,
+        image: &ImageRef,
+        creds: &[Credential],
+    ) -> impl std::future::Future<Output = Result<Descriptor, LookupFailure>> + Send {
+        self.inner.resolve_tag(image, creds)
+    }
+
+    async fn manifest(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        creds: &[Credential],
+    ) -> Result<Arc<Manifest>, LookupFailure> {
+        self.inner
+            .manifest(image, digest, creds)
+            .await
+            .map(|(m, _)| m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Registry as _;
+
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    fn sendable<T: Send>(_: &T) {}
+
+    #[test]
+    fn resolver_and_its_futures_are_send() {
+        shareable::<Resolver>();
+        let r = Resolver::new(RegistriesConfig::default(), &prometheus::Registry::new()).unwrap();
+        let image = ImageRef::parse("registry.example/app:v1").unwrap();
+        let digest = Digest::sha256_of(b"x");
+        sendable(&r.resolve_tag(&image, &[]));
+        sendable(&r.manifest(&image, &digest, &[]));
+    }
+
+    #[test]
+    fn metrics_register_once_per_registry() {
+        let reg = prometheus::Registry::new();
+        Resolver::new(RegistriesConfig::default(), &reg).unwrap();
+        let e = Resolver::new(RegistriesConfig::default(), &reg)
+            .err()
+            .unwrap();
+        assert!(matches!(e, ConfigError::Metrics(_)), "{e}");
+    }
+
+    #[test]
+    fn unreadable_files_name_the_key() {
+        let cfg: RegistriesConfig = serde_json::from_value(serde_json::json!({
+            "credentialsFile": "/nonexistent/creds.json"
+        }))
+        .unwrap();
+        let e = Resolver::new(cfg, &prometheus::Registry::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("registries.credentialsFile") && e.contains("/nonexistent/creds.json"),
+            "{e}"
+        );
+    }
+}
