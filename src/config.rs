@@ -26,6 +26,10 @@ pub enum ConfigError {
         /// The parser's message, naming the key or line.
         reason: String,
     },
+    /// A section owned by another module (`registries`, `remedies`) is invalid;
+    /// its message names the key and the fix.
+    #[error("invalid config: {0}")]
+    Section(String),
     /// A value is out of range or malformed.
     #[error("invalid value for `{key}`: {problem}; {fix}")]
     Invalid {
@@ -44,7 +48,7 @@ impl ConfigError {
         match self {
             ConfigError::Read { .. } => "read",
             ConfigError::Parse { .. } => "parse",
-            ConfigError::Invalid { .. } => "invalid",
+            ConfigError::Invalid { .. } | ConfigError::Section(_) => "invalid",
         }
     }
 }
@@ -143,7 +147,7 @@ impl Default for Log {
 }
 
 /// The whole configuration of `imagedrift run`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Config {
     /// How often each unique reference is re-resolved.
@@ -168,8 +172,10 @@ pub struct Config {
     pub pull_secrets: PullSecrets,
     /// Logging.
     pub log: Log,
-    /// Registry settings, passed to the registry module as is.
-    pub registries: serde_json::Value,
+    /// Registry settings (mirrors, TLS, limits, credentials file).
+    pub registries: crate::registry::RegistriesConfig,
+    /// Remedies (all off by default).
+    pub remedies: crate::remedy::RemedyConfig,
 }
 
 impl Default for Config {
@@ -185,7 +191,8 @@ impl Default for Config {
             leader_election: LeaderElection::default(),
             pull_secrets: PullSecrets::default(),
             log: Log::default(),
-            registries: serde_json::Value::Object(Default::default()),
+            registries: Default::default(),
+            remedies: Default::default(),
         }
     }
 }
@@ -411,13 +418,12 @@ impl Config {
                 "use a duration such as 5m",
             );
         }
-        if !self.registries.is_object() {
-            return invalid(
-                "registries",
-                "must be a mapping".into(),
-                "write registries: {} or a mapping of registry settings",
-            );
-        }
+        self.registries
+            .validate()
+            .map_err(|e| ConfigError::Section(e.to_string()))?;
+        self.remedies
+            .validate()
+            .map_err(|e| ConfigError::Section(e.to_string()))?;
         Ok(())
     }
 
@@ -505,7 +511,7 @@ mod tests {
     fn shipped_config_parses_to_the_defaults() {
         let text = include_str!("../config/imagedrift.yaml");
         let c = Config::from_yaml(text, "config/imagedrift.yaml").unwrap();
-        assert_eq!(c, Config::default());
+        assert_eq!(format!("{c:?}"), format!("{:?}", Config::default()));
         c.validate().unwrap();
     }
 
@@ -552,7 +558,6 @@ mod tests {
                 "leaderElection:\n  leaseName: \"\"\n",
                 "`leaderElection.leaseName`",
             ),
-            ("registries: [1]\n", "`registries`"),
         ];
         for (yaml, want) in cases {
             let c = Config::from_yaml(yaml, "t.yaml").unwrap();
@@ -560,6 +565,25 @@ mod tests {
             assert!(e.contains(want), "{yaml}: {e}");
             assert!(e.contains("; "), "names a fix: {e}");
         }
+        let e = Config::from_yaml(
+            "registries:\n  defaults:\n    timeoutSeconds: -1\n",
+            "t.yaml",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("registries.defaults.timeoutSeconds"), "{e}");
+        let e = Config::from_yaml("remedies:\n  maxInFlight: 0\n", "t.yaml")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("remedies.maxInFlight"), "{e}");
+        let e = Config::from_yaml("remedies:\n  enabled: [reboot]\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reboot"), "{e}");
         let e = Config::from_yaml("interval: soon\n", "t.yaml")
             .unwrap_err()
             .to_string();

@@ -3,12 +3,8 @@
 pub mod run;
 pub mod scan;
 
-use imagedrift::config::{KubeFlags, Log, LogFormat};
-use imagedrift::facts::{
-    Credential, Descriptor, FailureCategory, LookupFailure, Manifest, Registry,
-};
-use imagedrift::reference::{Digest, ImageRef};
-use std::sync::Arc;
+use imagedrift::config::{Config, KubeFlags, Log, LogFormat};
+use imagedrift::registry::Resolver;
 
 /// A kube client, found as kubectl finds its config: `--kubeconfig`, else
 /// `$KUBECONFIG`, else `~/.kube/config`, else the in-cluster service account.
@@ -52,33 +48,16 @@ pub fn init_tracing(log: &Log) {
     };
 }
 
-/// Stand-in until the registry module is wired in: every lookup fails as
-/// "unreachable", so every verdict is Unknown (never a false "stale").
-///
-/// WIRING: replace with `registry::Resolver::new(serde_json::from_value(
-/// config.registries.clone())?, &prometheus_registry)`.
-pub struct Unwired;
-
-impl Registry for Unwired {
-    async fn resolve_tag(
-        &self,
-        _: &ImageRef,
-        _: &[Credential],
-    ) -> Result<Descriptor, LookupFailure> {
-        Err(LookupFailure::new(
-            FailureCategory::Unreachable,
-            "the registry client is not built into this binary yet",
-        ))
-    }
-    async fn manifest(
-        &self,
-        _: &ImageRef,
-        _: &Digest,
-        _: &[Credential],
-    ) -> Result<Arc<Manifest>, LookupFailure> {
-        Err(LookupFailure::new(
-            FailureCategory::Unreachable,
-            "the registry client is not built into this binary yet",
-        ))
-    }
+/// The registry client for one-shot commands: the `registries:` section of
+/// `--config` if given, else defaults. Its metrics go to a throwaway registry.
+pub fn registry_from(config: Option<&std::path::Path>) -> anyhow::Result<Resolver> {
+    let registries = match config {
+        Some(path) => {
+            let c = Config::from_file(path)?;
+            c.validate()?;
+            c.registries
+        }
+        None => Default::default(),
+    };
+    Ok(Resolver::new(registries, &prometheus::Registry::new())?)
 }

@@ -1,14 +1,17 @@
 //! `imagedrift run`: the in-cluster controller.
 
-use super::{Unwired, init_tracing, kube_client};
+use super::{init_tracing, kube_client};
 use anyhow::Context as _;
 use imagedrift::config::{Config, RunFlags};
 use imagedrift::controller::leader::{Leadership, LeaseSettings, elect};
 use imagedrift::controller::reconcile::Settings;
 use imagedrift::controller::runner::{self, Context, Readiness, watch_all};
 use imagedrift::controller::schedule::RandomJitter;
-use imagedrift::controller::secrets::Anonymous;
+use imagedrift::controller::secrets::{
+    Anonymous, ApiSecrets, KeyringParser, PullCredentials, SecretCredentials,
+};
 use imagedrift::metrics::Metrics;
+use imagedrift::registry::Resolver;
 use kube::runtime::events::{Recorder, Reporter};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,17 +52,25 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
     let client = kube_client(&flags.kube).await?;
     let prom = prometheus::Registry::new();
     let metrics = Metrics::register(&prom).context("registering metrics")?;
-    // WIRING: the registry module's Resolver (shares `prom`) and, when
-    // `config.pull_secrets.enabled`, SecretCredentials::new(ApiSecrets(client),
-    // <keyring parser>, config.pull_secrets.cache_ttl).
-    let registry = Arc::new(Unwired);
-    let credentials = Arc::new(Anonymous);
+    let registry = Arc::new(Resolver::new(config.registries.clone(), &prom)?);
     if config.pull_secrets.enabled {
-        tracing::warn!(
-            "pullSecrets.enabled: reading pull secrets is not built into this binary yet; checking anonymously"
-        );
+        tracing::info!("reading pods' imagePullSecrets by name");
+        let reader = ApiSecrets(client.clone());
+        let creds = SecretCredentials::new(reader, KeyringParser, config.pull_secrets.cache_ttl);
+        serve(config, client, metrics, registry, Arc::new(creds)).await
+    } else {
+        serve(config, client, metrics, registry, Arc::new(Anonymous)).await
     }
+}
 
+/// Runs everything with the chosen credential source.
+async fn serve<C: PullCredentials>(
+    config: Config,
+    client: kube::Client,
+    metrics: Metrics,
+    registry: Arc<Resolver>,
+    credentials: Arc<C>,
+) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     spawn_signal_handler(token.clone());
 

@@ -1,7 +1,7 @@
 //! `imagedrift scan` and `imagedrift explain`: one-shot, same code path as
 //! the controller (lists instead of watches).
 
-use super::{Unwired, init_tracing, kube_client};
+use super::{init_tracing, kube_client, registry_from};
 use imagedrift::config::{KubeFlags, Log};
 use imagedrift::controller::oneshot::{Scope, collect, exit_code};
 use imagedrift::controller::output;
@@ -40,6 +40,10 @@ pub struct ScanArgs {
     /// Output format.
     #[arg(short = 'o', long, env = "IMAGEDRIFT_OUTPUT", value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// Configuration file; only its `registries:` section is used
+    /// (mirrors, TLS, the credentials file).
+    #[arg(long, env = "IMAGEDRIFT_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Registry lookups at once.
     #[arg(long, env = "IMAGEDRIFT_MAX_CONCURRENT_CHECKS", default_value_t = 8)]
     pub concurrency: usize,
@@ -56,6 +60,9 @@ pub struct ExplainArgs {
     /// Namespace (default: the context's namespace).
     #[arg(short = 'n', long, env = "IMAGEDRIFT_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Configuration file; only its `registries:` section is used.
+    #[arg(long, env = "IMAGEDRIFT_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Cluster connection.
     #[command(flatten)]
     pub kube: KubeFlags,
@@ -97,7 +104,8 @@ pub fn scan(args: ScanArgs) -> ExitCode {
             selector: args.selector.clone(),
             pod: None,
         };
-        anyhow::Ok(collect(client, &Unwired, &Anonymous, &scope, args.concurrency).await?)
+        let registry = registry_from(args.config.as_deref())?;
+        anyhow::Ok(collect(client, &registry, &Anonymous, &scope, args.concurrency).await?)
     });
     match result {
         Ok(rows) => {
@@ -134,7 +142,8 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
             selector: None,
             pod: Some(args.pod.clone()),
         };
-        anyhow::Ok(collect(client, &Unwired, &Anonymous, &scope, 8).await?)
+        let registry = registry_from(args.config.as_deref())?;
+        anyhow::Ok(collect(client, &registry, &Anonymous, &scope, 8).await?)
     });
     match result {
         Ok(rows) => {

@@ -50,6 +50,26 @@ pub trait SecretParser: Send + Sync + 'static {
     fn lookup(&self, parsed: &Self::Parsed, image: &ImageRef) -> Vec<Credential>;
 }
 
+/// Parses pull secrets with the keyring module (kubelet's matching rules).
+pub struct KeyringParser;
+
+impl SecretParser for KeyringParser {
+    type Parsed = crate::keyring::Keyring;
+
+    fn parse(
+        &self,
+        type_: &str,
+        data: &BTreeMap<String, Vec<u8>>,
+        origin: &str,
+    ) -> Result<crate::keyring::Keyring, String> {
+        crate::keyring::Keyring::from_secret(type_, data, origin).map_err(|e| e.to_string())
+    }
+
+    fn lookup(&self, parsed: &crate::keyring::Keyring, image: &ImageRef) -> Vec<Credential> {
+        parsed.lookup(image)
+    }
+}
+
 /// Reads a Secret by name (a `get`, never a list).
 pub trait SecretReader: Send + Sync + 'static {
     /// The secret, `Ok(None)` when it does not exist.
