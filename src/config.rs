@@ -236,6 +236,11 @@ pub struct RunFlags {
     /// Read pods' imagePullSecrets. Key: pullSecrets.enabled.
     #[arg(long, env = "IMAGEDRIFT_READ_PULL_SECRETS")]
     pub read_pull_secrets: bool,
+    /// Hand stale workloads to the remedies even when the config enables
+    /// none, so the `imagedrift.io/remedy` annotation alone opts in (needs the
+    /// remedies RBAC overlay). On anyway when `remedies:` enables any.
+    #[arg(long, env = "IMAGEDRIFT_ENABLE_REMEDIES")]
+    pub enable_remedies: bool,
     /// Log format. Key: log.format.
     #[arg(long, env = "IMAGEDRIFT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

@@ -127,6 +127,7 @@ fn start_with(
         namespaces: Default::default(),
         leader: leadership.is_leader.clone(),
         ready: ready.clone(),
+        remedies: None,
     };
     let token = CancellationToken::new();
     let task = tokio::spawn(runner::run(ctx, inputs, Box::new(NoJitter), token.clone()));

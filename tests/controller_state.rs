@@ -377,3 +377,92 @@ async fn late_results_never_overwrite_newer_ones() {
     );
     assert!(effects.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn stale_workloads_are_handed_to_the_remedies_with_every_container() {
+    use imagedrift::controller::store::{OwnerMeta, OwnerRef};
+    use imagedrift::remedy::WorkloadKind;
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    reg.set_tag(
+        &app,
+        Descriptor {
+            digest: d('b'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    reg.put_manifest(
+        &app,
+        d('a'),
+        Manifest::Image {
+            config: d('1'),
+            platform: None,
+        },
+    );
+    reg.put_manifest(
+        &app,
+        d('b'),
+        Manifest::Image {
+            config: d('2'),
+            platform: None,
+        },
+    );
+    let mut s = state();
+    assert!(s.take_remedy_work().is_empty(), "off by default");
+    s.enable_remedies();
+    let t0 = Instant::now();
+    s.apply_owner(OwnerMeta {
+        namespace: "ns".into(),
+        kind: "ReplicaSet".into(),
+        name: "web-1".into(),
+        owner: Some(OwnerRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+            uid: "d".into(),
+        }),
+    });
+    let pod = |name: &str, id: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": name, "uid": name, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": true}]},
+            "spec": {"nodeName": "n1", "imagePullSecrets": [{"name": "regcred"}],
+                     "containers": [{"name": "c", "image": "example.com/app:v1", "imagePullPolicy": "Always"}]},
+            "status": {"containerStatuses": [{"name": "c", "image": "x", "imageID": id, "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+        }))
+        .unwrap()
+    };
+    for (name, id) in [("web-1-a", d('a')), ("web-1-b", d('b'))] {
+        let v =
+            PodView::from_pod(&pod(name, &format!("example.com/app@{id}")), s.strings()).unwrap();
+        s.apply_pod(v, t0);
+    }
+    let check = s.due_checks(t0, 10).remove(0);
+    s.apply_outcome(run_check(&reg, &Anonymous, check).await, t0);
+    let work = s.take_remedy_work();
+    assert_eq!(work.len(), 1);
+    let (w, containers) = &work[0];
+    assert_eq!(
+        (
+            w.kind,
+            w.namespace.as_str(),
+            w.name.as_str(),
+            w.uid.as_deref()
+        ),
+        (WorkloadKind::Deployment, "ns", "web", Some("d"))
+    );
+    assert_eq!(
+        containers.len(),
+        2,
+        "every judged container of the workload"
+    );
+    let stale = containers.iter().find(|c| c.pod == "web-1-a").unwrap();
+    assert_eq!(stale.verdict, Verdict::Stale);
+    assert_eq!(stale.current_digest, d('b'));
+    assert_eq!(stale.running_digest, Some(d('a')));
+    assert_eq!(stale.spec_image, "example.com/app:v1");
+    assert_eq!(stale.policy.policy, imagedrift::policy::PullPolicy::Always);
+    assert_eq!(stale.pull_secrets, vec!["regcred".to_string()]);
+    assert_eq!(stale.node.as_deref(), Some("n1"));
+    assert!(s.take_remedy_work().is_empty(), "drained");
+}

@@ -12,6 +12,8 @@ use imagedrift::controller::secrets::{
 };
 use imagedrift::metrics::Metrics;
 use imagedrift::registry::Resolver;
+use imagedrift::remedy::optin::{Enabled, OptIn};
+use imagedrift::remedy::{Remedies, RemedyConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -57,9 +59,27 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
         tracing::info!("reading pods' imagePullSecrets by name");
         let reader = ApiSecrets(client.clone());
         let creds = SecretCredentials::new(reader, KeyringParser, config.pull_secrets.cache_ttl);
-        serve(config, client, metrics, registry, Arc::new(creds)).await
+        serve(
+            config,
+            client,
+            prom,
+            flags.enable_remedies,
+            metrics,
+            registry,
+            Arc::new(creds),
+        )
+        .await
     } else {
-        serve(config, client, metrics, registry, Arc::new(Anonymous)).await
+        serve(
+            config,
+            client,
+            prom,
+            flags.enable_remedies,
+            metrics,
+            registry,
+            Arc::new(Anonymous),
+        )
+        .await
     }
 }
 
@@ -67,6 +87,8 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
 async fn serve<C: PullCredentials>(
     config: Config,
     client: kube::Client,
+    prom: prometheus::Registry,
+    enable_remedies: bool,
     metrics: Metrics,
     registry: Arc<Resolver>,
     credentials: Arc<C>,
@@ -112,6 +134,24 @@ async fn serve<C: PullCredentials>(
             instance: Some(lease.identity.clone()),
         },
     );
+    let remedies = if enable_remedies || remedies_configured(&config.remedies) {
+        tracing::info!(
+            dry_run = config.remedies.dry_run,
+            "remedies on for workloads that opt in"
+        );
+        Some(
+            Remedies::new(
+                client.clone(),
+                recorder.clone(),
+                config.remedies.clone(),
+                &prom,
+                leadership.is_leader.clone(),
+            )
+            .context("setting up remedies")?,
+        )
+    } else {
+        None
+    };
     let ctx = Context {
         registry,
         credentials,
@@ -126,6 +166,7 @@ async fn serve<C: PullCredentials>(
         namespaces: config.namespaces.clone(),
         leader: leadership.is_leader.clone(),
         ready,
+        remedies,
     };
     let inputs = watch_all(client, &config.namespaces, &config.label_selector);
     let mut controller = tokio::spawn(runner::run(
@@ -195,4 +236,12 @@ fn spawn_signal_handler(token: CancellationToken) {
         }
         token.cancel();
     });
+}
+
+/// Whether the `remedies:` section enables any remedy anywhere.
+fn remedies_configured(c: &RemedyConfig) -> bool {
+    matches!(c.global(), OptIn::In(e) if e != Enabled::NONE)
+        || c.namespaces
+            .keys()
+            .any(|ns| matches!(c.namespace(ns), OptIn::In(e) if e != Enabled::NONE))
 }

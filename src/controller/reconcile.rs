@@ -15,6 +15,9 @@ use crate::metrics::{ContainerSeries, Metrics};
 use crate::platform::Platform;
 use crate::policy::EffectivePolicy;
 use crate::reference::ImageRef;
+use crate::remedy::{
+    ContainerKind as RemedyContainerKind, StaleContainer, WorkloadKind, WorkloadRef,
+};
 use crate::verdict::{
     self, Evidence, Judgement, LookupTarget, Rule, UnknownReason, Verdict, VerdictInput,
 };
@@ -172,6 +175,9 @@ pub struct State {
     containers: HashMap<ContainerKey, ContainerState>,
     workloads: HashMap<WKey, WorkloadState>,
     judgements: HashSet<Arc<Judgement>>,
+    /// Workloads with a stale container judged since the last
+    /// [`State::take_remedy_work`]; `None` when remedies are off.
+    remedy_work: Option<HashMap<WKey, Workload>>,
     schedule: Schedule,
     checked: HashSet<Str>,
     relist_pods: Option<HashSet<(Str, Str)>>,
@@ -293,6 +299,7 @@ impl State {
             containers: HashMap::new(),
             workloads: HashMap::new(),
             judgements: HashSet::new(),
+            remedy_work: None,
             checked: HashSet::new(),
             relist_pods: None,
             relist_nodes: None,
@@ -767,6 +774,9 @@ impl State {
         };
         let threshold = self.settings.unknown_threshold;
         self.metrics.set_container(series_key(&j.key), series);
+        if stale && let Some(work) = &mut self.remedy_work {
+            work.insert(wkey(&workload), workload.clone());
+        }
         let st = self.containers.entry(j.key.clone()).or_default();
         let counted_before = st.counted_in.take();
         if stale {
@@ -887,6 +897,92 @@ impl State {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Starts collecting workloads for the remedies (off by default).
+    pub fn enable_remedies(&mut self) {
+        self.remedy_work.get_or_insert_with(HashMap::new);
+    }
+
+    /// Workloads judged stale since the last call (every check of their
+    /// reference, so cooldowns can expire and a refresh be followed by a
+    /// restart), each with every judged container of the workload: the
+    /// remedies decide per container and act only on `Stale`.
+    pub fn take_remedy_work(&mut self) -> Vec<(WorkloadRef, Vec<StaleContainer>)> {
+        let Some(work) = self.remedy_work.as_mut() else {
+            return Vec::new();
+        };
+        if work.is_empty() {
+            return Vec::new();
+        }
+        let wanted: HashMap<WKey, Workload> = std::mem::take(work);
+        let mut out: HashMap<WKey, Vec<StaleContainer>> = HashMap::new();
+        for pod in self.pods.values() {
+            let w = self.owners.workload_of(pod);
+            let Some(list) = wanted
+                .get(&wkey(&w))
+                .map(|_| out.entry(wkey(&w)).or_default())
+            else {
+                continue;
+            };
+            for c in &pod.containers {
+                let key = ContainerKey {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                    container: c.name.clone(),
+                };
+                let Some(j) = self
+                    .containers
+                    .get(&key)
+                    .and_then(|s| s.judgement.as_deref())
+                else {
+                    continue;
+                };
+                let (Some(Ok((image, _))), Some(current), Some(policy)) = (
+                    self.parsed.get(&c.image),
+                    j.evidence.current_digest.clone(),
+                    c.pull_policy,
+                ) else {
+                    continue;
+                };
+                list.push(StaleContainer {
+                    pod: pod.name.to_string(),
+                    container: c.name.to_string(),
+                    kind: match c.kind {
+                        ContainerKind::Container => RemedyContainerKind::Container,
+                        ContainerKind::Init => RemedyContainerKind::Init,
+                        ContainerKind::Ephemeral => RemedyContainerKind::Ephemeral,
+                    },
+                    node: pod.node.as_ref().map(|n| n.to_string()),
+                    spec_image: c.image.to_string(),
+                    image: (**image).clone(),
+                    current_digest: current,
+                    also_current: Vec::new(),
+                    running_digest: j.evidence.running_digest.clone(),
+                    policy: EffectivePolicy::infer_from_live(image, policy),
+                    verdict: j.verdict.clone(),
+                    pull_secrets: pod.pull_secrets.iter().map(|s| s.to_string()).collect(),
+                });
+            }
+        }
+        let mut result = Vec::new();
+        for (k, containers) in out {
+            let Some(w) = wanted.get(&k) else { continue };
+            let Some(kind) = WorkloadKind::parse(&w.kind) else {
+                continue;
+            };
+            if containers.iter().any(|c| c.verdict == Verdict::Stale) {
+                let workload = WorkloadRef {
+                    kind,
+                    namespace: w.namespace.to_string(),
+                    name: w.name.to_string(),
+                    uid: w.uid.as_ref().map(|u| u.to_string()),
+                };
+                result.push((workload, containers));
+            }
+        }
+        result.sort_by(|a, b| (&a.0.namespace, &a.0.name).cmp(&(&b.0.namespace, &b.0.name)));
+        result
     }
 
     /// Every container with its current judgement, for `scan` and `explain`.

@@ -80,6 +80,8 @@ pub struct Context<R, C> {
     pub leader: watch::Receiver<bool>,
     /// Readiness flags.
     pub ready: Readiness,
+    /// The remedies, when enabled; they act only while this replica leads.
+    pub remedies: Option<crate::remedy::Remedies>,
 }
 
 /// Why the loop stopped on its own.
@@ -301,6 +303,11 @@ where
     C: PullCredentials,
 {
     let mut state = State::new(ctx.settings, ctx.metrics.clone(), jitter);
+    if ctx.remedies.is_some() {
+        state.enable_remedies();
+    }
+    let mut remedy_tasks: JoinSet<crate::remedy::WorkloadRef> = JoinSet::new();
+    let mut remedying: std::collections::HashSet<crate::remedy::WorkloadRef> = Default::default();
     let mut relist = OwnerRelist::default();
     let (tx, rx) = mpsc::channel(4096);
     let publisher = tokio::spawn(publish_events(
@@ -322,6 +329,13 @@ where
         let now_work = tokio::select! {
             biased;
             _ = token.cancelled() => break Ok(()),
+            Some(done) = remedy_tasks.join_next(), if !remedy_tasks.is_empty() => {
+                match done {
+                    Ok(w) => { remedying.remove(&w); }
+                    Err(e) => tracing::error!(error = %e, "a remedy task failed"),
+                }
+                Work::default()
+            }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 let outcome = match done {
                     Ok(Done::Check(o)) => { checks_in_flight -= 1; o }
@@ -360,6 +374,20 @@ where
                 })
             });
         }
+        if let Some(remedies) = &ctx.remedies {
+            // One remedy task per workload at a time; the remedies keep
+            // their own cooldowns, caps and loop guard.
+            for (workload, containers) in state.take_remedy_work() {
+                if !*ctx.leader.borrow() || !remedying.insert(workload.clone()) {
+                    continue;
+                }
+                let remedies = remedies.clone();
+                remedy_tasks.spawn(async move {
+                    remedies.handle(&workload, &containers).await;
+                    workload
+                });
+            }
+        }
         let free = ctx.max_concurrent_checks.saturating_sub(checks_in_flight);
         for job in state.due_checks(Instant::now(), free) {
             checks_in_flight += 1;
@@ -367,6 +395,8 @@ where
         }
     };
     tasks.abort_all();
+    // A refresh pod left behind ends by its activeDeadlineSeconds.
+    remedy_tasks.abort_all();
     drop(tx);
     let _ = publisher.await;
     result

@@ -1,0 +1,244 @@
+//! The runner hands stale workloads to the remedies: with `restart`
+//! enabled and policy Always, a stale Deployment gets `kubectl rollout
+//! restart`'s patch; without leadership nothing is written.
+
+use http::{Request, Response};
+use imagedrift::controller::fake::FakeRegistry;
+use imagedrift::controller::leader::Leadership;
+use imagedrift::controller::reconcile::Settings;
+use imagedrift::controller::runner::{self, Context, Input, Inputs, Readiness};
+use imagedrift::controller::schedule::NoJitter;
+use imagedrift::controller::secrets::Anonymous;
+use imagedrift::facts::{Descriptor, Manifest, OCI_MANIFEST};
+use imagedrift::metrics::Metrics;
+use imagedrift::reference::{Digest, ImageRef};
+use imagedrift::remedy::{Remedies, RemedyConfig};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::PartialObjectMeta;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher::{self, Event};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const APP: &str = "registry.example/app:v1";
+
+fn d(c: char) -> Digest {
+    Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+}
+
+type Log = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+/// An API server holding one namespace and one Deployment; records requests.
+fn api_server(mut api: tower_test::mock::Handle<Request<Body>, Response<Body>>, log: Log) {
+    tokio::spawn(async move {
+        let mut deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "uid-web", "generation": 4, "annotations": {}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                    {"name": "app", "image": APP, "imagePullPolicy": "Always"}]}}},
+            "status": {"observedGeneration": 4, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}
+        });
+        while let Some((req, send)) = api.next_request().await {
+            let method = req.method().to_string();
+            let path = req.uri().path().to_string();
+            let bytes = req.into_body().collect_bytes().await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            log.lock()
+                .unwrap()
+                .push((method.clone(), path.clone(), body.clone()));
+            let answer = match (method.as_str(), path.as_str()) {
+                (_, p) if p.contains("/events") => body,
+                ("GET", "/api/v1/namespaces/shop") => {
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+                }
+                ("GET", "/apis/apps/v1/namespaces/shop/deployments/web") => deployment.clone(),
+                ("PATCH", "/apis/apps/v1/namespaces/shop/deployments/web") => {
+                    merge(&mut deployment, &body);
+                    deployment.clone()
+                }
+                other => panic!("unexpected request {other:?}"),
+            };
+            send.send_response(
+                Response::builder()
+                    .status(200)
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+}
+
+fn merge(into: &mut Value, patch: &Value) {
+    match (into, patch) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b.clone(),
+    }
+}
+
+fn inputs() -> (mpsc::UnboundedSender<Input>, Inputs) {
+    let (tx, rx) = mpsc::unbounded_channel::<Input>();
+    let s: Inputs = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|i| (Ok::<_, watcher::Error>(i), rx))
+    }));
+    (tx, s)
+}
+
+fn objects(tx: &mpsc::UnboundedSender<Input>) {
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "node-a", "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}}})).unwrap();
+    let rs = PartialObjectMeta::<ReplicaSet> {
+        metadata: serde_json::from_value(json!({"namespace": "shop", "name": "web-5d9c",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "uid-web", "controller": true}]}))
+        .unwrap(),
+        ..Default::default()
+    };
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"namespace": "shop", "name": "web-5d9c-x1", "uid": "p1", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9c", "uid": "rs", "controller": true}]},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": APP, "imagePullPolicy": "Always"}]},
+        "status": {"containerStatuses": [{"name": "app", "image": APP, "imageID": format!("registry.example/app@{}", d('a')),
+            "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+    }))
+    .unwrap();
+    tx.send(Input::ReplicaSets(Event::Init)).unwrap();
+    tx.send(Input::ReplicaSets(Event::InitApply(rs))).unwrap();
+    tx.send(Input::ReplicaSets(Event::InitDone)).unwrap();
+    tx.send(Input::Nodes(Event::Init)).unwrap();
+    tx.send(Input::Nodes(Event::InitApply(node))).unwrap();
+    tx.send(Input::Nodes(Event::InitDone)).unwrap();
+    tx.send(Input::Pods(Event::Init)).unwrap();
+    tx.send(Input::Pods(Event::InitApply(pod))).unwrap();
+    tx.send(Input::Pods(Event::InitDone)).unwrap();
+}
+
+fn start(
+    leadership: &Leadership,
+    log: Log,
+) -> (
+    mpsc::UnboundedSender<Input>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), runner::RunError>>,
+) {
+    let reg = Arc::new(FakeRegistry::default());
+    let img = ImageRef::parse(APP).unwrap();
+    reg.set_tag(
+        &img,
+        Descriptor {
+            digest: d('b'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    reg.put_manifest(
+        &img,
+        d('a'),
+        Manifest::Image {
+            config: d('1'),
+            platform: None,
+        },
+    );
+    reg.put_manifest(
+        &img,
+        d('b'),
+        Manifest::Image {
+            config: d('2'),
+            platform: None,
+        },
+    );
+    let (service, api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    api_server(api, log);
+    let client = kube::Client::new(service, "default");
+    let prom = prometheus::Registry::new();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "imagedrift".into(),
+            instance: None,
+        },
+    );
+    let config: RemedyConfig = serde_json::from_value(json!({"enabled": ["restart"]})).unwrap();
+    let remedies = Remedies::new(
+        client,
+        recorder.clone(),
+        config,
+        &prom,
+        leadership.is_leader.clone(),
+    )
+    .unwrap();
+    let ctx = Context {
+        registry: reg,
+        credentials: Arc::new(Anonymous),
+        recorder,
+        metrics: Metrics::register(&prom).unwrap(),
+        settings: Settings {
+            interval: Duration::from_secs(300),
+            spread: Duration::ZERO,
+            unknown_threshold: Duration::from_secs(1800),
+        },
+        max_concurrent_checks: 2,
+        namespaces: Default::default(),
+        leader: leadership.is_leader.clone(),
+        ready: Readiness::default(),
+        remedies: Some(remedies),
+    };
+    let (tx, inputs) = inputs();
+    let token = CancellationToken::new();
+    let task = tokio::spawn(runner::run(ctx, inputs, Box::new(NoJitter), token.clone()));
+    (tx, token, task)
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_deployment_under_always_is_restarted_by_the_leader() {
+    let log: Log = Arc::default();
+    let leadership = Leadership::always();
+    let (tx, token, task) = start(&leadership, log.clone());
+    objects(&tx);
+    let patched = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let found = log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(m, p, _)| m == "PATCH" && p.ends_with("/deployments/web"))
+                .cloned();
+            if let Some(f) = found {
+                return f;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the Deployment was never restarted");
+    let restarted_at = &patched.2["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"];
+    assert!(restarted_at.is_string(), "{}", patched.2);
+    token.cancel();
+    task.await.unwrap().unwrap();
+    let reasons: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p, _)| p.contains("/events"))
+        .filter_map(|(_, _, b)| b["reason"].as_str().map(String::from))
+        .collect();
+    assert!(reasons.iter().any(|r| r == "StaleImage"), "{reasons:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_leader_hands_nothing_to_the_remedies() {
+    let log: Log = Arc::default();
+    let leadership = Leadership::never();
+    let (tx, token, task) = start(&leadership, log.clone());
+    objects(&tx);
+    tokio::time::sleep(Duration::from_secs(900)).await;
+    token.cancel();
+    task.await.unwrap().unwrap();
+    assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
+}
