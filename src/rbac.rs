@@ -101,9 +101,52 @@ pub const PULL_SECRET_CALLS: &[ApiCall] = &[(
     "read a pod's imagePullSecrets by name",
 )];
 
+/// Calls made by the remedies (`remedy::apply`; the remedies overlay).
+/// Watching refresh pods uses the base `pods` `watch`.
+pub const REMEDY_CALLS: &[ApiCall] = &[
+    (
+        "apps",
+        "deployments",
+        "get",
+        "rollout state and loop-guard annotation before a restart or pin",
+    ),
+    (
+        "apps",
+        "deployments",
+        "patch",
+        "restart (kubectl rollout restart's patch) and pin",
+    ),
+    (
+        "apps",
+        "statefulsets",
+        "get",
+        "rollout state and loop-guard annotation before a restart or pin",
+    ),
+    ("apps", "statefulsets", "patch", "restart and pin"),
+    (
+        "apps",
+        "daemonsets",
+        "get",
+        "rollout state and loop-guard annotation before a restart or pin",
+    ),
+    ("apps", "daemonsets", "patch", "restart and pin"),
+    ("", "pods", "create", "refresh pod bound to a stale node"),
+    ("", "pods", "delete", "refresh pod clean-up"),
+    ("", "pods", "get", "opt-in annotation of bare pods"),
+    ("", "namespaces", "get", "namespace opt-in annotation"),
+    ("apps", "replicasets", "get", "opt-in annotation"),
+    ("batch", "jobs", "get", "opt-in annotation"),
+    ("batch", "cronjobs", "get", "opt-in annotation"),
+];
+
 /// Calls made by `scan` and `explain` (the user's own credentials).
 pub const CLI_CALLS: &[ApiCall] = &[
-    ("", "pods", "list", "list pods to judge (explain: one pod, by field selector)"),
+    (
+        "",
+        "pods",
+        "list",
+        "list pods to judge (explain: one pod, by field selector)",
+    ),
     ("", "nodes", "list", "node platforms"),
     ("apps", "replicasets", "list", "owner chain (metadata only)"),
     ("batch", "jobs", "list", "owner chain (metadata only)"),
@@ -115,7 +158,13 @@ mod tests {
 
     #[test]
     fn every_call_is_explained_and_unique() {
-        for table in [API_CALLS, LEASE_CALLS, PULL_SECRET_CALLS, CLI_CALLS] {
+        for table in [
+            API_CALLS,
+            LEASE_CALLS,
+            PULL_SECRET_CALLS,
+            REMEDY_CALLS,
+            CLI_CALLS,
+        ] {
             let mut seen = std::collections::HashSet::new();
             for (g, r, v, why) in table {
                 assert!(!why.is_empty());
