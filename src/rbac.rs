@@ -170,7 +170,7 @@ mod tests {
                 assert!(!why.is_empty());
                 assert!(seen.insert((g, r, v)), "duplicate {g}/{r} {v}");
                 assert!(
-                    ["get", "list", "watch", "create", "patch"].contains(v),
+                    ["get", "list", "watch", "create", "patch", "delete"].contains(v),
                     "{v}"
                 );
             }
