@@ -51,7 +51,7 @@ struct ApiCall {
     why: &'static str,
 }
 
-const fn call(
+fn call(
     group: &'static str,
     resource: &'static str,
     verb: &'static str,
@@ -69,42 +69,29 @@ const fn call(
     }
 }
 
-// TODO(lead): replace with imagedrift::rbac::API_CALLS
-#[rustfmt::skip]
-const API_CALLS: &[ApiCall] = {
-    use Feature::*;
-    use Scope::*;
-    &[
-        call("", "pods", "list", Cluster, Core, "pod reflector"),
-        call("", "pods", "watch", Cluster, Core, "pod reflector"),
-        call("", "nodes", "list", Cluster, Core, "node platform"),
-        call("", "nodes", "watch", Cluster, Core, "node platform"),
-        call("apps", "replicasets", "list", Cluster, Core, "owner chain"),
-        call("apps", "replicasets", "watch", Cluster, Core, "owner chain"),
-        call("batch", "jobs", "list", Cluster, Core, "owner chain"),
-        call("batch", "jobs", "watch", Cluster, Core, "owner chain"),
-        call("events.k8s.io", "events", "create", Cluster, Core, "event recorder"),
-        call("events.k8s.io", "events", "patch", Cluster, Core, "event series"),
-        call("coordination.k8s.io", "leases", "get", OwnNamespace, Core, "leader election"),
-        call("coordination.k8s.io", "leases", "create", OwnNamespace, Core, "leader election"),
-        call("coordination.k8s.io", "leases", "update", OwnNamespace, Core, "leader election"),
-        call("coordination.k8s.io", "leases", "patch", OwnNamespace, Core, "leader election"),
-        call("", "secrets", "get", Cluster, PullSecrets, "pod pull secrets"),
-        call("apps", "deployments", "get", Cluster, Remedies, "restart/pin guard"),
-        call("apps", "deployments", "patch", Cluster, Remedies, "restart/pin"),
-        call("apps", "statefulsets", "get", Cluster, Remedies, "restart/pin guard"),
-        call("apps", "statefulsets", "patch", Cluster, Remedies, "restart/pin"),
-        call("apps", "daemonsets", "get", Cluster, Remedies, "restart/pin guard"),
-        call("apps", "daemonsets", "patch", Cluster, Remedies, "restart/pin"),
-        call("", "pods", "create", Cluster, Remedies, "refresh pod"),
-        call("", "pods", "delete", Cluster, Remedies, "refresh pod clean-up"),
-        call("", "pods", "get", Cluster, Remedies, "opt-in annotation of bare pods"),
-        call("", "namespaces", "get", Cluster, Remedies, "namespace opt-in annotation"),
-        call("apps", "replicasets", "get", Cluster, Remedies, "opt-in annotation"),
-        call("batch", "jobs", "get", Cluster, Remedies, "opt-in annotation"),
-        call("batch", "cronjobs", "get", Cluster, Remedies, "opt-in annotation"),
-    ]
-};
+/// Every API call the code makes, from the code's own table
+/// (`imagedrift::rbac`), with where its grant must live.
+fn api_calls() -> Vec<ApiCall> {
+    use imagedrift::rbac;
+    let tables: [(&[rbac::ApiCall], Scope, Feature); 4] = [
+        (rbac::API_CALLS, Scope::Cluster, Feature::Core),
+        (rbac::LEASE_CALLS, Scope::OwnNamespace, Feature::Core),
+        (
+            rbac::PULL_SECRET_CALLS,
+            Scope::Cluster,
+            Feature::PullSecrets,
+        ),
+        (rbac::REMEDY_CALLS, Scope::Cluster, Feature::Remedies),
+    ];
+    tables
+        .into_iter()
+        .flat_map(|(table, scope, feature)| {
+            table.iter().map(move |&(group, resource, verb, why)| {
+                call(group, resource, verb, scope, feature, why)
+            })
+        })
+        .collect()
+}
 
 /// Every installable kustomization under `deploy/` and the features it enables.
 const OVERLAYS: &[(&str, &[Feature])] = &[
@@ -118,7 +105,8 @@ const OVERLAYS: &[(&str, &[Feature])] = &[
 ];
 
 /// Every metric the code exports (names without histogram suffixes).
-// TODO(lead): replace with the metrics module's list once it lands on main.
+/// Metric names the dashboard and alerts may use; `metric_names_are_the_codes`
+/// checks each is a name the code registers.
 const METRICS: &[&str] = &[
     "imagedrift_container_stale",
     "imagedrift_container_verdict",
@@ -318,7 +306,7 @@ fn parse_object(v: &Value, origin: &str) -> Result<Object, String> {
 }
 
 /// Keys of a kustomization that the resolver below understands.
-const KUSTOMIZATION_KEYS: &[&str] = &["apiVersion", "kind", "resources", "components"];
+const KUSTOMIZATION_KEYS: &[&str] = &["apiVersion", "kind", "resources", "components", "patches"];
 
 /// Checks a kustomization file and returns it.
 fn kustomization(dir: &Path) -> Result<Value, String> {
@@ -361,30 +349,107 @@ fn kustomization(dir: &Path) -> Result<Value, String> {
 
 /// The objects a kustomization renders.
 fn render(dir: &Path) -> Result<Vec<Object>, String> {
+    render_values(dir)?
+        .iter()
+        .map(|(v, origin)| parse_object(v, origin))
+        .collect()
+}
+
+/// The documents a kustomization renders, with their patches applied. As in
+/// kustomize, a component adds its resources to its parent's and its
+/// patches apply to everything the parent has gathered so far.
+fn render_values(dir: &Path) -> Result<Vec<(Value, String)>, String> {
+    let mut docs = Vec::new();
+    render_into(dir, &mut docs)?;
+    Ok(docs)
+}
+
+fn render_into(dir: &Path, docs: &mut Vec<(Value, String)>) -> Result<(), String> {
     let k = kustomization(dir)?;
-    let mut objects = Vec::new();
-    for list in ["resources", "components"] {
-        for rel in k
-            .get(list)
+    let entries = |list: &str| -> Vec<String> {
+        k.get(list)
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-        {
-            let path = dir.join(rel);
-            if path.is_dir() {
-                objects.extend(render(&path)?);
-            } else {
-                for (i, doc) in yaml_docs(&path).iter().enumerate() {
-                    objects.push(parse_object(
-                        doc,
-                        &format!("{} document {}", path.display(), i + 1),
-                    )?);
-                }
+            .map(str::to_string)
+            .collect()
+    };
+    for rel in entries("resources") {
+        let path = dir.join(&rel);
+        if path.is_dir() {
+            // A resource directory is a kustomization of its own.
+            docs.extend(render_values(&path)?);
+        } else {
+            for (i, doc) in yaml_docs(&path).into_iter().enumerate() {
+                docs.push((doc, format!("{} document {}", path.display(), i + 1)));
             }
         }
     }
-    Ok(objects)
+    for rel in entries("components") {
+        render_into(&dir.join(rel), docs)?;
+    }
+    for patch in k
+        .get("patches")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        apply_patch(dir, patch, docs)?;
+    }
+    Ok(())
+}
+
+/// Applies one `patches:` entry: a JSON 6902 patch (only `add`, which is
+/// all `deploy/` uses) to the objects its target names.
+fn apply_patch(dir: &Path, patch: &Value, docs: &mut [(Value, String)]) -> Result<(), String> {
+    let origin = dir.join("kustomization.yaml").display().to_string();
+    let kind =
+        str_at(patch, "/target/kind").ok_or(format!("{origin}: patch without target.kind"))?;
+    let name =
+        str_at(patch, "/target/name").ok_or(format!("{origin}: patch without target.name"))?;
+    let text =
+        str_at(patch, "/patch").ok_or(format!("{origin}: patch without an inline `patch`"))?;
+    let ops: Vec<Value> =
+        serde_yaml_ng::from_str(text).map_err(|e| format!("{origin}: patch: {e}"))?;
+    let mut hit = false;
+    for (doc, _) in docs.iter_mut() {
+        if str_at(doc, "/kind") != Some(kind) || str_at(doc, "/metadata/name") != Some(name) {
+            continue;
+        }
+        hit = true;
+        for op in &ops {
+            let (Some("add"), Some(path)) = (str_at(op, "/op"), str_at(op, "/path")) else {
+                return Err(format!(
+                    "{origin}: only `add` operations are understood: {op}"
+                ));
+            };
+            let value = op
+                .get("value")
+                .cloned()
+                .ok_or(format!("{origin}: add without value"))?;
+            let (parent, last) = path
+                .rsplit_once('/')
+                .ok_or(format!("{origin}: bad path {path}"))?;
+            let target = doc.pointer_mut(parent).ok_or(format!(
+                "{origin}: {path}: no such location in {kind}/{name}"
+            ))?;
+            match (target, last) {
+                (Value::Array(a), "-") => a.push(value),
+                (Value::Object(m), key) => {
+                    m.insert(key.to_string(), value);
+                }
+                _ => return Err(format!("{origin}: {path}: cannot add there")),
+            }
+        }
+    }
+    if hit {
+        Ok(())
+    } else {
+        Err(format!(
+            "{origin}: patch target {kind}/{name} matches nothing"
+        ))
+    }
 }
 
 fn render_overlay(rel: &str) -> Vec<Object> {
@@ -588,7 +653,7 @@ fn grants(objects: &[Object]) -> Result<BTreeSet<Grant>, String> {
 fn rbac_grants_exactly_the_api_calls_of_each_overlay() {
     for (overlay, features) in OVERLAYS {
         let granted = grants(&render_overlay(overlay)).unwrap_or_else(|e| panic!("{overlay}: {e}"));
-        let expected: BTreeMap<Grant, &str> = API_CALLS
+        let expected: BTreeMap<Grant, &str> = api_calls()
             .iter()
             .filter(|c| features.contains(&c.feature))
             .map(|c| {
@@ -622,13 +687,15 @@ fn rbac_check_catches_an_extra_verb() {
     let mut objects = render_overlay("base");
     for o in &mut objects {
         if let Object::ClusterRole(r) = o {
-            r.rules.get_or_insert_default()[0].verbs.push("update".into());
+            r.rules.get_or_insert_default()[0]
+                .verbs
+                .push("update".into());
         }
     }
     let granted = grants(&objects).expect("still well-formed");
     assert!(granted.contains(&(Scope::Cluster, "".into(), "pods".into(), "update".into())));
     assert!(
-        !API_CALLS
+        !api_calls()
             .iter()
             .any(|c| c.resource == "pods" && c.verb == "update")
     );
@@ -1230,5 +1297,42 @@ fn dockerfile_builds_static_and_runs_as_nonroot() {
             text.contains(&format!("org.opencontainers.image.{label}=")),
             "OCI label {label}"
         );
+    }
+}
+
+#[test]
+fn metric_names_are_the_codes() {
+    let mut code = String::new();
+    for f in files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), ".rs") {
+        code.push_str(&read(&f));
+    }
+    for name in METRICS {
+        assert!(
+            code.contains(&format!("\"{name}\"")),
+            "{name} is not registered anywhere in src/"
+        );
+    }
+}
+
+#[test]
+fn feature_overlays_switch_their_feature_on() {
+    for (overlay, var) in [
+        ("overlays/pull-secrets", "IMAGEDRIFT_READ_PULL_SECRETS"),
+        ("overlays/remedies", "IMAGEDRIFT_ENABLE_REMEDIES"),
+    ] {
+        for (rendered, want) in [(overlay, true), ("base", false)] {
+            let objects = render_overlay(rendered);
+            let d = deployment(&objects);
+            let env = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .map(|s| s.containers[0].env.clone().unwrap_or_default())
+                .unwrap_or_default();
+            let on = env
+                .iter()
+                .any(|e| e.name == var && e.value.as_deref() == Some("true"));
+            assert_eq!(on, want, "{rendered}: {var}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 //!     timeoutSeconds: 10         # one HTTP request, body included
 //!     maxConcurrent: 8           # concurrent requests per registry
 //!     requestsPerSecond: 10      # per registry; 0 = unlimited
-//!     tagTtlSeconds: 300         # how long a tag's digest is reused
+//!     tagTtlSeconds: 60          # how long a tag's digest is reused (keep below `interval`)
 //!     failureTtlSeconds: 30      # how long a failed lookup is remembered
 //!     manifestCacheBytes: 67108864
 //!     maxRetries: 2              # after 429 / 5xx / timeout
@@ -64,7 +64,7 @@ impl Default for Defaults {
             timeout_seconds: 10.0,
             max_concurrent: 8,
             requests_per_second: 10.0,
-            tag_ttl_seconds: 300.0,
+            tag_ttl_seconds: 60.0,
             failure_ttl_seconds: 30.0,
             manifest_cache_bytes: 64 << 20,
             max_retries: 2,
