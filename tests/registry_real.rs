@@ -629,4 +629,27 @@ async fn cli_run_prints_text_and_json() {
     args.creds = None;
     let e = run(&args).await.expect_err("no credentials").to_string();
     assert!(e.contains("unauthorized"), "{e}");
+
+    // The same YAML config file as `run`: its credentialsFile is used.
+    let config = dir.path().join("imagedrift.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval: 5m\nregistries:\n  credentialsFile: {}\n",
+            dir.path().join("config.json").display()
+        ),
+    )
+    .unwrap();
+    args.config = Some(config.clone());
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&args).await.expect("resolve with --config")).unwrap();
+    assert_eq!(json["digest"], serde_json::json!(pushed.digest.to_string()));
+    // A broken config names the key.
+    std::fs::write(
+        &config,
+        "registries:\n  defaults:\n    timeoutSeconds: -1\n",
+    )
+    .unwrap();
+    let e = run(&args).await.expect_err("invalid config").to_string();
+    assert!(e.contains("timeoutSeconds"), "{e}");
 }

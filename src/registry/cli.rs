@@ -29,8 +29,9 @@ pub struct ResolveArgs {
     /// Docker config.json with credentials (`{"auths": …}`).
     #[arg(long, env = "IMAGEDRIFT_CREDS")]
     pub creds: Option<PathBuf>,
-    /// Registries configuration (the `registries:` section, as JSON).
-    #[arg(long, env = "IMAGEDRIFT_REGISTRIES_CONFIG")]
+    /// Configuration file (YAML, as for `run`); only its `registries:`
+    /// section is used (mirrors, TLS, timeouts, the credentials file).
+    #[arg(long, env = "IMAGEDRIFT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
@@ -123,13 +124,10 @@ pub async fn run(args: &ResolveArgs) -> Result<String, ResolveError> {
     let config = match &args.config {
         None => RegistriesConfig::default(),
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|source| ResolveError::File {
-                flag: "--config",
-                path: path.clone(),
-                source,
-            })?;
-            serde_json::from_slice(&bytes)
-                .map_err(|e| ResolveError::Config(format!("{}: {e}", path.display())))?
+            let c = crate::config::Config::from_file(path)
+                .and_then(|c| c.validate().map(|()| c))
+                .map_err(|e| ResolveError::Config(e.to_string()))?;
+            c.registries
         }
     };
     let creds: Vec<Credential> = match &args.creds {
