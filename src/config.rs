@@ -241,6 +241,10 @@ pub struct RunFlags {
     /// remedies RBAC overlay). On anyway when `remedies:` enables any.
     #[arg(long, env = "IMAGEDRIFT_ENABLE_REMEDIES")]
     pub enable_remedies: bool,
+    /// Remedies only log and emit Events for what they would do; nothing
+    /// else is written. Key: remedies.dryRun.
+    #[arg(long, env = "IMAGEDRIFT_DRY_RUN")]
+    pub dry_run: bool,
     /// Log format. Key: log.format.
     #[arg(long, env = "IMAGEDRIFT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -315,6 +319,9 @@ impl Config {
         }
         if flags.read_pull_secrets {
             c.pull_secrets.enabled = true;
+        }
+        if flags.dry_run {
+            c.remedies.dry_run = true;
         }
         if let Some(f) = flags.log_format {
             c.log.format = f;
@@ -609,9 +616,11 @@ mod tests {
             config: Some(path.clone()),
             interval: Some("2m".into()),
             leader_elect: true,
+            dry_run: true,
             ..RunFlags::default()
         };
         let c = Config::load(&flags).unwrap();
+        assert!(c.remedies.dry_run, "--dry-run sets remedies.dryRun");
         assert_eq!(c.interval, Duration::from_secs(120));
         assert_eq!(c.listen, "127.0.0.1:9000");
         assert!(c.leader_election.enabled);
