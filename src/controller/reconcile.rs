@@ -664,6 +664,12 @@ impl State {
         jobs
     }
 
+    /// A check of `reference` ended without an outcome (its task panicked):
+    /// it is due again after one interval, keeping its last answer.
+    pub fn check_abandoned(&mut self, reference: &str, now: Instant) {
+        self.schedule.completed(reference, now);
+    }
+
     /// Folds finished work in: stores the answer, applies judgements, and
     /// returns the Events to write plus any containers still to judge (those
     /// that appeared while the check ran).
