@@ -340,6 +340,14 @@ impl Config {
                 "use at least 10s (registries rate-limit; 5m is the default)",
             );
         }
+        // Next checks are `now + interval`: an unbounded value would overflow.
+        if self.interval > Duration::from_secs(7 * 86_400) {
+            return invalid(
+                "interval",
+                format!("{:?} is too long", self.interval),
+                "use at most 168h (a week); 5m is the default",
+            );
+        }
         if !(0.0..=0.5).contains(&self.jitter) {
             return invalid(
                 "jitter",
@@ -558,6 +566,8 @@ mod tests {
     fn invalid_values_name_key_and_fix() {
         let cases = [
             ("interval: 1s\n", "`interval`"),
+            // Far beyond what an Instant can reach: the scheduler would panic.
+            ("interval: 99999999999999999h\n", "`interval`"),
             ("jitter: 2\n", "`jitter`"),
             ("listen: localhost\n", "`listen`"),
             ("maxConcurrentChecks: 0\n", "`maxConcurrentChecks`"),

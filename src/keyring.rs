@@ -106,7 +106,11 @@ fn split(s: &str) -> (Vec<&str>, &str, &str) {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, ""),
     };
-    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, ""));
+    // `[v6]:port` or `[v6]`: the brackets go, as Go's SplitHostPort drops them.
+    let (host, port) = match hostport.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((v6, rest)) => (v6, rest.strip_prefix(':').unwrap_or(rest)),
+        None => hostport.rsplit_once(':').unwrap_or((hostport, "")),
+    };
     (host.split('.').collect(), port, path)
 }
 
@@ -435,11 +439,27 @@ mod tests {
             ),
             (&["10.0.0.1:5000"], "10.0.0.1:5000/app", &["10.0.0.1:5000"]),
             (&["10.0.0.*:5000"], "10.0.0.1:5000/app", &["10.0.0.*:5000"]),
+            // IPv6 literals: brackets are not glob classes (Go's SplitHostPort drops them).
+            (
+                &["[fd00::1]:5000"],
+                "[fd00::1]:5000/app",
+                &["[fd00::1]:5000"],
+            ),
+            (&["[fd00::1]"], "[fd00::1]/app", &["[fd00::1]"]),
+            (&["[fd00::1]:5000"], "[fd00::2]:5000/app", &[]),
+            (&["[fd00::1]"], "[fd00::1]:5000/app", &[]),
         ];
         for (keys, image, want) in rows {
             let r = ring(keys);
             assert_eq!(found(&r, image), *want, "keys {keys:?} image {image}");
         }
+    }
+
+    #[test]
+    fn ipv6_registry_images_find_their_key() {
+        let r = ring(&["[fd00::1]:5000"]);
+        let image = ImageRef::parse("[fd00::1]:5000/team/app:v1").unwrap();
+        assert_eq!(r.lookup(&image).len(), 1, "{}", image.name());
     }
 
     #[test]

@@ -150,6 +150,12 @@ pub const CLI_CALLS: &[ApiCall] = &[
     ("", "nodes", "list", "node platforms"),
     ("apps", "replicasets", "list", "owner chain (metadata only)"),
     ("batch", "jobs", "list", "owner chain (metadata only)"),
+    (
+        "",
+        "secrets",
+        "get",
+        "a pod's imagePullSecrets by name, with --read-pull-secrets",
+    ),
 ];
 
 #[cfg(test)]

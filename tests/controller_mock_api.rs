@@ -9,7 +9,9 @@ use imagedrift::controller::reconcile::Settings;
 use imagedrift::controller::runner::{self, Context, Input, Inputs, Readiness};
 use imagedrift::controller::schedule::NoJitter;
 use imagedrift::controller::secrets::Anonymous;
-use imagedrift::facts::{Descriptor, IndexEntry, Manifest, OCI_INDEX, OCI_MANIFEST};
+use imagedrift::facts::{
+    Credential, Descriptor, IndexEntry, LookupFailure, Manifest, OCI_INDEX, OCI_MANIFEST, Registry,
+};
 use imagedrift::metrics::Metrics;
 use imagedrift::platform::Platform;
 use imagedrift::reference::{Digest, ImageRef};
@@ -92,8 +94,8 @@ fn start(registry: Arc<FakeRegistry>, leadership: Leadership) -> Harness {
     start_with(registry, leadership, 4)
 }
 
-fn start_with(
-    registry: Arc<FakeRegistry>,
+fn start_with<R: Registry + 'static>(
+    registry: Arc<R>,
     leadership: Leadership,
     max_concurrent_checks: usize,
 ) -> Harness {
@@ -569,5 +571,77 @@ async fn checks_beyond_the_concurrency_limit_wait_their_turn() {
     .await;
     assert_eq!(reg.resolves(), 3);
     h.expect_silence(10).await;
+    h.stop().await;
+}
+
+/// A registry with a bug: resolving one reference panics (counted).
+struct Panicky(Arc<FakeRegistry>, Arc<std::sync::atomic::AtomicUsize>);
+
+impl Registry for Panicky {
+    async fn resolve_tag(
+        &self,
+        image: &ImageRef,
+        creds: &[Credential],
+    ) -> Result<Descriptor, LookupFailure> {
+        if image.path().contains("boom") {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            panic!("a bug while resolving {image}");
+        }
+        self.0.resolve_tag(image, creds).await
+    }
+
+    async fn manifest(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        creds: &[Credential],
+    ) -> Result<Arc<Manifest>, LookupFailure> {
+        self.0.manifest(image, digest, creds).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_check_frees_its_slot_and_is_retried() {
+    let reg = Arc::new(FakeRegistry::default());
+    let good = image(APP);
+    reg.set_tag(
+        &good,
+        Descriptor {
+            digest: d('a'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    // Sorted first, so it takes the only check slot first.
+    let boom = "registry.example/a-boom:v1";
+    let pods = vec![
+        pod(
+            "p0",
+            "node-a",
+            None,
+            boom,
+            &format!("registry.example/a-boom@{}", d('a')),
+            "Always",
+        ),
+        pod("p1", "node-a", None, APP, &running_a(), "Always"),
+    ];
+    let panics = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut h = start_with(
+        Arc::new(Panicky(reg.clone(), panics.clone())),
+        Leadership::never(),
+        1,
+    );
+    h.list_nodes(vec![node("node-a", "amd64")]);
+    h.list_pods(pods);
+    h.wait_metrics("the other reference checked", |m| {
+        m.contains(r#"imagedrift_container_verdict{container="app",namespace="shop",pod="p1",reason="",verdict="fresh"} 1"#)
+    })
+    .await;
+    assert_eq!(reg.resolves(), 1);
+    assert_eq!(panics.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The panicked reference is due again after one interval, not stuck.
+    tokio::time::sleep(Duration::from_secs(301)).await;
+    assert_eq!(panics.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(reg.resolves(), 2, "the good reference's next check ran too");
+    h.expect_silence(1).await;
     h.stop().await;
 }

@@ -5,8 +5,11 @@ use http::{Request, Response};
 use imagedrift::controller::fake::FakeRegistry;
 use imagedrift::controller::oneshot::{OneShotError, Scope, collect, exit_code};
 use imagedrift::controller::output;
-use imagedrift::controller::secrets::Anonymous;
-use imagedrift::facts::{Descriptor, Manifest, OCI_MANIFEST};
+use imagedrift::controller::secrets::{Anonymous, ApiSecrets, KeyringParser, SecretCredentials};
+use imagedrift::facts::{
+    Credential, Descriptor, FailureCategory, LookupFailure, Manifest, OCI_MANIFEST, Registry,
+    Secret,
+};
 use imagedrift::reference::{Digest, ImageRef};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -176,4 +179,115 @@ async fn explain_of_a_missing_pod_is_an_error() {
     server.await.unwrap();
     assert!(matches!(err, OneShotError::PodNotFound { .. }));
     assert_eq!(err.to_string(), "pod ghost not found in namespace shop");
+}
+
+/// A private registry: answers only with the `u:p` credential.
+struct Private(FakeRegistry);
+
+impl Private {
+    fn check(creds: &[Credential]) -> Result<(), LookupFailure> {
+        let ok = creds.iter().any(|c| {
+            matches!(&c.secret, Secret::Basic { username, password } if username == "u" && password == "p")
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(LookupFailure::new(
+                FailureCategory::Unauthorized,
+                "HTTP 401",
+            ))
+        }
+    }
+}
+
+impl Registry for Private {
+    async fn resolve_tag(
+        &self,
+        image: &ImageRef,
+        creds: &[Credential],
+    ) -> Result<Descriptor, LookupFailure> {
+        Private::check(creds)?;
+        self.0.resolve_tag(image, creds).await
+    }
+
+    async fn manifest(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        creds: &[Credential],
+    ) -> Result<std::sync::Arc<Manifest>, LookupFailure> {
+        Private::check(creds)?;
+        self.0.manifest(image, digest, creds).await
+    }
+}
+
+#[tokio::test]
+async fn scan_with_pull_secrets_reads_them_by_name_and_resolves_with_them() {
+    use base64::Engine as _;
+    let (service, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let server = tokio::spawn(async move {
+        let mut p = pod(
+            "web-5d9c-1",
+            "registry.example/app:v1",
+            &format!("registry.example/app@{}", d('a')),
+        );
+        p["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+        let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [p]});
+        answer(&mut api, "/api/v1/namespaces/shop/pods?", 200, pods).await;
+        let empty =
+            |kind: &str| json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": []});
+        answer(&mut api, "/api/v1/nodes?", 200, empty("NodeList")).await;
+        answer(
+            &mut api,
+            "/apis/apps/v1/namespaces/shop/replicasets?",
+            200,
+            empty("PartialObjectMetadataList"),
+        )
+        .await;
+        answer(
+            &mut api,
+            "/apis/batch/v1/namespaces/shop/jobs?",
+            200,
+            empty("PartialObjectMetadataList"),
+        )
+        .await;
+        let auth = base64::engine::general_purpose::STANDARD.encode("u:p");
+        let config = json!({"auths": {"registry.example": {"auth": auth}}}).to_string();
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"namespace": "shop", "name": "regcred"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config)}});
+        answer(
+            &mut api,
+            "/api/v1/namespaces/shop/secrets/regcred",
+            200,
+            secret,
+        )
+        .await;
+        api
+    });
+    let scope = Scope {
+        namespace: Some("shop".into()),
+        selector: None,
+        pod: None,
+    };
+    let creds = SecretCredentials::new(
+        ApiSecrets(client.clone()),
+        KeyringParser,
+        Duration::from_secs(60),
+    );
+    let rows = collect(client, &Private(registry()), &creds, &scope, 1)
+        .await
+        .unwrap();
+    let mut api = server.await.unwrap();
+    assert!(
+        !matches!(
+            tokio::time::timeout(Duration::from_millis(50), api.next_request()).await,
+            Ok(Some(_))
+        ),
+        "the secret is read once"
+    );
+    let doc: Value = serde_json::from_str(&output::json(&rows)).unwrap();
+    assert_eq!(doc["items"][0]["verdict"], "stale", "{doc}");
 }

@@ -466,3 +466,62 @@ async fn stale_workloads_are_handed_to_the_remedies_with_every_container() {
     assert_eq!(stale.node.as_deref(), Some("n1"));
     assert!(s.take_remedy_work().is_empty(), "drained");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_container_that_stops_during_a_check_is_not_judged_as_running() {
+    // Same imageID, but no longer running (CrashLoopBackOff): the check's
+    // snapshot said running, so its verdict must not stand.
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    reg.set_tag(
+        &app,
+        Descriptor {
+            digest: d('b'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    for (dg, cfg) in [('a', '1'), ('b', '2')] {
+        reg.put_manifest(
+            &app,
+            d(dg),
+            Manifest::Image {
+                config: d(cfg),
+                platform: None,
+            },
+        );
+    }
+    let id_a = format!("example.com/app@{}", d('a'));
+    let mut s = state();
+    let t0 = Instant::now();
+    let p = view(&mut s, "p", &[("c", "example.com/app:v1", &id_a)]);
+    let _ = s.apply_pod(p.clone(), t0);
+    let check = s.due_checks(t0, 1).pop().unwrap();
+    assert!(check.judge[0].running);
+    // While the check runs, the container stops (restart count moves).
+    let mut stopped = p;
+    stopped.containers[0].running = false;
+    stopped.containers[0].restarts = 1;
+    let (jobs, _) = s.apply_pod(stopped, t0);
+    assert_eq!(jobs.len(), 1);
+    let outcome = run_check(&reg, &Anonymous, check).await;
+    let (again, _) = s.apply_outcome(outcome, t0);
+    assert_ne!(
+        s.judgement(&key("p", "c")).map(|j| &j.verdict),
+        Some(&Verdict::Stale),
+        "judged from a snapshot where it still ran"
+    );
+    assert_eq!(again.len(), 1, "judged again with the new answer");
+    assert!(!again[0].running && again[0].tag.is_some());
+    let judged = vec![run_judge(&reg, &Anonymous, &again[0]).await];
+    s.apply_outcome(
+        Outcome {
+            answer: None,
+            judged,
+        },
+        t0,
+    );
+    assert!(matches!(
+        s.judgement(&key("p", "c")).map(|j| &j.verdict),
+        Some(Verdict::Unknown(_))
+    ));
+}

@@ -48,16 +48,34 @@ pub fn init_tracing(log: &Log) {
     };
 }
 
-/// The registry client for one-shot commands: the `registries:` section of
-/// `--config` if given, else defaults. Its metrics go to a throwaway registry.
-pub fn registry_from(config: Option<&std::path::Path>) -> anyhow::Result<Resolver> {
-    let registries = match config {
+/// What one-shot commands take from `--config` (defaults without one).
+pub struct OneShotSetup {
+    /// The registry client (`registries:`); its metrics go to a throwaway registry.
+    pub registry: Resolver,
+    /// How long pull secrets are reused, when they are read (`pullSecrets:`
+    /// or `--read-pull-secrets`); `None` means anonymous.
+    pub pull_secrets: Option<std::time::Duration>,
+}
+
+/// Reads `--config` for a one-shot command: the `registries:` and
+/// `pullSecrets:` sections; `read_pull_secrets` (the flag) turns reading
+/// pull secrets on as `pullSecrets.enabled` does.
+pub fn oneshot_setup(
+    config: Option<&std::path::Path>,
+    read_pull_secrets: bool,
+) -> anyhow::Result<OneShotSetup> {
+    let c = match config {
         Some(path) => {
             let c = Config::from_file(path)?;
             c.validate()?;
-            c.registries
+            c
         }
-        None => Default::default(),
+        None => Config::default(),
     };
-    Ok(Resolver::new(registries, &prometheus::Registry::new())?)
+    let pull_secrets =
+        (read_pull_secrets || c.pull_secrets.enabled).then_some(c.pull_secrets.cache_ttl);
+    Ok(OneShotSetup {
+        registry: Resolver::new(c.registries, &prometheus::Registry::new())?,
+        pull_secrets,
+    })
 }

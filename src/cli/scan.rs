@@ -1,11 +1,12 @@
 //! `imagedrift scan` and `imagedrift explain`: one-shot, same code path as
 //! the controller (lists instead of watches).
 
-use super::{init_tracing, kube_client, registry_from};
+use super::{init_tracing, kube_client, oneshot_setup};
 use imagedrift::config::{KubeFlags, Log};
 use imagedrift::controller::oneshot::{Scope, collect, exit_code};
 use imagedrift::controller::output;
-use imagedrift::controller::secrets::Anonymous;
+use imagedrift::controller::reconcile::Row;
+use imagedrift::controller::secrets::{Anonymous, ApiSecrets, KeyringParser, SecretCredentials};
 use std::process::ExitCode;
 
 /// Output format of `scan`.
@@ -40,10 +41,14 @@ pub struct ScanArgs {
     /// Output format.
     #[arg(short = 'o', long, env = "IMAGEDRIFT_OUTPUT", value_enum, default_value_t = Format::Table)]
     pub output: Format,
-    /// Configuration file; only its `registries:` section is used
-    /// (mirrors, TLS, the credentials file).
+    /// Configuration file; its `registries:` (mirrors, TLS, the credentials
+    /// file) and `pullSecrets:` sections are used.
     #[arg(long, env = "IMAGEDRIFT_CONFIG")]
     pub config: Option<std::path::PathBuf>,
+    /// Read pods' imagePullSecrets (by name, with your credentials) to
+    /// resolve private images as kubelet does. Key: pullSecrets.enabled.
+    #[arg(long, env = "IMAGEDRIFT_READ_PULL_SECRETS")]
+    pub read_pull_secrets: bool,
     /// Registry lookups at once.
     #[arg(long, env = "IMAGEDRIFT_MAX_CONCURRENT_CHECKS", default_value_t = 8)]
     pub concurrency: usize,
@@ -60,9 +65,12 @@ pub struct ExplainArgs {
     /// Namespace (default: the context's namespace).
     #[arg(short = 'n', long, env = "IMAGEDRIFT_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Configuration file; only its `registries:` section is used.
+    /// Configuration file; its `registries:` and `pullSecrets:` sections are used.
     #[arg(long, env = "IMAGEDRIFT_CONFIG")]
     pub config: Option<std::path::PathBuf>,
+    /// Read the pod's imagePullSecrets, as for `scan`. Key: pullSecrets.enabled.
+    #[arg(long, env = "IMAGEDRIFT_READ_PULL_SECRETS")]
+    pub read_pull_secrets: bool,
     /// Cluster connection.
     #[command(flatten)]
     pub kube: KubeFlags,
@@ -85,6 +93,24 @@ fn quiet_logs() {
     });
 }
 
+/// Lists and judges with the pods' pull secrets when asked, else anonymously
+/// (plus the registries' own credentials file either way).
+async fn collect_with(
+    client: kube::Client,
+    setup: &super::OneShotSetup,
+    scope: &Scope,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let registry = &setup.registry;
+    Ok(match setup.pull_secrets {
+        Some(ttl) => {
+            let creds = SecretCredentials::new(ApiSecrets(client.clone()), KeyringParser, ttl);
+            collect(client, registry, &creds, scope, concurrency).await?
+        }
+        None => collect(client, registry, &Anonymous, scope, concurrency).await?,
+    })
+}
+
 /// Runs `scan`: exit 0 when nothing is stale, 1 when something is, 2 on error.
 pub fn scan(args: ScanArgs) -> ExitCode {
     quiet_logs();
@@ -104,8 +130,8 @@ pub fn scan(args: ScanArgs) -> ExitCode {
             selector: args.selector.clone(),
             pod: None,
         };
-        let registry = registry_from(args.config.as_deref())?;
-        anyhow::Ok(collect(client, &registry, &Anonymous, &scope, args.concurrency).await?)
+        let setup = oneshot_setup(args.config.as_deref(), args.read_pull_secrets)?;
+        collect_with(client, &setup, &scope, args.concurrency).await
     });
     match result {
         Ok(rows) => {
@@ -142,8 +168,8 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
             selector: None,
             pod: Some(args.pod.clone()),
         };
-        let registry = registry_from(args.config.as_deref())?;
-        anyhow::Ok(collect(client, &registry, &Anonymous, &scope, 8).await?)
+        let setup = oneshot_setup(args.config.as_deref(), args.read_pull_secrets)?;
+        collect_with(client, &setup, &scope, 8).await
     });
     match result {
         Ok(rows) => {
@@ -154,5 +180,27 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
             eprintln!("imagedrift explain: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::oneshot_setup;
+    use std::time::Duration;
+
+    #[test]
+    fn pull_secrets_are_read_when_the_flag_or_the_config_says_so() {
+        assert_eq!(oneshot_setup(None, false).unwrap().pull_secrets, None);
+        assert_eq!(
+            oneshot_setup(None, true).unwrap().pull_secrets,
+            Some(Duration::from_secs(300))
+        );
+        let dir = std::env::temp_dir().join(format!("imagedrift-scan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, "pullSecrets:\n  enabled: true\n  cacheTtl: 1m\n").unwrap();
+        let got = oneshot_setup(Some(&path), false).unwrap().pull_secrets;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got, Some(Duration::from_secs(60)));
     }
 }

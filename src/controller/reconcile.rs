@@ -93,6 +93,9 @@ pub struct Judged {
     pub key: ContainerKey,
     /// The imageID judged (a result for an outdated imageID is dropped).
     pub image_id: Str,
+    /// Whether it was running when judged (a result for an outdated
+    /// running state is dropped, like one for an outdated imageID).
+    pub running: bool,
     /// Which answer of the reference it was judged with (0: none).
     pub answer_gen: u64,
     /// The judgement.
@@ -194,6 +197,7 @@ pub async fn run_judge<R: Registry, C: PullCredentials>(
     let done = |judgement| Judged {
         key: job.key.clone(),
         image_id: job.image_id.clone(),
+        running: job.running,
         answer_gen: job.answer_gen,
         judgement,
     };
@@ -664,6 +668,12 @@ impl State {
         jobs
     }
 
+    /// A check of `reference` ended without an outcome (its task panicked):
+    /// it is due again after one interval, keeping its last answer.
+    pub fn check_abandoned(&mut self, reference: &str, now: Instant) {
+        self.schedule.completed(reference, now);
+    }
+
     /// Folds finished work in: stores the answer, applies judgements, and
     /// returns the Events to write plus any containers still to judge (those
     /// that appeared while the check ran).
@@ -743,8 +753,8 @@ impl State {
         let Some(c) = pod.containers.iter().find(|c| c.name == j.key.container) else {
             return Applied::No;
         };
-        if c.image_id != j.image_id {
-            return Applied::Outdated; // judged an imageID the container no longer has
+        if c.image_id != j.image_id || c.running != j.running {
+            return Applied::Outdated; // judged a state the container is no longer in
         }
         // A judgement made with an older answer (or none) than the one
         // already applied must not overwrite it: tasks finish in any order.

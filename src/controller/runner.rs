@@ -317,11 +317,13 @@ where
         token.clone(),
     ));
     let mut tasks: JoinSet<Done> = JoinSet::new();
-    let mut checks_in_flight = 0usize;
+    // Which reference each check task checks, so a task that panics still
+    // frees its slot and its reference is scheduled again.
+    let mut checks: HashMap<tokio::task::Id, super::store::Str> = HashMap::new();
     let result = loop {
         // With every check slot busy, a finishing check wakes the loop;
         // arming the timer for an overdue reference would spin.
-        let slots_free = checks_in_flight < ctx.max_concurrent_checks;
+        let slots_free = checks.len() < ctx.max_concurrent_checks;
         let wake = state
             .next_due()
             .filter(|_| slots_free)
@@ -336,11 +338,20 @@ where
                 }
                 Work::default()
             }
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 let outcome = match done {
-                    Ok(Done::Check(o)) => { checks_in_flight -= 1; o }
-                    Ok(Done::Judge(o)) => o,
-                    Err(e) => { tracing::error!(error = %e, "a check task failed"); Outcome::default() }
+                    Ok((id, Done::Check(o))) => { checks.remove(&id); o }
+                    Ok((_, Done::Judge(o))) => o,
+                    Err(e) => {
+                        match checks.remove(&e.id()) {
+                            Some(reference) => {
+                                tracing::error!(error = %e, image = %reference, "a check task failed; retrying after the interval");
+                                state.check_abandoned(&reference, Instant::now());
+                            }
+                            None => tracing::error!(error = %e, "a judge task failed"),
+                        }
+                        Outcome::default()
+                    }
                 };
                 let (judge, effects) = state.apply_outcome(outcome, Instant::now());
                 Work { judge, effects }
@@ -388,10 +399,11 @@ where
                 });
             }
         }
-        let free = ctx.max_concurrent_checks.saturating_sub(checks_in_flight);
+        let free = ctx.max_concurrent_checks.saturating_sub(checks.len());
         for job in state.due_checks(Instant::now(), free) {
-            checks_in_flight += 1;
-            spawn_check(&mut tasks, &ctx, job);
+            let reference = job.reference.clone();
+            let id = spawn_check(&mut tasks, &ctx, job);
+            checks.insert(id, reference);
         }
     };
     tasks.abort_all();
@@ -406,15 +418,17 @@ fn spawn_check<R: Registry + 'static, C: PullCredentials>(
     tasks: &mut JoinSet<Done>,
     ctx: &Context<R, C>,
     job: CheckJob,
-) {
+) -> tokio::task::Id {
     let (reg, creds, metrics) = (
         ctx.registry.clone(),
         ctx.credentials.clone(),
         ctx.metrics.clone(),
     );
-    tasks.spawn(async move {
-        let _timer = metrics.time_check();
-        tracing::debug!(image = %job.image, containers = job.judge.len(), "checking reference");
-        Done::Check(run_check(&*reg, &*creds, job).await)
-    });
+    tasks
+        .spawn(async move {
+            let _timer = metrics.time_check();
+            tracing::debug!(image = %job.image, containers = job.judge.len(), "checking reference");
+            Done::Check(run_check(&*reg, &*creds, job).await)
+        })
+        .id()
 }

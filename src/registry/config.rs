@@ -223,6 +223,18 @@ impl RegistriesConfig {
                     "write it as host[:port], without scheme or path, e.g. registry.example:5000",
                 ));
             }
+            // Image references normalise Docker Hub to `docker.io`; settings
+            // under another spelling would never apply.
+            if matches!(
+                host.to_ascii_lowercase().as_str(),
+                "index.docker.io" | "registry-1.docker.io"
+            ) {
+                return Err(invalid(
+                    format!("hosts.\"{host}\""),
+                    "image references name Docker Hub `docker.io`, so settings under this key never apply",
+                    "write the key as \"docker.io\" (its API is asked at registry-1.docker.io unless endpoint says otherwise)",
+                ));
+            }
             if let Some(t) = h.timeout_seconds {
                 check_seconds(&k("timeoutSeconds"), t, false)?;
             }
@@ -250,6 +262,15 @@ impl RegistriesConfig {
                         "write a base URL such as https://mirror.internal:5000",
                     )
                 })?;
+                // Request URLs appear in logs, Event notes and `scan` output;
+                // never echo the value, it holds the secret.
+                if !url.username().is_empty() || url.password().is_some() {
+                    return Err(invalid(
+                        k("endpoint"),
+                        "holds credentials (user:password@), which would appear in every logged request URL",
+                        "remove them from the URL and put them in the file named by registries.credentialsFile",
+                    ));
+                }
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                     return Err(invalid(
                         k("endpoint"),
@@ -388,6 +409,35 @@ mod tests {
             assert!(e.contains(key), "{json}: {e}");
             assert!(e.contains("; "), "{json}: no fix in {e}");
         }
+    }
+
+    #[test]
+    fn endpoint_credentials_are_refused_without_echoing_them() {
+        // The endpoint ends up in request URLs, and those in logs, Event
+        // notes and `scan` output: a password in it would leak everywhere.
+        for json in [
+            r#"{"hosts":{"docker.io":{"endpoint":"https://bob:s3cr3t@mirror.internal"}}}"#,
+            r#"{"hosts":{"docker.io":{"endpoint":"https://s3cr3t@mirror.internal"}}}"#,
+        ] {
+            let e = cfg(json).validate().unwrap_err().to_string();
+            assert!(e.contains("hosts.\"docker.io\".endpoint"), "{e}");
+            assert!(e.contains("credentialsFile"), "{e}");
+            assert!(!e.contains("s3cr3t"), "{e} leaks the password");
+        }
+    }
+
+    #[test]
+    fn docker_hub_aliases_as_host_keys_are_refused() {
+        // References normalise to docker.io, so settings under another
+        // spelling would silently never apply (e.g. a mirror left unused).
+        for alias in ["index.docker.io", "registry-1.docker.io"] {
+            let json = format!(r#"{{"hosts":{{"{alias}":{{"endpoint":"https://m.internal"}}}}}}"#);
+            let e = cfg(&json).validate().unwrap_err().to_string();
+            assert!(e.contains(alias) && e.contains("docker.io\""), "{e}");
+        }
+        cfg(r#"{"hosts":{"docker.io":{"endpoint":"https://m.internal"}}}"#)
+            .validate()
+            .unwrap();
     }
 
     #[test]

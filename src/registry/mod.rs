@@ -537,6 +537,40 @@ mod tests {
     }
 
     #[test]
+    fn hosts_are_asked_at_their_api_endpoint() {
+        let cfg: RegistriesConfig = serde_json::from_value(serde_json::json!({
+            "hosts": {"quay.io": {"endpoint": "https://mirror.internal:5000/quay/"}}
+        }))
+        .unwrap();
+        let r = Resolver::new(cfg, &prometheus::Registry::new()).unwrap();
+        let base = |image: &str| {
+            let i = ImageRef::parse(image).unwrap();
+            (r.inner.host(i.domain()).base.clone(), i.path().to_string())
+        };
+        // Docker Hub's name is not its API host; single names live in library/.
+        assert_eq!(
+            base("nginx"),
+            (
+                "https://registry-1.docker.io".to_string(),
+                "library/nginx".to_string()
+            )
+        );
+        assert_eq!(
+            base("index.docker.io/org/app:v1").0,
+            "https://registry-1.docker.io"
+        );
+        assert_eq!(base("localhost:5000/app").0, "http://localhost:5000");
+        assert_eq!(
+            base("quay.io/org/app").0,
+            "https://mirror.internal:5000/quay"
+        );
+        assert_eq!(
+            base("registry.example:5000/app").0,
+            "https://registry.example:5000"
+        );
+    }
+
+    #[test]
     fn metrics_register_once_per_registry() {
         let reg = prometheus::Registry::new();
         Resolver::new(RegistriesConfig::default(), &reg).unwrap();
