@@ -1,9 +1,15 @@
 //! Controller benchmark (not a test): 10,000 synthetic pods with 30,000
-//! containers using 1,000 unique references, judged against an in-memory
-//! registry. Prints resident memory with the store full, the CPU time of a
-//! full re-judgement and the bytes cached per pod.
+//! containers using 1,000 unique references. Prints resident memory with the
+//! store full, the CPU time of a full re-judgement and the bytes cached per
+//! pod.
 //!
-//! `cargo bench --bench controller` (set `IMAGEDRIFT_BENCH_PODS` to scale).
+//! `cargo bench --bench controller` resolves the references against the real
+//! local registry (Debian's `docker-registry`, started here, with an old and
+//! a current image pushed for each reference); `IMAGEDRIFT_BENCH_REGISTRY=fake`
+//! uses an in-memory registry instead. `IMAGEDRIFT_BENCH_PODS` scales it.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use imagedrift::controller::fake::FakeRegistry;
 use imagedrift::controller::oneshot::judge_everything;
@@ -11,7 +17,7 @@ use imagedrift::controller::reconcile::{Settings, State};
 use imagedrift::controller::schedule::NoJitter;
 use imagedrift::controller::secrets::Anonymous;
 use imagedrift::controller::store::PodView;
-use imagedrift::facts::{Descriptor, Manifest, OCI_MANIFEST};
+use imagedrift::facts::{Descriptor, Manifest, OCI_MANIFEST, Registry};
 use imagedrift::metrics::Metrics;
 use imagedrift::reference::{Digest, ImageRef};
 use k8s_openapi::api::core::v1::Pod;
@@ -91,11 +97,30 @@ fn reference(i: usize) -> String {
     )
 }
 
-fn synthetic_pod(i: usize, refs: usize) -> Pod {
+/// The references and, for each, the digest its tag serves now and an
+/// older one that some containers still run.
+struct Universe {
+    references: Vec<String>,
+    current: Vec<Digest>,
+    old: Vec<Digest>,
+}
+
+impl Universe {
+    fn synthetic(refs: usize) -> Universe {
+        Universe {
+            references: (0..refs).map(reference).collect(),
+            current: (0..refs).map(|r| digest(r as u64, 0)).collect(),
+            old: (0..refs).map(|r| digest(r as u64, 1)).collect(),
+        }
+    }
+}
+
+fn synthetic_pod(i: usize, u: &Universe) -> Pod {
+    let refs = u.references.len();
     let containers: Vec<_> = (0..3)
         .map(|c| {
             let r = (i * 3 + c) % refs;
-            json!({"name": format!("c{c}"), "image": reference(r), "imagePullPolicy": "IfNotPresent",
+            json!({"name": format!("c{c}"), "image": u.references[r], "imagePullPolicy": "IfNotPresent",
                    "env": [{"name": "X", "value": "y"}], "resources": {"requests": {"cpu": "10m"}}})
         })
         .collect();
@@ -103,10 +128,10 @@ fn synthetic_pod(i: usize, refs: usize) -> Pod {
         .map(|c| {
             let r = (i * 3 + c) % refs;
             // Every tenth container runs an older manifest (stale).
-            let running = if (i + c).is_multiple_of(10) { digest(r as u64, 1) } else { digest(r as u64, 0) };
-            let repo = reference(r);
+            let running = if (i + c).is_multiple_of(10) { &u.old[r] } else { &u.current[r] };
+            let repo = &u.references[r];
             let repo = repo.rsplit_once(':').map_or(repo.as_str(), |(n, _)| n).to_string();
-            json!({"name": format!("c{c}"), "image": reference(r), "imageID": format!("{repo}@{running}"),
+            json!({"name": format!("c{c}"), "image": u.references[r], "imageID": format!("{repo}@{running}"),
                    "ready": true, "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}})
         })
         .collect();
@@ -128,24 +153,27 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let refs = (pods / 10).max(1);
+    let fake = std::env::var("IMAGEDRIFT_BENCH_REGISTRY").is_ok_and(|v| v == "fake");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async move {
+    if fake {
+        let universe = Universe::synthetic(refs);
         let registry = FakeRegistry::default();
         for r in 0..refs {
-            let img = ImageRef::parse(&reference(r)).expect("synthetic reference");
+            let img = ImageRef::parse(&universe.references[r]).expect("synthetic reference");
+            let (current, old) = (universe.current[r].clone(), universe.old[r].clone());
             registry.set_tag(
                 &img,
                 Descriptor {
-                    digest: digest(r as u64, 0),
+                    digest: current.clone(),
                     media_type: OCI_MANIFEST.into(),
                 },
             );
             registry.put_manifest(
                 &img,
-                digest(r as u64, 0),
+                current,
                 Manifest::Image {
                     config: digest(r as u64, 100),
                     platform: None,
@@ -153,13 +181,97 @@ fn main() {
             );
             registry.put_manifest(
                 &img,
-                digest(r as u64, 1),
+                old,
                 Manifest::Image {
                     config: digest(r as u64, 101),
                     platform: None,
                 },
             );
         }
+        rt.block_on(bench(
+            "in-memory registry",
+            pods,
+            &universe,
+            &registry,
+            || format!("{} / {}", registry.resolves(), registry.fetches()),
+        ));
+    } else {
+        let process = support::RegistryProcess::start(support::Options::default());
+        let host = process.host();
+        let prom = prometheus::Registry::new();
+        // No request-rate limit (the default 10/s would make the first check
+        // last minutes), and tag answers kept across the simulated interval so
+        // the re-judgement measures judging, not the loopback registry.
+        let config: imagedrift::registry::RegistriesConfig = serde_json::from_value(json!({
+            "defaults": {"requestsPerSecond": 0, "maxConcurrent": 16, "tagTtlSeconds": 3600}
+        }))
+        .expect("registries config");
+        let resolver = imagedrift::registry::Resolver::new(config, &prom).expect("resolver");
+        let universe = rt.block_on(push_universe(&host, refs));
+        rt.block_on(bench(
+            "real local registry",
+            pods,
+            &universe,
+            &resolver,
+            || {
+                format!(
+                    "{} HEAD / {} GET",
+                    support::requests(&prom, "HEAD"),
+                    support::requests(&prom, "GET")
+                )
+            },
+        ));
+    }
+}
+
+/// Pushes an old and a current single-arch image for every reference.
+async fn push_universe(host: &str, refs: usize) -> Universe {
+    use futures::StreamExt as _;
+    let pusher = support::Pusher::new(host, false, oci_client::secrets::RegistryAuth::Anonymous);
+    let t = std::time::Instant::now();
+    let pushed: Vec<(String, Digest, Digest)> = futures::stream::iter(0..refs)
+        .map(|i| {
+            let pusher = &pusher;
+            async move {
+                let repo = format!("team-{}/service-{i}", i % 40);
+                let tag = format!("v{}", i % 13);
+                let old = pusher
+                    .image(&repo, &tag, OCI_MANIFEST, "amd64", &format!("old-{i}"))
+                    .await;
+                let new = pusher
+                    .image(&repo, &tag, OCI_MANIFEST, "amd64", &format!("new-{i}"))
+                    .await;
+                let parse = |d: &str| Digest::parse(d).expect("pushed digest");
+                (
+                    format!("{host}/{repo}:{tag}"),
+                    parse(&new.digest),
+                    parse(&old.digest),
+                )
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    eprintln!(
+        "pushed {} references (old and current) in {:.1} s",
+        refs,
+        t.elapsed().as_secs_f64()
+    );
+    Universe {
+        references: pushed.iter().map(|p| p.0.clone()).collect(),
+        current: pushed.iter().map(|p| p.1.clone()).collect(),
+        old: pushed.iter().map(|p| p.2.clone()).collect(),
+    }
+}
+
+async fn bench<R: Registry>(
+    label: &str,
+    pods: usize,
+    universe: &Universe,
+    registry: &R,
+    requests: impl Fn() -> String,
+) {
+    {
         let settings = Settings {
             interval: Duration::from_secs(300),
             spread: Duration::ZERO,
@@ -177,7 +289,7 @@ fn main() {
         let cpu0 = cpu_seconds();
         let mut pending = Vec::new();
         for i in 0..pods {
-            let p = synthetic_pod(i, refs);
+            let p = synthetic_pod(i, universe);
             let view = PodView::from_pod(&p, state.strings()).expect("view");
             pending.extend(state.apply_pod(view, t).0);
         }
@@ -188,7 +300,7 @@ fn main() {
 
         // First full check: resolve every reference, judge every container.
         let cpu1 = cpu_seconds();
-        judge_everything(&mut state, &registry, &Anonymous, 8, Vec::new()).await;
+        judge_everything(&mut state, registry, &Anonymous, 8, Vec::new()).await;
         let cpu_first = cpu_seconds() - cpu1;
         let rss_full = rss_kib();
         let live_full = live();
@@ -208,7 +320,7 @@ fn main() {
         tokio::time::pause();
         tokio::time::advance(Duration::from_secs(301)).await;
         let cpu2 = cpu_seconds();
-        judge_everything(&mut state, &registry, &Anonymous, 8, Vec::new()).await;
+        judge_everything(&mut state, registry, &Anonymous, 8, Vec::new()).await;
         let cpu_rejudge = cpu_seconds() - cpu2;
         let rss_after = rss_kib();
         let cpu3 = cpu_seconds();
@@ -219,16 +331,12 @@ fn main() {
         let scrape_mib = text.len() as f64 / 1048576.0;
         drop(text);
 
-        println!("imagedrift controller benchmark (in-memory registry)");
+        println!("imagedrift controller benchmark ({label})");
         println!("  pods                         {pods}");
         println!("  containers                   {containers}");
         println!("  unique references            {}", state.reference_count());
         println!("  stale containers             {stale}");
-        println!(
-            "  registry resolves / fetches  {} / {}",
-            registry.resolves(),
-            registry.fetches()
-        );
+        println!("  registry requests            {}", requests());
         println!("  metric series                {series}");
         println!(
             "  RSS before store             {:.1} MiB",
@@ -263,5 +371,5 @@ fn main() {
         println!("  CPU: fill store              {cpu_fill:.3} s");
         println!("  CPU: first full check        {cpu_first:.3} s");
         println!("  CPU: full re-judgement       {cpu_rejudge:.3} s");
-    });
+    }
 }
