@@ -6,6 +6,15 @@ pub mod scan;
 use imagedrift::config::{Config, KubeFlags, Log, LogFormat};
 use imagedrift::registry::Resolver;
 
+/// Makes ring the process's rustls crypto provider, before any client is
+/// built. Both ring (kube's `ring` feature) and aws-lc-rs (reqwest's
+/// `rustls` feature) are compiled in, so rustls cannot choose by itself and
+/// building a kube client would panic; reqwest uses the installed one too.
+pub fn install_crypto_provider() {
+    // `Err` only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A kube client, found as kubectl finds its config: `--kubeconfig`, else
 /// `$KUBECONFIG`, else `~/.kube/config`, else the in-cluster service account.
 pub async fn kube_client(flags: &KubeFlags) -> anyhow::Result<kube::Client> {
@@ -60,4 +69,17 @@ pub fn registry_from(config: Option<&std::path::Path>) -> anyhow::Result<Resolve
         None => Default::default(),
     };
     Ok(Resolver::new(registries, &prometheus::Registry::new())?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn kube_client_builds_once_a_crypto_provider_is_installed() {
+        super::install_crypto_provider();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+        let config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
+        // Panicked before ("Could not automatically determine the
+        // process-level CryptoProvider"), as `imagedrift run` did at start.
+        assert!(kube::Client::try_from(config).is_ok());
+    }
 }
