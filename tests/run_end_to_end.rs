@@ -123,6 +123,8 @@ struct Inner {
     unexpected: Vec<String>,
     /// Watches opened per kind.
     watches: BTreeMap<Kind, usize>,
+    /// BOOKMARK events sent per kind.
+    bookmarks: BTreeMap<Kind, usize>,
 }
 
 /// A tiny API server: objects with resource versions, lists, watches that
@@ -225,9 +227,12 @@ impl FakeApi {
         }
         if std::mem::take(bookmark) {
             *cursor = rv;
+            *inner.bookmarks.entry(kind).or_default() += 1;
             let (api_version, k) = kind.type_meta();
-            return Some(json!({"type": "BOOKMARK", "object": {"apiVersion": api_version, "kind": k,
-                "metadata": {"resourceVersion": rv.to_string()}}}));
+            return Some(
+                json!({"type": "BOOKMARK", "object": {"apiVersion": api_version, "kind": k,
+                "metadata": {"resourceVersion": rv.to_string()}}}),
+            );
         }
         None
     }
@@ -401,7 +406,6 @@ fn owned_meta(name: &str, api_version: &str, owner_kind: &str, owner: &str) -> V
             "uid": format!("uid-{owner}"), "controller": true}]}})
 }
 
-#[allow(clippy::too_many_arguments)]
 fn pod(
     name: &str,
     owner: (&str, &str, &str),
@@ -487,17 +491,17 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let Some(rest) = line.strip_prefix(name) else {
             continue;
         };
-        let Some((set, value)) = rest
-            .strip_prefix('{')
-            .and_then(|r| r.rsplit_once("} "))
-        else {
+        let Some((set, value)) = rest.strip_prefix('{').and_then(|r| r.rsplit_once("} ")) else {
             continue;
         };
         if labels
             .iter()
             .all(|(k, v)| set.split(',').any(|kv| kv == format!("{k}=\"{v}\"")))
         {
-            assert!(found.is_none(), "two {name} samples match {labels:?}:\n{text}");
+            assert!(
+                found.is_none(),
+                "two {name} samples match {labels:?}:\n{text}"
+            );
             found = value.trim().parse().ok();
         }
     }
@@ -536,7 +540,12 @@ async fn metrics(addr: std::net::SocketAddr) -> Result<String, String> {
     }
 }
 
-fn events_about<'a>(written: &'a [Written], kind: &str, name: &str, reason: &str) -> Vec<&'a Written> {
+fn events_about<'a>(
+    written: &'a [Written],
+    kind: &str,
+    name: &str,
+    reason: &str,
+) -> Vec<&'a Written> {
     written
         .iter()
         .filter(|w| {
@@ -560,7 +569,13 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
     let host = registry.host();
     let pusher = Pusher::new(&host, false, RegistryAuth::Anonymous);
     let first = pusher
-        .image("team/app", "v1", OCI_MANIFEST, "amd64", "app v1, first build")
+        .image(
+            "team/app",
+            "v1",
+            OCI_MANIFEST,
+            "amd64",
+            "app v1, first build",
+        )
         .await;
     let amd64 = pusher
         .image("team/tools", "amd64", OCI_MANIFEST, "amd64", "tools amd64")
@@ -725,7 +740,13 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
     // 2. The tag is re-pushed with new content; the next check (≤ 10s)
     //    judges the running container stale.
     let second = pusher
-        .image("team/app", "v1", OCI_MANIFEST, "amd64", "app v1, second build")
+        .image(
+            "team/app",
+            "v1",
+            OCI_MANIFEST,
+            "amd64",
+            "app v1, second build",
+        )
         .await;
     assert_ne!(first.digest, second.digest);
     wait_for!(guard, deadline, "the app container judged stale", {
@@ -735,19 +756,36 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
             && sample(
                 &text,
                 "imagedrift_workload_stale_containers",
-                &[("namespace", "shop"), ("owner_kind", "Deployment"), ("owner_name", "app")],
+                &[
+                    ("namespace", "shop"),
+                    ("owner_kind", "Deployment"),
+                    ("owner_name", "app"),
+                ],
             ) == Some(1.0)
             && sample(&text, "imagedrift_container_stale", &tools_stale) == Some(0.0);
         if ok { Ok(()) } else { Err(text) }
     });
-    let written = wait_for!(guard, deadline, "StaleImage Events for the pod and its Deployment", {
-        let w = api.written();
-        let pod_ev = events_about(&w, "Pod", "app-5d9c-x1", "StaleImage").len();
-        let dep_ev = events_about(&w, "Deployment", "app", "StaleImage").len();
-        if pod_ev >= 1 && dep_ev >= 1 { Ok(w) } else { Err(format!("{w:#?}")) }
-    });
+    let written = wait_for!(
+        guard,
+        deadline,
+        "StaleImage Events for the pod and its Deployment",
+        {
+            let w = api.written();
+            let pod_ev = events_about(&w, "Pod", "app-5d9c-x1", "StaleImage").len();
+            let dep_ev = events_about(&w, "Deployment", "app", "StaleImage").len();
+            if pod_ev >= 1 && dep_ev >= 1 {
+                Ok(w)
+            } else {
+                Err(format!("{w:#?}"))
+            }
+        }
+    );
     let pod_events = events_about(&written, "Pod", "app-5d9c-x1", "StaleImage");
-    assert_eq!(pod_events.len(), 1, "one StaleImage per transition: {written:#?}");
+    assert_eq!(
+        pod_events.len(),
+        1,
+        "one StaleImage per transition: {written:#?}"
+    );
     let ev = pod_events[0];
     assert_eq!(ev.method, Method::POST);
     assert_eq!(ev.path, "/apis/events.k8s.io/v1/namespaces/shop/events");
@@ -793,7 +831,11 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
             && sample(&text, "imagedrift_container_verdict", &verdict("fresh")) == Some(1.0)
             && events_about(&w, "Pod", "app-5d9c-x1", "ImageUpToDate").len() == 1
             && events_about(&w, "Deployment", "app", "ImageUpToDate").len() == 1;
-        if ok { Ok(()) } else { Err(format!("{text}\n{w:#?}")) }
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{text}\n{w:#?}"))
+        }
     });
 
     // 4. The pod goes: its series go with it; the other pod's stay.
@@ -810,8 +852,9 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         let inner = api.lock();
         for kind in Kind::ALL {
             assert!(
-                inner.watches.get(&kind).copied().unwrap_or(0) >= 1,
-                "no watch of {kind:?}:\n{}",
+                inner.watches.get(&kind).copied().unwrap_or(0) >= 1
+                    && inner.bookmarks.get(&kind).copied().unwrap_or(0) >= 1,
+                "no watch of {kind:?} asking for bookmarks:\n{}",
                 inner.requests.join("\n")
             );
         }
@@ -835,9 +878,24 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     guard.child = None;
-    assert!(status.success(), "exit status after SIGTERM: {status}\n{}", guard.log_text());
+    assert!(
+        status.success(),
+        "exit status after SIGTERM: {status}\n{}",
+        guard.log_text()
+    );
     let log_text = guard.log_text();
     assert!(log_text.contains("SIGTERM"), "{log_text}");
+    // The fake spoke what the watchers and the recorder need: no watch
+    // retried, no Event refused, nothing else worth a warning.
+    let complaints: Vec<&str> = log_text
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked"))
+        .collect();
+    assert!(complaints.is_empty(), "warnings in the log:\n{log_text}");
+    assert!(
+        !log_text.contains('\u{1b}'),
+        "no terminal colour codes in a log written to a file:\n{log_text}"
+    );
     assert!(
         api.unexpected().is_empty(),
         "unexpected requests: {:?}",

@@ -42,14 +42,20 @@ pub async fn kube_client(flags: &KubeFlags) -> anyhow::Result<kube::Client> {
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
-/// Starts logging: `$RUST_LOG` if set, else the configured filter.
+/// Starts logging: `$RUST_LOG` if set, else the configured filter; plain
+/// text (no colour codes) unless stderr is a terminal.
 pub fn init_tracing(log: &Log) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: a pod's stderr is a pipe, and escape
+    // codes would end up in `kubectl logs` and log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match log.format {
         LogFormat::Json => builder.json().try_init(),
