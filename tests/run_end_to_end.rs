@@ -558,11 +558,25 @@ fn events_about<'a>(
 
 // ---------------------------------------------------------------- the test
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_reports_a_repushed_tag_through_metrics_and_events() {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// The registry and the fake cluster both tests start from.
+struct Cluster {
+    registry: RegistryProcess,
+    pusher: Pusher,
+    host: String,
+    /// What `team/app:v1` served first (the app pod runs it).
+    first: support::Pushed,
+    app_image: String,
+    tools_image: String,
+    api: Arc<FakeApi>,
+    dir: TempDir,
+    kubeconfig: PathBuf,
+}
 
-    // The registry: a single-arch tag and a multi-arch index.
+/// The registry: a single-arch tag and a multi-arch index. The cluster: one
+/// amd64 node, a Deployment's pod running `team/app:v1`, a CronJob's pod
+/// running the multi-arch tag (containerd reports the index digest); both
+/// under `IfNotPresent`, as the API server defaults a `:v1` tag.
+async fn cluster() -> Cluster {
     let registry = tokio::task::spawn_blocking(|| RegistryProcess::start(Options::default()))
         .await
         .expect("start registry");
@@ -592,9 +606,6 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         )
         .await;
 
-    // The cluster: one amd64 node, a Deployment's pod running team/app:v1,
-    // a CronJob's pod running the multi-arch tag (containerd reports the
-    // index digest).
     let app_image = format!("{host}/team/app:v1");
     let tools_image = format!("{host}/team/tools:v2");
     let api = FakeApi::new();
@@ -607,19 +618,9 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         Kind::Jobs,
         owned_meta("nightly-29000", "batch/v1", "CronJob", "nightly"),
     );
-    let app_pod = |image_id: &str, restarts| {
-        pod(
-            "app-5d9c-x1",
-            ("apps/v1", "ReplicaSet", "app-5d9c"),
-            "app",
-            &app_image,
-            image_id,
-            restarts,
-        )
-    };
     api.put(
         Kind::Pods,
-        app_pod(&format!("{host}/team/app@{}", first.digest), 0),
+        app_pod(&app_image, &format!("{host}/team/app@{}", first.digest), 0),
     );
     api.put(
         Kind::Pods,
@@ -645,6 +646,64 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         ),
     )
     .expect("write kubeconfig");
+    Cluster {
+        registry,
+        pusher,
+        host,
+        first,
+        app_image,
+        tools_image,
+        api,
+        dir,
+        kubeconfig,
+    }
+}
+
+/// The Deployment's pod, running `image_id`.
+fn app_pod(app_image: &str, image_id: &str, restarts: i32) -> Value {
+    pod(
+        "app-5d9c-x1",
+        ("apps/v1", "ReplicaSet", "app-5d9c"),
+        "app",
+        app_image,
+        image_id,
+        restarts,
+    )
+}
+
+/// The binary, with an environment that can't redirect it elsewhere.
+fn imagedrift() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_imagedrift"));
+    c.env("RUST_LOG", "info,imagedrift=debug");
+    for v in [
+        "KUBECONFIG",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reports_a_repushed_tag_through_metrics_and_events() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let Cluster {
+        registry,
+        pusher,
+        host,
+        first,
+        app_image,
+        tools_image,
+        api,
+        dir,
+        kubeconfig,
+    } = cluster().await;
+
     let config = dir.path().join("imagedrift.yaml");
     // 10s is the shortest interval; no jitter; tags are not reused between checks.
     std::fs::write(
@@ -657,7 +716,7 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         .expect("listen addr");
     let log = dir.path().join("imagedrift.log");
     let log_file = std::fs::File::create(&log).expect("create log");
-    let child = Command::new(env!("CARGO_BIN_EXE_imagedrift"))
+    let child = imagedrift()
         .arg("run")
         .arg("--kubeconfig")
         .arg(&kubeconfig)
@@ -665,14 +724,6 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         .arg(listen.to_string())
         .arg("--config")
         .arg(&config)
-        .env("RUST_LOG", "info,imagedrift=debug")
-        .env_remove("KUBECONFIG")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file.try_clone().expect("dup log")))
         .stderr(Stdio::from(log_file))
@@ -822,7 +873,7 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
     //    imageID): fresh again, judged from the cached answer.
     api.put(
         Kind::Pods,
-        app_pod(&format!("{host}/team/app@{}", second.digest), 1),
+        app_pod(&app_image, &format!("{host}/team/app@{}", second.digest), 1),
     );
     wait_for!(guard, deadline, "the app container fresh again", {
         let text = metrics(listen).await?;
@@ -902,4 +953,116 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         api.unexpected()
     );
     drop(registry);
+}
+
+/// Runs a one-shot command to its end (killed at `deadline`); returns its
+/// exit code, stdout and stderr.
+async fn one_shot(
+    mut cmd: Command,
+    dir: &TempDir,
+    deadline: Instant,
+) -> (Option<i32>, String, String) {
+    let out = dir.path().join("one-shot.out");
+    let err = dir.path().join("one-shot.err");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(
+            std::fs::File::create(&out).expect("create stdout file"),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(&err).expect("create stderr file"),
+        ))
+        .spawn()
+        .expect("start imagedrift");
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the one-shot command did not finish in time; stderr:\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    (
+        status.code(),
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        std::fs::read_to_string(&err).unwrap_or_default(),
+    )
+}
+
+fn scan_item<'a>(report: &'a Value, pod: &str) -> &'a Value {
+    report["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["pod"] == pod))
+        .unwrap_or_else(|| panic!("no item for pod {pod}: {report:#}"))
+}
+
+/// `imagedrift scan` reads the same fake cluster once (lists, metadata-only
+/// owner lists) and exits 0, then 1 once the tag moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_judges_the_same_cluster_once() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let c = cluster().await;
+    let scan = || {
+        let mut cmd = imagedrift();
+        cmd.args(["scan", "-A", "-o", "json", "--kubeconfig"])
+            .arg(&c.kubeconfig);
+        cmd
+    };
+
+    let (code, stdout, stderr) = one_shot(scan(), &c.dir, deadline).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "nothing stale yet; stderr:\n{stderr}\nstdout:\n{stdout}"
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("scan -o json prints JSON");
+    let app = scan_item(&report, "app-5d9c-x1");
+    assert_eq!(app["verdict"], "fresh", "{app:#}");
+    assert_eq!(app["image"], c.app_image.as_str());
+    assert_eq!(app["owner"], json!({"kind": "Deployment", "name": "app"}));
+    assert_eq!(app["pullPolicy"], "IfNotPresent");
+    assert_eq!(app["node"], "node-a");
+    let tools = scan_item(&report, "nightly-29000-q7");
+    assert_eq!(tools["verdict"], "fresh", "{tools:#}");
+    assert_eq!(tools["image"], c.tools_image.as_str());
+    assert_eq!(
+        tools["owner"],
+        json!({"kind": "CronJob", "name": "nightly"})
+    );
+
+    let second = c
+        .pusher
+        .image(
+            "team/app",
+            "v1",
+            OCI_MANIFEST,
+            "amd64",
+            "app v1, second build",
+        )
+        .await;
+    let (code, stdout, stderr) = one_shot(scan(), &c.dir, deadline).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "something stale; stderr:\n{stderr}\nstdout:\n{stdout}"
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("scan -o json prints JSON");
+    let app = scan_item(&report, "app-5d9c-x1");
+    assert_eq!(app["verdict"], "stale", "{app:#}");
+    assert_eq!(app["runningDigest"], c.first.digest.as_str(), "{app:#}");
+    assert_eq!(app["currentDigest"], second.digest.as_str(), "{app:#}");
+    assert_eq!(scan_item(&report, "nightly-29000-q7")["verdict"], "fresh");
+    assert!(
+        c.api.unexpected().is_empty(),
+        "scan made requests the fake API does not serve:\n{}\nall requests:\n{}",
+        c.api.unexpected().join("\n"),
+        c.api.request_log()
+    );
+    assert!(c.api.written().is_empty(), "scan writes nothing");
 }
