@@ -512,7 +512,9 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 /// failing with `$what` and the last observation at `$deadline`; fails at
 /// once if the child exited or the fake API saw a request it does not serve.
 macro_rules! wait_for {
-    ($guard:expr, $deadline:expr, $what:expr, $check:block) => {
+    ($guard:expr, $deadline:expr, $what:expr, $check:block) => {{
+        let started = Instant::now();
+        let mut previous = String::new();
         loop {
             $guard.assert_alive($what);
             let unexpected = $guard.api.unexpected();
@@ -523,14 +525,27 @@ macro_rules! wait_for {
             );
             let r: Result<_, String> = async $check.await;
             match r {
-                Ok(v) => break v,
+                Ok(v) => {
+                    println!("{} after {:?}", $what, started.elapsed());
+                    if started.elapsed() > Duration::from_secs(2) {
+                        let seen: Vec<&str> = previous
+                            .lines()
+                            .filter(|l| l.starts_with("imagedrift_container") || !l.starts_with("imagedrift_") && !l.starts_with('#'))
+                            .collect();
+                        println!("  (slow; last seen before:\n  {})", seen.join("\n  "));
+                    }
+                    break v;
+                }
                 Err(last) if Instant::now() > $deadline => {
                     panic!("timed out waiting for {}; last seen:\n{last}", $what)
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(last) => {
+                    previous = last;
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
             }
         }
-    };
+    }};
 }
 
 async fn metrics(addr: std::net::SocketAddr) -> Result<String, String> {
@@ -672,7 +687,20 @@ fn app_pod(app_image: &str, image_id: &str, restarts: i32) -> Value {
 }
 
 /// The binary, with an environment that can't redirect it elsewhere.
+/// Fails clearly if the file is not this package's build (another checkout
+/// sharing `CARGO_TARGET_DIR` may have replaced it since cargo built it).
 fn imagedrift() -> Command {
+    let out = Command::new(env!("CARGO_BIN_EXE_imagedrift"))
+        .arg("--version")
+        .output()
+        .expect("run imagedrift --version");
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        version.trim(),
+        concat!("imagedrift ", env!("CARGO_PKG_VERSION")),
+        "{} is another build than this test's (shared CARGO_TARGET_DIR?)",
+        env!("CARGO_BIN_EXE_imagedrift")
+    );
     let mut c = Command::new(env!("CARGO_BIN_EXE_imagedrift"));
     c.env("RUST_LOG", "info,imagedrift=debug");
     for v in [
