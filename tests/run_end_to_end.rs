@@ -5,12 +5,15 @@
 //! ReplicaSets and Jobs, bookmarks) and records every Event written; any
 //! other request is logged and fails the test.
 //!
-//! Scenario: two pods judged fresh; the tag of one is re-pushed, the next
+//! Scenario: two pods judged fresh (first under their ReplicaSet and Job,
+//! then, once the held-back owner lists land, under their Deployment and
+//! CronJob); the tag of one is re-pushed, the next
 //! check (every 10s, the shortest interval) judges it stale and the
 //! controller writes `StaleImage` Events for the pod and its Deployment; the
 //! node pulls the new content (a MODIFIED pod) and it is fresh again; the
 //! pod is deleted and its series vanish; SIGTERM stops the process cleanly.
-//! Every wait polls for a condition under one overall deadline.
+//! `scan` reads the same fake cluster. Every wait polls for a condition
+//! under one overall deadline (about 11 s per test).
 
 mod support;
 
@@ -132,6 +135,9 @@ struct Inner {
 struct FakeApi {
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
+    /// While `true`, lists of ReplicaSets and Jobs wait: the pods arrive
+    /// (and are judged) before their owners, as happens at random in a cluster.
+    hold_owner_lists: watch::Sender<bool>,
 }
 
 impl FakeApi {
@@ -142,6 +148,7 @@ impl FakeApi {
                 ..Default::default()
             }),
             changed: watch::channel(0).0,
+            hold_owner_lists: watch::channel(false).0,
         })
     }
 
@@ -315,6 +322,12 @@ async fn handle(State(api): State<Arc<FakeApi>>, req: Request) -> Response {
             }
         }
         if !watching {
+            if kind.meta_only() {
+                let mut held = api.hold_owner_lists.subscribe();
+                if held.wait_for(|h| !h).await.is_err() {
+                    return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+                }
+            }
             return json_response(StatusCode::OK, &api.list(kind));
         }
         let Some(Ok(from)) = q.get("resourceVersion").map(|v| v.parse::<u64>()) else {
@@ -731,6 +744,7 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         dir,
         kubeconfig,
     } = cluster().await;
+    api.hold_owner_lists.send_replace(true);
 
     let config = dir.path().join("imagedrift.yaml");
     // 10s is the shortest interval; no jitter; tags are not reused between checks.
@@ -763,7 +777,10 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         api: api.clone(),
     };
 
-    // 1. Ready once the first lists arrived; both containers fresh.
+    // 1. Ready once the first pod and node lists arrived (the owner lists
+    //    are held back); both containers judged fresh, first under their
+    //    direct owners, then, once the owner lists land, under the
+    //    Deployment and the CronJob at once.
     wait_for!(guard, deadline, "/readyz to answer 200", {
         match http_get(listen, "/readyz").await {
             Some((200, _)) => Ok(()),
@@ -798,6 +815,38 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         l.push(("verdict", v));
         l
     };
+    wait_for!(
+        guard,
+        deadline,
+        "both containers judged fresh under their direct owners",
+        {
+            let text = metrics(listen).await?;
+            let app = sample(
+                &text,
+                "imagedrift_container_stale",
+                &[
+                    ("pod", "app-5d9c-x1"),
+                    ("owner_kind", "ReplicaSet"),
+                    ("owner_name", "app-5d9c"),
+                ],
+            );
+            let tools = sample(
+                &text,
+                "imagedrift_container_stale",
+                &[
+                    ("pod", "nightly-29000-q7"),
+                    ("owner_kind", "Job"),
+                    ("owner_name", "nightly-29000"),
+                ],
+            );
+            if app == Some(0.0) && tools == Some(0.0) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        }
+    );
+    api.hold_owner_lists.send_replace(false);
     wait_for!(guard, deadline, "both containers judged fresh", {
         let text = metrics(listen).await?;
         let ok = sample(&text, "imagedrift_container_stale", &app_stale) == Some(0.0)
