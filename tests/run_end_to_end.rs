@@ -527,7 +527,6 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 macro_rules! wait_for {
     ($guard:expr, $deadline:expr, $what:expr, $check:block) => {{
         let started = Instant::now();
-        let mut previous = String::new();
         loop {
             $guard.assert_alive($what);
             let unexpected = $guard.api.unexpected();
@@ -539,23 +538,14 @@ macro_rules! wait_for {
             let r: Result<_, String> = async $check.await;
             match r {
                 Ok(v) => {
+                    // Step timings, shown when a test fails.
                     println!("{} after {:?}", $what, started.elapsed());
-                    if started.elapsed() > Duration::from_secs(2) {
-                        let seen: Vec<&str> = previous
-                            .lines()
-                            .filter(|l| l.starts_with("imagedrift_container") || !l.starts_with("imagedrift_") && !l.starts_with('#'))
-                            .collect();
-                        println!("  (slow; last seen before:\n  {})", seen.join("\n  "));
-                    }
                     break v;
                 }
                 Err(last) if Instant::now() > $deadline => {
                     panic!("timed out waiting for {}; last seen:\n{last}", $what)
                 }
-                Err(last) => {
-                    previous = last;
-                    tokio::time::sleep(Duration::from_millis(100)).await
-                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }};
