@@ -30,6 +30,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli::install_crypto_provider();
     match cli.command {
         Command::Run(flags) => cli::run::main(flags),
         Command::Scan(args) => cli::scan::scan(args),

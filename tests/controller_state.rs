@@ -525,3 +525,104 @@ async fn a_container_that_stops_during_a_check_is_not_judged_as_running() {
         Some(Verdict::Unknown(_))
     ));
 }
+
+/// The pod list often arrives before the ReplicaSet list (four watches, in
+/// any order). When the owners' list lands, the pods they own are judged
+/// again so their series and stale counts move to the Deployment, instead of
+/// staying on the ReplicaSet until the next check (one interval later).
+#[tokio::test(start_paused = true)]
+async fn owners_listed_after_their_pods_relabel_them_at_once() {
+    use imagedrift::controller::store::{OwnerMeta, OwnerRef};
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    reg.set_tag(
+        &app,
+        Descriptor {
+            digest: d('b'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    reg.put_manifest(
+        &app,
+        d('a'),
+        Manifest::Image {
+            config: d('1'),
+            platform: None,
+        },
+    );
+    reg.put_manifest(
+        &app,
+        d('b'),
+        Manifest::Image {
+            config: d('2'),
+            platform: None,
+        },
+    );
+    let prom = prometheus::Registry::new();
+    let metrics = Metrics::register(&prom).unwrap();
+    let mut s = State::new(settings(), metrics.clone(), Box::new(NoJitter));
+    let t0 = Instant::now();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"namespace": "ns", "name": "web-1-a", "uid": "p", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": true}]},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "example.com/app:v1", "imagePullPolicy": "IfNotPresent"}]},
+        "status": {"containerStatuses": [{"name": "c", "image": "x", "imageID": format!("example.com/app@{}", d('a')),
+            "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+    }))
+    .unwrap();
+    let v = PodView::from_pod(&pod, s.strings()).unwrap();
+    s.apply_pod(v, t0);
+    let check = s.due_checks(t0, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, t0);
+    let regarding: Vec<_> = effects
+        .iter()
+        .map(|e| e.regarding.kind.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(regarding, ["Pod", "ReplicaSet"], "owner not known yet");
+    let text = metrics.render().unwrap();
+    assert!(
+        text.contains(r#"owner_kind="ReplicaSet",owner_name="web-1""#),
+        "{text}"
+    );
+
+    let rs = |owner: &str| OwnerMeta {
+        namespace: "ns".into(),
+        kind: "ReplicaSet".into(),
+        name: "web-1".into(),
+        owner: Some(OwnerRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: owner.into(),
+            uid: "d".into(),
+        }),
+    };
+    let jobs = s.replace_owners("ReplicaSet", vec![rs("web")]);
+    assert_eq!(jobs.len(), 1, "the owned pod's container is judged again");
+    let mut judged = Vec::new();
+    for j in &jobs {
+        judged.push(run_judge(&reg, &Anonymous, j).await);
+    }
+    s.apply_outcome(
+        Outcome {
+            answer: None,
+            judged,
+        },
+        t0,
+    );
+    let text = metrics.render().unwrap();
+    assert!(
+        text.contains(r#"owner_kind="Deployment",owner_name="web",pod="web-1-a"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="Deployment",owner_name="web"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(!text.contains(r#"owner_kind="ReplicaSet""#), "{text}");
+    assert!(
+        s.replace_owners("ReplicaSet", vec![rs("web")]).is_empty(),
+        "an unchanged re-list re-judges nothing"
+    );
+}

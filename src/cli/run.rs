@@ -18,6 +18,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Loads the configuration, then runs until SIGTERM/SIGINT or until the
@@ -121,7 +122,7 @@ async fn serve<C: PullCredentials>(
         })?;
     tracing::info!(listen = %config.listen, "serving /metrics, /livez, /readyz");
     let ready = Readiness::default();
-    let mut http = tokio::spawn(imagedrift::http::serve(
+    let http = tokio::spawn(imagedrift::http::serve(
         listener,
         imagedrift::http::router(metrics.clone(), ready.clone()),
         token.clone(),
@@ -169,47 +170,75 @@ async fn serve<C: PullCredentials>(
         remedies,
     };
     let inputs = watch_all(client, &config.namespaces, &config.label_selector);
-    let mut controller = tokio::spawn(runner::run(
+    let controller = tokio::spawn(runner::run(
         ctx,
         inputs,
         Box::new(RandomJitter::default()),
         token.clone(),
     ));
-    let mut lease_task = leadership.task.take();
+    let mut parts = Parts {
+        controller,
+        http,
+        lease: leadership.task.take(),
+    };
+    let outcome = first_to_stop(&token, &mut parts).await;
+    token.cancel();
+    // Dropping every leadership receiver makes the lease task release the lease.
+    drop(leadership);
+    wind_down(parts, Duration::from_secs(10)).await;
+    tracing::info!("stopped");
+    outcome
+}
 
-    // One shutdown path: whichever part stops first stops the others.
-    let outcome: anyhow::Result<()> = tokio::select! {
+/// The long-running tasks; whichever stops first stops the others.
+struct Parts {
+    controller: JoinHandle<Result<(), runner::RunError>>,
+    http: JoinHandle<std::io::Result<()>>,
+    lease: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// Waits until shutdown is asked for or a part stops by itself; the latter
+/// is an error. A shutdown request wins over the parts it stops (`biased`):
+/// the HTTP server and the controller end *because* the token was cancelled.
+async fn first_to_stop(token: &CancellationToken, p: &mut Parts) -> anyhow::Result<()> {
+    tokio::select! {
+        biased;
         _ = token.cancelled() => Ok(()),
-        r = &mut controller => match r {
+        r = &mut p.controller => match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(anyhow::anyhow!(e).context("controller stopped")),
             Err(e) => Err(anyhow::anyhow!(e).context("controller task failed")),
         },
-        r = &mut http => match r {
+        r = &mut p.http => match r {
             Ok(Ok(())) => Err(anyhow::anyhow!("HTTP server stopped")),
             Ok(Err(e)) => Err(anyhow::anyhow!(e).context("HTTP server failed")),
             Err(e) => Err(anyhow::anyhow!(e).context("HTTP task failed")),
         },
-        r = async { match lease_task.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => match r {
+        r = async { match p.lease.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => match r {
             Ok(Ok(())) => Err(anyhow::anyhow!("leader election stopped")),
             Ok(Err(e)) => Err(anyhow::anyhow!(e).context("leader election failed")),
             Err(e) => Err(anyhow::anyhow!(e).context("lease task failed")),
         },
-    };
-    token.cancel();
-    // Dropping every leadership receiver makes the lease task release the lease.
-    drop(leadership);
-    let grace = Duration::from_secs(10);
+    }
+}
+
+/// Gives the parts `grace` to finish. A part that already finished is not
+/// awaited again: the one `first_to_stop` saw end was polled to completion,
+/// and polling a `JoinHandle` after that panics.
+async fn wind_down(p: Parts, grace: Duration) {
+    async fn join<T>(h: JoinHandle<T>) {
+        if !h.is_finished() {
+            let _ = h.await;
+        }
+    }
     let _ = tokio::time::timeout(grace, async {
-        let _ = controller.await;
-        let _ = http.await;
-        if let Some(t) = lease_task {
-            let _ = t.await;
+        join(p.controller).await;
+        join(p.http).await;
+        if let Some(t) = p.lease {
+            join(t).await;
         }
     })
     .await;
-    tracing::info!("stopped");
-    outcome
 }
 
 fn spawn_signal_handler(token: CancellationToken) {
@@ -244,4 +273,78 @@ fn remedies_configured(c: &RemedyConfig) -> bool {
         || c.namespaces
             .keys()
             .any(|ns| matches!(c.namespace(ns), OptIn::In(e) if e != Enabled::NONE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(
+        controller: Result<(), runner::RunError>,
+        http: std::io::Result<()>,
+        lease: Option<Result<(), String>>,
+    ) -> Parts {
+        Parts {
+            controller: tokio::spawn(async move { controller }),
+            http: tokio::spawn(async move { http }),
+            lease: lease.map(|l| tokio::spawn(async move { l })),
+        }
+    }
+
+    async fn finished(p: &Parts) {
+        while !(p.controller.is_finished()
+            && p.http.is_finished()
+            && p.lease.as_ref().is_none_or(|l| l.is_finished()))
+        {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sigterm_is_a_clean_stop_even_when_the_parts_ended_first() {
+        // SIGTERM cancels the token; the HTTP server and the controller end
+        // because of it, possibly before the select looks. That used to be
+        // read (at random) as "HTTP server stopped", exit 1, and then
+        // panicked awaiting the finished JoinHandle again.
+        for _ in 0..20 {
+            let token = CancellationToken::new();
+            token.cancel();
+            let mut p = parts(Ok(()), Ok(()), Some(Ok(())));
+            finished(&p).await;
+            assert!(first_to_stop(&token, &mut p).await.is_ok());
+            wind_down(p, Duration::from_secs(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_part_stopping_by_itself_is_an_error_and_winding_down_does_not_panic() {
+        let token = CancellationToken::new();
+        let mut p = parts(Err(runner::RunError::WatchEnded), Ok(()), None);
+        // Only the controller has ended; the HTTP part stays up until cancelled.
+        p.http = tokio::spawn({
+            let token = token.clone();
+            async move {
+                token.cancelled().await;
+                Ok(())
+            }
+        });
+        let e = first_to_stop(&token, &mut p).await.unwrap_err();
+        assert_eq!(e.to_string(), "controller stopped");
+        token.cancel();
+        wind_down(p, Duration::from_secs(5)).await;
+
+        let token = CancellationToken::new();
+        let mut p = parts(Ok(()), Err(std::io::Error::other("accept failed")), None);
+        p.controller = tokio::spawn({
+            let token = token.clone();
+            async move {
+                token.cancelled().await;
+                Ok(())
+            }
+        });
+        let e = first_to_stop(&token, &mut p).await.unwrap_err();
+        assert_eq!(format!("{e:#}"), "HTTP server failed: accept failed");
+        token.cancel();
+        wind_down(p, Duration::from_secs(5)).await;
+    }
 }

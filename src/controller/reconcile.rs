@@ -623,9 +623,32 @@ impl State {
         self.owners.delete(namespace, kind, name);
     }
 
-    /// Replaces all owners of `kind` (after a re-list).
-    pub fn replace_owners(&mut self, kind: &str, items: Vec<OwnerMeta>) {
+    /// Replaces all owners of `kind` (after a re-list); returns the
+    /// containers of the pods whose workload changed, to judge again so
+    /// their series and counts move to it (cheap: answers are cached). At
+    /// start-up the pod list often arrives before the ReplicaSets and Jobs.
+    pub fn replace_owners(&mut self, kind: &str, items: Vec<OwnerMeta>) -> Vec<JudgeJob> {
+        let owned = |p: &PodView| p.owner.as_ref().is_some_and(|o| &*o.kind == kind);
+        let before: Vec<((Str, Str), Workload)> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| owned(p))
+            .map(|(k, p)| (k.clone(), self.owners.workload_of(p)))
+            .collect();
         self.owners.replace_kind(kind, items);
+        let moved: HashSet<(Str, Str)> = before
+            .into_iter()
+            .filter(|(k, w)| {
+                self.pods
+                    .get(k)
+                    .is_some_and(|p| self.owners.workload_of(p) != *w)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if moved.is_empty() {
+            return Vec::new();
+        }
+        self.jobs_where(|p| moved.contains(&(p.namespace.clone(), p.name.clone())))
     }
 
     /// References due for a check, at most `limit`, as jobs.

@@ -231,8 +231,7 @@ fn owner_event<K: Resource<DynamicType = ()>>(
             Vec::new()
         }
         watcher::Event::InitDone => {
-            state.replace_owners(kind, relist.buffers.remove(kind).unwrap_or_default());
-            Vec::new()
+            state.replace_owners(kind, relist.buffers.remove(kind).unwrap_or_default())
         }
         watcher::Event::Apply(o) => {
             match OwnerMeta::from_meta(kind, &o.metadata, state.strings()) {

@@ -1,0 +1,1135 @@
+//! End to end: the real `imagedrift run` binary against a real local
+//! registry (Debian's `docker-registry`) and a small fake Kubernetes API
+//! server written here. The fake speaks what the controller's watchers ask
+//! for (list + watch of pods and nodes, metadata-only list + watch of
+//! ReplicaSets and Jobs, bookmarks) and records every Event written; any
+//! other request is logged and fails the test.
+//!
+//! Scenario: two pods judged fresh (first under their ReplicaSet and Job,
+//! then, once the held-back owner lists land, under their Deployment and
+//! CronJob); the tag of one is re-pushed, the next
+//! check (every 10s, the shortest interval) judges it stale and the
+//! controller writes `StaleImage` Events for the pod and its Deployment; the
+//! node pulls the new content (a MODIFIED pod) and it is fresh again; the
+//! pod is deleted and its series vanish; SIGTERM stops the process cleanly.
+//! `scan` reads the same fake cluster. Every wait polls for a condition
+//! under one overall deadline (about 11 s per test).
+
+mod support;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use oci_client::secrets::RegistryAuth;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{OCI_INDEX, OCI_MANIFEST, Options, Pusher, RegistryProcess, TempDir};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+// ---------------------------------------------------------------- fake API
+
+/// The four collections the controller watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Pods,
+    Nodes,
+    ReplicaSets,
+    Jobs,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Pods, Kind::Nodes, Kind::ReplicaSets, Kind::Jobs];
+
+    /// The cluster-wide collection path.
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Pods => "/api/v1/pods",
+            Kind::Nodes => "/api/v1/nodes",
+            Kind::ReplicaSets => "/apis/apps/v1/replicasets",
+            Kind::Jobs => "/apis/batch/v1/jobs",
+        }
+    }
+
+    fn from_path(p: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.path() == p)
+    }
+
+    /// Whether the controller watches only the metadata (`PartialObjectMetadata`).
+    fn meta_only(self) -> bool {
+        matches!(self, Kind::ReplicaSets | Kind::Jobs)
+    }
+
+    /// `apiVersion` and `kind` of one object as served.
+    fn type_meta(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Pods => ("v1", "Pod"),
+            Kind::Nodes => ("v1", "Node"),
+            Kind::ReplicaSets | Kind::Jobs => ("meta.k8s.io/v1", "PartialObjectMetadata"),
+        }
+    }
+
+    /// `apiVersion` and `kind` of a list as served.
+    fn list_type_meta(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Pods => ("v1", "PodList"),
+            Kind::Nodes => ("v1", "NodeList"),
+            Kind::ReplicaSets | Kind::Jobs => ("meta.k8s.io/v1", "PartialObjectMetadataList"),
+        }
+    }
+
+    /// An object as this collection serves it: metadata-only kinds lose
+    /// everything but their metadata.
+    fn wire(self, obj: &Value) -> Value {
+        let (api_version, kind) = self.type_meta();
+        if self.meta_only() {
+            json!({"apiVersion": api_version, "kind": kind, "metadata": obj["metadata"].clone()})
+        } else {
+            let mut o = obj.clone();
+            o["apiVersion"] = json!(api_version);
+            o["kind"] = json!(kind);
+            o
+        }
+    }
+}
+
+/// A write the controller made (Events only).
+#[derive(Clone, Debug)]
+struct Written {
+    method: Method,
+    path: String,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Collection {
+    /// Current objects by `namespace/name`.
+    objects: BTreeMap<String, Value>,
+    /// Every change as a watch event, with its resourceVersion.
+    history: Vec<(u64, Value)>,
+}
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    collections: BTreeMap<Kind, Collection>,
+    written: Vec<Written>,
+    requests: Vec<String>,
+    unexpected: Vec<String>,
+    /// Watches opened per kind.
+    watches: BTreeMap<Kind, usize>,
+    /// BOOKMARK events sent per kind.
+    bookmarks: BTreeMap<Kind, usize>,
+}
+
+/// A tiny API server: objects with resource versions, lists, watches that
+/// replay history after the requested version and then stay open.
+struct FakeApi {
+    inner: Mutex<Inner>,
+    changed: watch::Sender<u64>,
+    /// While `true`, lists of ReplicaSets and Jobs wait: the pods arrive
+    /// (and are judged) before their owners, as happens at random in a cluster.
+    hold_owner_lists: watch::Sender<bool>,
+}
+
+impl FakeApi {
+    fn new() -> Arc<FakeApi> {
+        Arc::new(FakeApi {
+            inner: Mutex::new(Inner {
+                rv: 100,
+                ..Default::default()
+            }),
+            changed: watch::channel(0).0,
+            hold_owner_lists: watch::channel(false).0,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic in another test thread must not hide this test's result.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn key(obj: &Value) -> String {
+        format!(
+            "{}/{}",
+            obj["metadata"]["namespace"].as_str().unwrap_or(""),
+            obj["metadata"]["name"].as_str().unwrap_or("")
+        )
+    }
+
+    /// Creates or replaces an object (ADDED or MODIFIED on open watches).
+    fn put(&self, kind: Kind, mut obj: Value) {
+        let rv = {
+            let mut inner = self.lock();
+            inner.rv += 1;
+            let rv = inner.rv;
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let key = FakeApi::key(&obj);
+            let c = inner.collections.entry(kind).or_default();
+            let type_ = if c.objects.contains_key(&key) {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            };
+            c.history
+                .push((rv, json!({"type": type_, "object": kind.wire(&obj)})));
+            c.objects.insert(key, obj);
+            rv
+        };
+        self.changed.send_replace(rv);
+    }
+
+    /// Deletes an object (DELETED on open watches).
+    fn delete(&self, kind: Kind, namespace: &str, name: &str) {
+        let rv = {
+            let mut inner = self.lock();
+            inner.rv += 1;
+            let rv = inner.rv;
+            let c = inner.collections.entry(kind).or_default();
+            let mut obj = c
+                .objects
+                .remove(&format!("{namespace}/{name}"))
+                .unwrap_or_else(|| panic!("fake API: no {kind:?} {namespace}/{name} to delete"));
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            c.history
+                .push((rv, json!({"type": "DELETED", "object": kind.wire(&obj)})));
+            rv
+        };
+        self.changed.send_replace(rv);
+    }
+
+    fn list(&self, kind: Kind) -> Value {
+        let mut inner = self.lock();
+        let rv = inner.rv;
+        let items: Vec<Value> = inner
+            .collections
+            .entry(kind)
+            .or_default()
+            .objects
+            .values()
+            .map(|o| kind.wire(o))
+            .collect();
+        let (api_version, list_kind) = kind.list_type_meta();
+        json!({"apiVersion": api_version, "kind": list_kind,
+               "metadata": {"resourceVersion": rv.to_string()}, "items": items})
+    }
+
+    /// The next line of a watch from `cursor`: a change after it, else a
+    /// bookmark if one is owed, else `None` (wait for a change).
+    fn next_watch_line(&self, kind: Kind, cursor: &mut u64, bookmark: &mut bool) -> Option<Value> {
+        let mut inner = self.lock();
+        let rv = inner.rv;
+        let c = inner.collections.entry(kind).or_default();
+        if let Some((at, ev)) = c.history.iter().find(|(at, _)| *at > *cursor) {
+            *cursor = *at;
+            return Some(ev.clone());
+        }
+        if std::mem::take(bookmark) {
+            *cursor = rv;
+            *inner.bookmarks.entry(kind).or_default() += 1;
+            let (api_version, k) = kind.type_meta();
+            return Some(
+                json!({"type": "BOOKMARK", "object": {"apiVersion": api_version, "kind": k,
+                "metadata": {"resourceVersion": rv.to_string()}}}),
+            );
+        }
+        None
+    }
+
+    fn written(&self) -> Vec<Written> {
+        self.lock().written.clone()
+    }
+
+    fn unexpected(&self) -> Vec<String> {
+        self.lock().unexpected.clone()
+    }
+
+    fn request_log(&self) -> String {
+        self.lock().requests.join("\n")
+    }
+}
+
+fn query_pairs(q: &str) -> BTreeMap<String, String> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.to_string(), String::new()),
+        })
+        .collect()
+}
+
+fn status(code: StatusCode, message: String) -> Response {
+    let body = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+        "message": message, "reason": code.canonical_reason().unwrap_or(""), "code": code.as_u16()});
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn handle(State(api): State<Arc<FakeApi>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let q = query_pairs(req.uri().query().unwrap_or(""));
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let line = format!("{method} {} (Accept: {accept})", req.uri());
+    api.lock().requests.push(line.clone());
+    let unexpected = |why: &str| {
+        let msg = format!("{line}: {why}");
+        eprintln!("fake API: unexpected request {msg}");
+        api.lock().unexpected.push(msg.clone());
+        status(StatusCode::NOT_FOUND, msg)
+    };
+
+    if let Some(kind) = Kind::from_path(&path) {
+        if method != Method::GET {
+            return unexpected("only GET (list, watch) is served on watched collections");
+        }
+        let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
+        if kind.meta_only() {
+            let want = if watching {
+                "as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+            } else {
+                "as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            };
+            if !accept.contains(want) {
+                return unexpected(&format!("metadata-only collection asked without `{want}`"));
+            }
+        }
+        if !watching {
+            if kind.meta_only() {
+                let mut held = api.hold_owner_lists.subscribe();
+                if held.wait_for(|h| !h).await.is_err() {
+                    return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+                }
+            }
+            return json_response(StatusCode::OK, &api.list(kind));
+        }
+        let Some(Ok(from)) = q.get("resourceVersion").map(|v| v.parse::<u64>()) else {
+            return unexpected("watch without a numeric resourceVersion");
+        };
+        *api.lock().watches.entry(kind).or_default() += 1;
+        let bookmark = q.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+        let rx = api.changed.subscribe();
+        let stream = futures::stream::unfold(
+            (api.clone(), rx, from, bookmark),
+            move |(api, mut rx, mut cursor, mut bookmark)| async move {
+                loop {
+                    rx.borrow_and_update();
+                    if let Some(ev) = api.next_watch_line(kind, &mut cursor, &mut bookmark) {
+                        let mut line = ev.to_string().into_bytes();
+                        line.push(b'\n');
+                        return Some((
+                            Ok::<_, Infallible>(Bytes::from(line)),
+                            (api, rx, cursor, bookmark),
+                        ));
+                    }
+                    rx.changed().await.ok()?;
+                }
+            },
+        );
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|e| status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+    }
+
+    if let Some(rest) = path.strip_prefix("/apis/events.k8s.io/v1/namespaces/") {
+        let parts: Vec<&str> = rest.split('/').collect();
+        let ok = match (&method, parts.as_slice()) {
+            (&Method::POST, [_, "events"]) => StatusCode::CREATED,
+            (&Method::PATCH, [_, "events", _]) => StatusCode::OK,
+            _ => return unexpected("only POST and PATCH of Events are served"),
+        };
+        let bytes = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+            Ok(b) => b,
+            Err(e) => return unexpected(&format!("unreadable body: {e}")),
+        };
+        let Ok(mut body) = serde_json::from_slice::<Value>(&bytes) else {
+            return unexpected("body is not JSON");
+        };
+        api.lock().written.push(Written {
+            method,
+            path: path.clone(),
+            body: body.clone(),
+        });
+        // Answer as the API server does: the object, with a version.
+        let rv = {
+            let mut inner = api.lock();
+            inner.rv += 1;
+            inner.rv
+        };
+        body["metadata"]["resourceVersion"] = json!(rv.to_string());
+        return json_response(ok, &body);
+    }
+    unexpected("not served by the fake API")
+}
+
+/// Serves the fake API on a free loopback port.
+async fn serve_fake_api(api: Arc<FakeApi>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind fake API");
+    let addr = listener.local_addr().expect("fake API addr");
+    let app = axum::Router::new().fallback(handle).with_state(api);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+// ---------------------------------------------------------------- objects
+
+fn node(name: &str, arch: &str) -> Value {
+    json!({"metadata": {"name": name, "labels": {"kubernetes.io/arch": arch, "kubernetes.io/os": "linux"}},
+        "status": {"nodeInfo": {"architecture": arch, "operatingSystem": "linux", "bootID": "",
+            "containerRuntimeVersion": "containerd://2.0.0", "kernelVersion": "", "kubeProxyVersion": "",
+            "kubeletVersion": "v1.33.0", "machineID": "", "osImage": "", "systemUUID": ""}}})
+}
+
+fn owned_meta(name: &str, api_version: &str, owner_kind: &str, owner: &str) -> Value {
+    json!({"metadata": {"namespace": "shop", "name": name, "uid": format!("uid-{name}"),
+        "ownerReferences": [{"apiVersion": api_version, "kind": owner_kind, "name": owner,
+            "uid": format!("uid-{owner}"), "controller": true}]}})
+}
+
+fn pod(
+    name: &str,
+    owner: (&str, &str, &str),
+    container: &str,
+    image: &str,
+    image_id: &str,
+    restarts: i32,
+) -> Value {
+    let (api_version, kind, owner_name) = owner;
+    json!({
+        "metadata": {"namespace": "shop", "name": name, "uid": format!("uid-{name}"),
+            "ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": owner_name,
+                "uid": format!("uid-{owner_name}"), "controller": true}]},
+        "spec": {"nodeName": "node-a",
+            "containers": [{"name": container, "image": image, "imagePullPolicy": "IfNotPresent"}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": container, "image": image,
+            "imageID": image_id, "ready": true, "restartCount": restarts,
+            "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}
+    })
+}
+
+// ---------------------------------------------------------------- the child
+
+/// The running binary; killed (and its log printed) if the test panics.
+struct ChildGuard {
+    child: Option<Child>,
+    log: PathBuf,
+    api: Arc<FakeApi>,
+}
+
+impl ChildGuard {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails with the child's log if it exited.
+    fn assert_alive(&mut self, during: &str) {
+        if let Some(c) = self.child.as_mut()
+            && let Ok(Some(st)) = c.try_wait()
+        {
+            panic!("imagedrift exited ({st}) while {during}");
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "---- imagedrift log ----\n{}\n---- fake API requests ----\n{}\n----",
+                self.log_text(),
+                self.api.request_log()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// The value of the one sample of `name` whose labels include all of
+/// `labels`; `None` when there is none.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let Some((set, value)) = rest.strip_prefix('{').and_then(|r| r.rsplit_once("} ")) else {
+            continue;
+        };
+        if labels
+            .iter()
+            .all(|(k, v)| set.split(',').any(|kv| kv == format!("{k}=\"{v}\"")))
+        {
+            assert!(
+                found.is_none(),
+                "two {name} samples match {labels:?}:\n{text}"
+            );
+            found = value.trim().parse().ok();
+        }
+    }
+    found
+}
+
+/// Polls `$check` (a block giving `Result<T, String>`) until it is `Ok`,
+/// failing with `$what` and the last observation at `$deadline`; fails at
+/// once if the child exited or the fake API saw a request it does not serve.
+macro_rules! wait_for {
+    ($guard:expr, $deadline:expr, $what:expr, $check:block) => {{
+        let started = Instant::now();
+        loop {
+            $guard.assert_alive($what);
+            let unexpected = $guard.api.unexpected();
+            assert!(
+                unexpected.is_empty(),
+                "the controller made requests the fake API does not serve:\n{}",
+                unexpected.join("\n")
+            );
+            let r: Result<_, String> = async $check.await;
+            match r {
+                Ok(v) => {
+                    // Step timings, shown when a test fails.
+                    println!("{} after {:?}", $what, started.elapsed());
+                    break v;
+                }
+                Err(last) if Instant::now() > $deadline => {
+                    panic!("timed out waiting for {}; last seen:\n{last}", $what)
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }};
+}
+
+async fn metrics(addr: std::net::SocketAddr) -> Result<String, String> {
+    match http_get(addr, "/metrics").await {
+        Some((200, body)) => Ok(body),
+        other => Err(format!("/metrics answered {other:?}")),
+    }
+}
+
+fn events_about<'a>(
+    written: &'a [Written],
+    kind: &str,
+    name: &str,
+    reason: &str,
+) -> Vec<&'a Written> {
+    written
+        .iter()
+        .filter(|w| {
+            w.body["regarding"]["kind"] == kind
+                && w.body["regarding"]["name"] == name
+                && w.body["reason"] == reason
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- the test
+
+/// The registry and the fake cluster both tests start from.
+struct Cluster {
+    registry: RegistryProcess,
+    pusher: Pusher,
+    host: String,
+    /// What `team/app:v1` served first (the app pod runs it).
+    first: support::Pushed,
+    app_image: String,
+    tools_image: String,
+    api: Arc<FakeApi>,
+    dir: TempDir,
+    kubeconfig: PathBuf,
+}
+
+/// The registry: a single-arch tag and a multi-arch index. The cluster: one
+/// amd64 node, a Deployment's pod running `team/app:v1`, a CronJob's pod
+/// running the multi-arch tag (containerd reports the index digest); both
+/// under `IfNotPresent`, as the API server defaults a `:v1` tag.
+async fn cluster() -> Cluster {
+    let registry = tokio::task::spawn_blocking(|| RegistryProcess::start(Options::default()))
+        .await
+        .expect("start registry");
+    let host = registry.host();
+    let pusher = Pusher::new(&host, false, RegistryAuth::Anonymous);
+    let first = pusher
+        .image(
+            "team/app",
+            "v1",
+            OCI_MANIFEST,
+            "amd64",
+            "app v1, first build",
+        )
+        .await;
+    let amd64 = pusher
+        .image("team/tools", "amd64", OCI_MANIFEST, "amd64", "tools amd64")
+        .await;
+    let arm64 = pusher
+        .image("team/tools", "arm64", OCI_MANIFEST, "arm64", "tools arm64")
+        .await;
+    let index = pusher
+        .index(
+            "team/tools",
+            "v2",
+            OCI_INDEX,
+            &[("linux/amd64", &amd64), ("linux/arm64/v8", &arm64)],
+        )
+        .await;
+
+    let app_image = format!("{host}/team/app:v1");
+    let tools_image = format!("{host}/team/tools:v2");
+    let api = FakeApi::new();
+    api.put(Kind::Nodes, node("node-a", "amd64"));
+    api.put(
+        Kind::ReplicaSets,
+        owned_meta("app-5d9c", "apps/v1", "Deployment", "app"),
+    );
+    api.put(
+        Kind::Jobs,
+        owned_meta("nightly-29000", "batch/v1", "CronJob", "nightly"),
+    );
+    api.put(
+        Kind::Pods,
+        app_pod(&app_image, &format!("{host}/team/app@{}", first.digest), 0),
+    );
+    api.put(
+        Kind::Pods,
+        pod(
+            "nightly-29000-q7",
+            ("batch/v1", "Job", "nightly-29000"),
+            "tools",
+            &tools_image,
+            &format!("{host}/team/tools@{}", index.digest),
+            0,
+        ),
+    );
+    let api_addr = serve_fake_api(api.clone()).await;
+
+    let dir = TempDir::new("run-e2e");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{api_addr}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: nobody\n    namespace: default\n\
+             current-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    Cluster {
+        registry,
+        pusher,
+        host,
+        first,
+        app_image,
+        tools_image,
+        api,
+        dir,
+        kubeconfig,
+    }
+}
+
+/// The Deployment's pod, running `image_id`.
+fn app_pod(app_image: &str, image_id: &str, restarts: i32) -> Value {
+    pod(
+        "app-5d9c-x1",
+        ("apps/v1", "ReplicaSet", "app-5d9c"),
+        "app",
+        app_image,
+        image_id,
+        restarts,
+    )
+}
+
+/// The binary, with an environment that can't redirect it elsewhere.
+/// Fails clearly if the file is not this package's build (another checkout
+/// sharing `CARGO_TARGET_DIR` may have replaced it since cargo built it).
+fn imagedrift() -> Command {
+    let out = Command::new(env!("CARGO_BIN_EXE_imagedrift"))
+        .arg("--version")
+        .output()
+        .expect("run imagedrift --version");
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        version.trim(),
+        concat!("imagedrift ", env!("CARGO_PKG_VERSION")),
+        "{} is another build than this test's (shared CARGO_TARGET_DIR?)",
+        env!("CARGO_BIN_EXE_imagedrift")
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_imagedrift"));
+    c.env("RUST_LOG", "info,imagedrift=debug");
+    for v in [
+        "KUBECONFIG",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reports_a_repushed_tag_through_metrics_and_events() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let Cluster {
+        registry,
+        pusher,
+        host,
+        first,
+        app_image,
+        tools_image,
+        api,
+        dir,
+        kubeconfig,
+    } = cluster().await;
+    api.hold_owner_lists.send_replace(true);
+
+    let config = dir.path().join("imagedrift.yaml");
+    // 10s is the shortest interval; no jitter; tags are not reused between checks.
+    std::fs::write(
+        &config,
+        "interval: 10s\njitter: 0\nregistries:\n  defaults:\n    tagTtlSeconds: 1\n",
+    )
+    .expect("write config");
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{}", support::free_port())
+        .parse()
+        .expect("listen addr");
+    let log = dir.path().join("imagedrift.log");
+    let log_file = std::fs::File::create(&log).expect("create log");
+    let child = imagedrift()
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file.try_clone().expect("dup log")))
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("start imagedrift");
+    let mut guard = ChildGuard {
+        child: Some(child),
+        log,
+        api: api.clone(),
+    };
+
+    // 1. Ready once the first pod and node lists arrived (the owner lists
+    //    are held back); both containers judged fresh, first under their
+    //    direct owners, then, once the owner lists land, under the
+    //    Deployment and the CronJob at once.
+    wait_for!(guard, deadline, "/readyz to answer 200", {
+        match http_get(listen, "/readyz").await {
+            Some((200, _)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let pod_labels = [
+        ("namespace", "shop"),
+        ("pod", "app-5d9c-x1"),
+        ("container", "app"),
+    ];
+    let app_stale = [
+        ("namespace", "shop"),
+        ("pod", "app-5d9c-x1"),
+        ("container", "app"),
+        ("image", app_image.as_str()),
+        ("owner_kind", "Deployment"),
+        ("owner_name", "app"),
+        ("node", "node-a"),
+    ];
+    let tools_stale = [
+        ("namespace", "shop"),
+        ("pod", "nightly-29000-q7"),
+        ("container", "tools"),
+        ("image", tools_image.as_str()),
+        ("owner_kind", "CronJob"),
+        ("owner_name", "nightly"),
+        ("node", "node-a"),
+    ];
+    let verdict = |v: &'static str| {
+        let mut l = pod_labels.to_vec();
+        l.push(("verdict", v));
+        l
+    };
+    wait_for!(
+        guard,
+        deadline,
+        "both containers judged fresh under their direct owners",
+        {
+            let text = metrics(listen).await?;
+            let app = sample(
+                &text,
+                "imagedrift_container_stale",
+                &[
+                    ("pod", "app-5d9c-x1"),
+                    ("owner_kind", "ReplicaSet"),
+                    ("owner_name", "app-5d9c"),
+                ],
+            );
+            let tools = sample(
+                &text,
+                "imagedrift_container_stale",
+                &[
+                    ("pod", "nightly-29000-q7"),
+                    ("owner_kind", "Job"),
+                    ("owner_name", "nightly-29000"),
+                ],
+            );
+            if app == Some(0.0) && tools == Some(0.0) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        }
+    );
+    api.hold_owner_lists.send_replace(false);
+    wait_for!(guard, deadline, "both containers judged fresh", {
+        let text = metrics(listen).await?;
+        let ok = sample(&text, "imagedrift_container_stale", &app_stale) == Some(0.0)
+            && sample(&text, "imagedrift_container_verdict", &verdict("fresh")) == Some(1.0)
+            && sample(&text, "imagedrift_container_stale", &tools_stale) == Some(0.0)
+            && sample(
+                &text,
+                "imagedrift_container_verdict",
+                &[("pod", "nightly-29000-q7"), ("verdict", "fresh")],
+            ) == Some(1.0);
+        if ok { Ok(()) } else { Err(text) }
+    });
+    assert!(
+        api.written().is_empty(),
+        "no Event while everything is fresh: {:?}",
+        api.written()
+    );
+
+    // 2. The tag is re-pushed with new content; the next check (≤ 10s)
+    //    judges the running container stale.
+    let second = pusher
+        .image(
+            "team/app",
+            "v1",
+            OCI_MANIFEST,
+            "amd64",
+            "app v1, second build",
+        )
+        .await;
+    assert_ne!(first.digest, second.digest);
+    wait_for!(guard, deadline, "the app container judged stale", {
+        let text = metrics(listen).await?;
+        let ok = sample(&text, "imagedrift_container_stale", &app_stale) == Some(1.0)
+            && sample(&text, "imagedrift_container_verdict", &verdict("stale")) == Some(1.0)
+            && sample(
+                &text,
+                "imagedrift_workload_stale_containers",
+                &[
+                    ("namespace", "shop"),
+                    ("owner_kind", "Deployment"),
+                    ("owner_name", "app"),
+                ],
+            ) == Some(1.0)
+            && sample(&text, "imagedrift_container_stale", &tools_stale) == Some(0.0);
+        if ok { Ok(()) } else { Err(text) }
+    });
+    let written = wait_for!(
+        guard,
+        deadline,
+        "StaleImage Events for the pod and its Deployment",
+        {
+            let w = api.written();
+            let pod_ev = events_about(&w, "Pod", "app-5d9c-x1", "StaleImage").len();
+            let dep_ev = events_about(&w, "Deployment", "app", "StaleImage").len();
+            if pod_ev >= 1 && dep_ev >= 1 {
+                Ok(w)
+            } else {
+                Err(format!("{w:#?}"))
+            }
+        }
+    );
+    let pod_events = events_about(&written, "Pod", "app-5d9c-x1", "StaleImage");
+    assert_eq!(
+        pod_events.len(),
+        1,
+        "one StaleImage per transition: {written:#?}"
+    );
+    let ev = pod_events[0];
+    assert_eq!(ev.method, Method::POST);
+    assert_eq!(ev.path, "/apis/events.k8s.io/v1/namespaces/shop/events");
+    assert_eq!(ev.body["type"], "Warning");
+    assert_eq!(ev.body["regarding"]["namespace"], "shop");
+    assert_eq!(ev.body["regarding"]["uid"], "uid-app-5d9c-x1");
+    assert_eq!(ev.body["reportingController"], "imagedrift");
+    let note = ev.body["note"].as_str().expect("note");
+    for needle in [
+        "Container app",
+        app_image.as_str(),
+        first.digest.as_str(),
+        second.digest.as_str(),
+        "node-a",
+        "IfNotPresent",
+        "restart does not help",
+    ] {
+        assert!(note.contains(needle), "note lacks {needle:?}: {note}");
+    }
+    assert!(note.len() <= 1024, "note within the Event limit: {note}");
+    let dep = events_about(&written, "Deployment", "app", "StaleImage");
+    assert_eq!(dep.len(), 1, "{written:#?}");
+    assert_eq!(dep[0].body["regarding"]["apiVersion"], "apps/v1");
+    assert_eq!(dep[0].body["regarding"]["namespace"], "shop");
+    assert!(
+        written
+            .iter()
+            .all(|w| w.body["regarding"]["name"] != "nightly-29000-q7"
+                && w.body["regarding"]["name"] != "nightly"),
+        "nothing about the fresh CronJob pod: {written:#?}"
+    );
+
+    // 3. The node pulls the new content (a MODIFIED pod with the new
+    //    imageID): fresh again, judged from the cached answer.
+    api.put(
+        Kind::Pods,
+        app_pod(&app_image, &format!("{host}/team/app@{}", second.digest), 1),
+    );
+    wait_for!(guard, deadline, "the app container fresh again", {
+        let text = metrics(listen).await?;
+        let w = api.written();
+        let ok = sample(&text, "imagedrift_container_stale", &app_stale) == Some(0.0)
+            && sample(&text, "imagedrift_container_verdict", &verdict("fresh")) == Some(1.0)
+            && events_about(&w, "Pod", "app-5d9c-x1", "ImageUpToDate").len() == 1
+            && events_about(&w, "Deployment", "app", "ImageUpToDate").len() == 1;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{text}\n{w:#?}"))
+        }
+    });
+
+    // 4. The pod goes: its series go with it; the other pod's stay.
+    api.delete(Kind::Pods, "shop", "app-5d9c-x1");
+    wait_for!(guard, deadline, "the deleted pod's series to vanish", {
+        let text = metrics(listen).await?;
+        let gone = !text.contains("pod=\"app-5d9c-x1\"");
+        let other = sample(&text, "imagedrift_container_stale", &tools_stale) == Some(0.0);
+        if gone && other { Ok(()) } else { Err(text) }
+    });
+
+    // Every collection was listed and watched as a controller should.
+    {
+        let inner = api.lock();
+        for kind in Kind::ALL {
+            assert!(
+                inner.watches.get(&kind).copied().unwrap_or(0) >= 1
+                    && inner.bookmarks.get(&kind).copied().unwrap_or(0) >= 1,
+                "no watch of {kind:?} asking for bookmarks:\n{}",
+                inner.requests.join("\n")
+            );
+        }
+    }
+
+    // 5. SIGTERM: a clean exit within the shutdown grace.
+    let pid = guard.child.as_ref().expect("child").id();
+    // SAFETY: sending a signal to our own child process by its id.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill(SIGTERM)");
+    let stop_deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let c = guard.child.as_mut().expect("child");
+        if let Some(st) = c.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < stop_deadline,
+            "imagedrift did not exit within 20s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    guard.child = None;
+    assert!(
+        status.success(),
+        "exit status after SIGTERM: {status}\n{}",
+        guard.log_text()
+    );
+    let log_text = guard.log_text();
+    assert!(log_text.contains("SIGTERM"), "{log_text}");
+    // The fake spoke what the watchers and the recorder need: no watch
+    // retried, no Event refused, nothing else worth a warning.
+    let complaints: Vec<&str> = log_text
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked"))
+        .collect();
+    assert!(complaints.is_empty(), "warnings in the log:\n{log_text}");
+    assert!(
+        !log_text.contains('\u{1b}'),
+        "no terminal colour codes in a log written to a file:\n{log_text}"
+    );
+    assert!(
+        api.unexpected().is_empty(),
+        "unexpected requests: {:?}",
+        api.unexpected()
+    );
+    drop(registry);
+}
+
+/// Runs a one-shot command to its end (killed at `deadline`); returns its
+/// exit code, stdout and stderr.
+async fn one_shot(
+    mut cmd: Command,
+    dir: &TempDir,
+    deadline: Instant,
+) -> (Option<i32>, String, String) {
+    let out = dir.path().join("one-shot.out");
+    let err = dir.path().join("one-shot.err");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(
+            std::fs::File::create(&out).expect("create stdout file"),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(&err).expect("create stderr file"),
+        ))
+        .spawn()
+        .expect("start imagedrift");
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the one-shot command did not finish in time; stderr:\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    (
+        status.code(),
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        std::fs::read_to_string(&err).unwrap_or_default(),
+    )
+}
+
+fn scan_item<'a>(report: &'a Value, pod: &str) -> &'a Value {
+    report["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["pod"] == pod))
+        .unwrap_or_else(|| panic!("no item for pod {pod}: {report:#}"))
+}
+
+/// `imagedrift scan` reads the same fake cluster once (lists, metadata-only
+/// owner lists) and exits 0, then 1 once the tag moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_judges_the_same_cluster_once() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let c = cluster().await;
+    let scan = || {
+        let mut cmd = imagedrift();
+        cmd.args(["scan", "-A", "-o", "json", "--kubeconfig"])
+            .arg(&c.kubeconfig);
+        cmd
+    };
+
+    let (code, stdout, stderr) = one_shot(scan(), &c.dir, deadline).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "nothing stale yet; stderr:\n{stderr}\nstdout:\n{stdout}"
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("scan -o json prints JSON");
+    let app = scan_item(&report, "app-5d9c-x1");
+    assert_eq!(app["verdict"], "fresh", "{app:#}");
+    assert_eq!(app["image"], c.app_image.as_str());
+    assert_eq!(app["owner"], json!({"kind": "Deployment", "name": "app"}));
+    assert_eq!(app["pullPolicy"], "IfNotPresent");
+    assert_eq!(app["node"], "node-a");
+    let tools = scan_item(&report, "nightly-29000-q7");
+    assert_eq!(tools["verdict"], "fresh", "{tools:#}");
+    assert_eq!(tools["image"], c.tools_image.as_str());
+    assert_eq!(
+        tools["owner"],
+        json!({"kind": "CronJob", "name": "nightly"})
+    );
+
+    let second = c
+        .pusher
+        .image(
+            "team/app",
+            "v1",
+            OCI_MANIFEST,
+            "amd64",
+            "app v1, second build",
+        )
+        .await;
+    let (code, stdout, stderr) = one_shot(scan(), &c.dir, deadline).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "something stale; stderr:\n{stderr}\nstdout:\n{stdout}"
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("scan -o json prints JSON");
+    let app = scan_item(&report, "app-5d9c-x1");
+    assert_eq!(app["verdict"], "stale", "{app:#}");
+    assert_eq!(app["runningDigest"], c.first.digest.as_str(), "{app:#}");
+    assert_eq!(app["currentDigest"], second.digest.as_str(), "{app:#}");
+    assert_eq!(scan_item(&report, "nightly-29000-q7")["verdict"], "fresh");
+    assert!(
+        c.api.unexpected().is_empty(),
+        "scan made requests the fake API does not serve:\n{}\nall requests:\n{}",
+        c.api.unexpected().join("\n"),
+        c.api.request_log()
+    );
+    assert!(c.api.written().is_empty(), "scan writes nothing");
+}
