@@ -162,6 +162,12 @@ pub struct Evidence {
     pub current_digest: Option<Digest>,
     /// The platform used to pick index entries, when one was needed.
     pub platform: Option<Platform>,
+    /// The image manifest the tag serves this node today, when it was
+    /// needed (the index child for the node's platform, or the tag's own
+    /// digest when single-arch).
+    pub current_manifest: Option<Digest>,
+    /// That manifest's config digest, when it was fetched.
+    pub current_config: Option<Digest>,
     /// The rule that decided.
     pub rule: Rule,
     /// Extra detail (a lookup failure's message), for humans only.
@@ -254,6 +260,8 @@ pub fn invalid_image_id(raw: &str, error: impl fmt::Display) -> Judgement {
             running_digest: None,
             current_digest: None,
             platform: None,
+            current_manifest: None,
+            current_config: None,
             rule: Rule::InvalidImageId,
             detail: Some(format!("imageID {raw:?}: {error}")),
         },
@@ -274,6 +282,8 @@ pub async fn judge<S: ManifestSource>(
             running_digest: input.image_id.map(|id| id.digest.clone()),
             current_digest: tag.and_then(|t| t.as_ref().ok()).map(|d| d.digest.clone()),
             platform: None,
+            current_manifest: None,
+            current_config: None,
             rule: Rule::Pending,
             detail: None,
         },
@@ -344,6 +354,7 @@ pub async fn judge<S: ManifestSource>(
             Current::Failed(j) => return j,
             Current::Manifest(d) => d,
         };
+        ctx.evidence.current_manifest = Some(current.clone());
         // An old index whose child for this node is the current child: the tag
         // was re-pushed with identical content for this node.
         if running_manifest == current {
@@ -359,6 +370,7 @@ pub async fn judge<S: ManifestSource>(
                 Ok(c) => c,
                 Err(j) => return j,
             };
+        ctx.evidence.current_config = Some(current_config.clone());
         if running_config == current_config {
             ctx.done(Verdict::Fresh, Rule::SameConfig)
         } else {
@@ -370,11 +382,13 @@ pub async fn judge<S: ManifestSource>(
             Current::Failed(j) => return j,
             Current::Manifest(d) => d,
         };
+        ctx.evidence.current_manifest = Some(current.clone());
         let current_config =
             match config_of(&mut ctx, &current, LookupTarget::CurrentManifest).await {
                 Ok(c) => c,
                 Err(j) => return j,
             };
+        ctx.evidence.current_config = Some(current_config.clone());
         if running == &current_config {
             ctx.done(Verdict::Fresh, Rule::SameConfig)
         } else if id.form == IdForm::BareHex {

@@ -459,6 +459,11 @@ async fn stale_workloads_are_handed_to_the_remedies_with_every_container() {
     let stale = containers.iter().find(|c| c.pod == "web-1-a").unwrap();
     assert_eq!(stale.verdict, Verdict::Stale);
     assert_eq!(stale.current_digest, d('b'));
+    assert_eq!(
+        stale.also_current,
+        vec![d('b'), d('2')],
+        "the current manifest and config digests (CRI-O may report either)"
+    );
     assert_eq!(stale.running_digest, Some(d('a')));
     assert_eq!(stale.spec_image, "example.com/app:v1");
     assert_eq!(stale.policy.policy, imagedrift::policy::PullPolicy::Always);

@@ -981,3 +981,29 @@ fn unparseable_image_id_is_unknown_with_the_input() {
     assert_eq!(j.verdict.as_str(), "unknown");
     assert!(j.evidence.detail.unwrap().contains("containerd://what"));
 }
+
+#[test]
+fn stale_evidence_carries_what_current_means_on_this_node() {
+    // The remedies accept these digests from a refresh pod (CRI-O reports
+    // the platform manifest or the config digest).
+    let registry = FakeRegistry::new();
+    let spec = ImageRef::parse(APP).unwrap();
+    let p = Platform::parse("linux/amd64").unwrap();
+    for image_id in ["registry.example/team/app@{IDX1}", "{C1a}"] {
+        let id = RuntimeImageId::parse(&expand(image_id)).unwrap();
+        let input = VerdictInput {
+            spec: &spec,
+            image_id: id.as_ref(),
+            running: true,
+            platform: Some(&p),
+        };
+        let j = block_on(judge(
+            &input,
+            tag_result(Tag::Index("IDX2")).as_ref(),
+            &registry,
+        ));
+        assert_eq!(j.verdict, Verdict::Stale, "{image_id}");
+        assert_eq!(j.evidence.current_manifest, Some(d("M2a")), "{image_id}");
+        assert_eq!(j.evidence.current_config, Some(d("C2a")), "{image_id}");
+    }
+}

@@ -270,6 +270,8 @@ fn unknown(reason: UnknownReason, rule: Rule, detail: Option<String>) -> Judgeme
             running_digest: None,
             current_digest: None,
             platform: None,
+            current_manifest: None,
+            current_config: None,
             rule,
             detail,
         },
@@ -990,7 +992,13 @@ impl State {
                     spec_image: c.image.to_string(),
                     image: (**image).clone(),
                     current_digest: current,
-                    also_current: Vec::new(),
+                    // CRI-O may report the platform manifest or the config
+                    // digest after a refresh pull: both mean "current".
+                    also_current: [&j.evidence.current_manifest, &j.evidence.current_config]
+                        .into_iter()
+                        .flatten()
+                        .cloned()
+                        .collect(),
                     running_digest: j.evidence.running_digest.clone(),
                     policy: EffectivePolicy::infer_from_live(image, policy),
                     verdict: j.verdict.clone(),

@@ -373,6 +373,8 @@ mod tests {
             running_digest: None,
             current_digest: None,
             platform: None,
+            current_manifest: None,
+            current_config: None,
             rule: Rule::Pending,
             detail: None,
         };
