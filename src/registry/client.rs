@@ -178,13 +178,18 @@ fn classify(e: &reqwest::Error, what: &str) -> Fail {
 }
 
 /// Parses `Retry-After` as delay seconds (HTTP dates are treated as absent).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let v = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    v.parse::<u64>().ok().map(Duration::from_secs)
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    // The other form RFC 9110 allows: an HTTP date; a past one means now.
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Exponential backoff with jitter: between half and all of 0.5 s × 2^n,
@@ -341,7 +346,7 @@ impl Host {
                     }
                 }
                 429 => {
-                    let wait = retry_after(&reply.headers);
+                    let wait = retry_after(&reply.headers, std::time::SystemTime::now());
                     let inline = wait.is_none_or(|w| w <= self.max_retry_wait);
                     if attempt < self.max_retries && inline {
                         env.clock
@@ -361,7 +366,7 @@ impl Host {
                 }
                 500..=599 if attempt < self.max_retries => {
                     // A 503 may say when to come back; otherwise back off.
-                    let wait = retry_after(&reply.headers)
+                    let wait = retry_after(&reply.headers, std::time::SystemTime::now())
                         .filter(|w| *w <= self.max_retry_wait)
                         .unwrap_or_else(|| backoff(attempt));
                     env.clock.sleep(wait).await;
@@ -676,13 +681,21 @@ mod tests {
     #[test]
     fn retry_after_and_backoff() {
         let mut h = HeaderMap::new();
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
         h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
         h.insert(
             reqwest::header::RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+            "Wed, 21 Oct 2015 07:28:30 GMT".parse().unwrap(),
         );
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:00:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO), "a past date");
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, now), None);
         for n in 0..8 {
             let b = backoff(n);
             let full = 0.5 * f64::from(1u32 << n.min(4));
