@@ -504,11 +504,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// Serde glue: durations written as `5m`.
-mod duration_str {
+/// Serde glue for durations written as `5m` (or bare seconds), for every
+/// section of the configuration.
+pub mod duration_str {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
+    /// Deserializes a duration string (see [`super::parse_duration`]) or a
+    /// number of seconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]

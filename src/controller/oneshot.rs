@@ -57,6 +57,33 @@ impl OneShotError {
     }
 }
 
+/// Lists one owner kind's metadata into the store. Without it (RBAC), the
+/// owner chain stops at that kind: worth a warning, not an error.
+async fn list_owners<K>(client: &Client, ns: Option<&str>, kind: &'static str, state: &mut State)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match api::<K>(client, ns)
+        .list_metadata(&ListParams::default())
+        .await
+    {
+        Ok(list) => {
+            let items = list
+                .items
+                .iter()
+                .filter_map(|o| OwnerMeta::from_meta(kind, &o.metadata, state.strings()))
+                .collect();
+            state.replace_owners(kind, items);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, kind, "cannot list owners; the owner chain stops there")
+        }
+    }
+}
+
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -116,36 +143,8 @@ pub async fn collect<R: Registry, C: PullCredentials>(
         }
         Err(e) => tracing::warn!(error = %e, "cannot list nodes; platforms unknown"),
     }
-    match api::<ReplicaSet>(&client, ns)
-        .list_metadata(&ListParams::default())
-        .await
-    {
-        Ok(list) => {
-            let items = list
-                .items
-                .iter()
-                .filter_map(|o| OwnerMeta::from_meta("ReplicaSet", &o.metadata, state.strings()))
-                .collect();
-            state.replace_owners("ReplicaSet", items);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list ReplicaSets; owners stop at the ReplicaSet")
-        }
-    }
-    match api::<Job>(&client, ns)
-        .list_metadata(&ListParams::default())
-        .await
-    {
-        Ok(list) => {
-            let items = list
-                .items
-                .iter()
-                .filter_map(|o| OwnerMeta::from_meta("Job", &o.metadata, state.strings()))
-                .collect();
-            state.replace_owners("Job", items);
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot list Jobs; owners stop at the Job"),
-    }
+    list_owners::<ReplicaSet>(&client, ns, "ReplicaSet", &mut state).await;
+    list_owners::<Job>(&client, ns, "Job", &mut state).await;
     let now = Instant::now();
     let mut pending = Vec::new();
     for p in &pods.items {

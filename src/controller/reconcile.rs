@@ -15,9 +15,7 @@ use crate::metrics::{ContainerSeries, Metrics};
 use crate::platform::Platform;
 use crate::policy::EffectivePolicy;
 use crate::reference::ImageRef;
-use crate::remedy::{
-    ContainerKind as RemedyContainerKind, StaleContainer, WorkloadKind, WorkloadRef,
-};
+use crate::remedy::{StaleContainer, WorkloadKind, WorkloadRef};
 use crate::verdict::{
     self, Evidence, Judgement, LookupTarget, Rule, UnknownReason, Verdict, VerdictInput,
 };
@@ -983,11 +981,7 @@ impl State {
                 list.push(StaleContainer {
                     pod: pod.name.to_string(),
                     container: c.name.to_string(),
-                    kind: match c.kind {
-                        ContainerKind::Container => RemedyContainerKind::Container,
-                        ContainerKind::Init => RemedyContainerKind::Init,
-                        ContainerKind::Ephemeral => RemedyContainerKind::Ephemeral,
-                    },
+                    kind: c.kind,
                     node: pod.node.as_ref().map(|n| n.to_string()),
                     spec_image: c.image.to_string(),
                     image: (**image).clone(),

@@ -65,6 +65,15 @@ impl ContainerKind {
             ContainerKind::Ephemeral => "ephemeral",
         }
     }
+
+    /// The pod spec field holding it.
+    pub fn field(self) -> &'static str {
+        match self {
+            ContainerKind::Container => "containers",
+            ContainerKind::Init => "initContainers",
+            ContainerKind::Ephemeral => "ephemeralContainers",
+        }
+    }
 }
 
 /// An object's controlling owner (`ownerReferences[controller=true]`).

@@ -199,60 +199,9 @@ impl RemedyConfig {
     }
 }
 
-/// Durations written `90s`, `30m`, `1h30m`, or a bare number of seconds.
-pub mod duration {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    /// Parses `90s`, `30m`, `1h30m`, `250ms`, or bare seconds.
-    pub fn parse(s: &str) -> Result<Duration, String> {
-        let s = s.trim();
-        if let Ok(secs) = s.parse::<u64>() {
-            return Ok(Duration::from_secs(secs));
-        }
-        let bad = || format!("invalid duration {s:?}: write e.g. 90s, 30m, 1h30m");
-        let mut total = Duration::ZERO;
-        let mut rest = s;
-        if rest.is_empty() {
-            return Err(bad());
-        }
-        while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-            if digits == 0 {
-                return Err(bad());
-            }
-            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-            rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let part = match &rest[..unit_len] {
-                "ms" => Duration::from_millis(n),
-                "s" => Duration::from_secs(n),
-                "m" => Duration::from_secs(n.saturating_mul(60)),
-                "h" => Duration::from_secs(n.saturating_mul(3600)),
-                _ => return Err(bad()),
-            };
-            total = total.saturating_add(part);
-            rest = &rest[unit_len..];
-        }
-        Ok(total)
-    }
-
-    /// Serde: a string as above or a number of seconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(n) => Ok(Duration::from_secs(n)),
-            Raw::Text(t) => parse(&t).map_err(serde::de::Error::custom),
-        }
-    }
-}
+/// Durations are written as in the rest of the configuration (`90s`,
+/// `30m`, `1h30m`, or bare seconds).
+use crate::config::duration_str as duration;
 
 #[cfg(test)]
 mod tests {
@@ -316,7 +265,10 @@ mod tests {
         let cases = [
             (r#"{"enabled": ["restrat"]}"#, "unknown remedy \"restrat\""),
             (r#"{"enabled": ["none", "pin"]}"#, "mixes `none`"),
-            (r#"{"cooldown": "30 minutes"}"#, "invalid duration"),
+            (
+                r#"{"cooldown": "30 minutes"}"#,
+                "\"30 minutes\": unknown unit",
+            ),
             (r#"{"refresh": {"tolerations": "some"}}"#, "write `all`"),
             (r#"{"maxInflight": 3}"#, "unknown field"),
         ];

@@ -130,27 +130,8 @@ impl fmt::Display for WorkloadRef {
     }
 }
 
-/// Which list of the pod spec a container is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ContainerKind {
-    /// `containers`.
-    Container,
-    /// `initContainers` (a restartable sidecar).
-    Init,
-    /// `ephemeralContainers` (not in any template: never pinned).
-    Ephemeral,
-}
-
-impl ContainerKind {
-    /// The pod spec field holding it.
-    pub fn field(self) -> &'static str {
-        match self {
-            ContainerKind::Container => "containers",
-            ContainerKind::Init => "initContainers",
-            ContainerKind::Ephemeral => "ephemeralContainers",
-        }
-    }
-}
+/// Which list of the pod spec a container is in (the controller's type).
+pub use crate::controller::store::ContainerKind;
 
 /// One container the controller judged, as the remedies need it.
 #[derive(Clone, Debug, PartialEq, Eq)]
