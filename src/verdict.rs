@@ -190,32 +190,40 @@ struct Ctx<'a, S> {
 }
 
 impl<S: ManifestSource> Ctx<'_, S> {
-    fn done(mut self, verdict: Verdict, rule: Rule) -> Judgement {
-        self.evidence.rule = rule;
+    /// The judgement with the evidence gathered so far.
+    fn done(&self, verdict: Verdict, rule: Rule) -> Judgement {
+        self.finish(verdict, rule, None)
+    }
+
+    fn finish(&self, verdict: Verdict, rule: Rule, detail: Option<String>) -> Judgement {
         Judgement {
             verdict,
-            evidence: self.evidence,
+            evidence: Evidence {
+                rule,
+                detail: detail.or_else(|| self.evidence.detail.clone()),
+                ..self.evidence.clone()
+            },
         }
     }
 
-    fn failed(mut self, target: LookupTarget, f: LookupFailure) -> Judgement {
+    fn failed(&self, target: LookupTarget, f: LookupFailure) -> Judgement {
         let what = match target {
             LookupTarget::Tag => "resolving the tag",
             LookupTarget::RunningDigest => "fetching the running digest",
             LookupTarget::CurrentManifest => "fetching the tag's current manifest",
         };
-        self.evidence.detail = Some(format!("{what}: {f}"));
-        self.done(
+        self.finish(
             Verdict::Unknown(UnknownReason::Lookup(target, f.category)),
             Rule::LookupFailed,
+            Some(format!("{what}: {f}")),
         )
     }
 
-    fn platform_unknown(mut self, why: &str) -> Judgement {
-        self.evidence.detail = Some(why.to_string());
-        self.done(
+    fn platform_unknown(&self, why: &str) -> Judgement {
+        self.finish(
             Verdict::Unknown(UnknownReason::Platform),
             Rule::PlatformUndetermined,
+            Some(why.to_string()),
         )
     }
 
@@ -423,7 +431,7 @@ async fn current_manifest<S: ManifestSource>(
                 &*owned
             }
             Err(f) => {
-                let j = take(ctx).failed(LookupTarget::CurrentManifest, f);
+                let j = ctx.failed(LookupTarget::CurrentManifest, f);
                 return Current::Failed(j);
             }
         },
@@ -431,7 +439,7 @@ async fn current_manifest<S: ManifestSource>(
     match index {
         Manifest::Index { entries } => match ctx.child_for_platform(entries) {
             Ok(d) => Current::Manifest(d),
-            Err(why) => Current::Failed(take(ctx).platform_unknown(&why)),
+            Err(why) => Current::Failed(ctx.platform_unknown(&why)),
         },
         // The registry announced an index but served an image manifest.
         Manifest::Image { .. } => Current::Manifest(tag.digest.clone()),
@@ -447,20 +455,11 @@ async fn config_of<S: ManifestSource>(
     match ctx.fetch(manifest).await {
         Ok(m) => match &*m {
             Manifest::Image { config, .. } => Ok(config.clone()),
-            Manifest::Index { .. } => Err(take(ctx).done(
+            Manifest::Index { .. } => Err(ctx.done(
                 Verdict::Unknown(UnknownReason::NestedIndex),
                 Rule::NestedIndex,
             )),
         },
-        Err(f) => Err(take(ctx).failed(target, f)),
-    }
-}
-
-/// Moves the evidence out of a borrowed context to finish with it.
-fn take<'a, S>(ctx: &mut Ctx<'a, S>) -> Ctx<'a, S> {
-    Ctx {
-        input: ctx.input,
-        source: ctx.source,
-        evidence: ctx.evidence.clone(),
+        Err(f) => Err(ctx.failed(target, f)),
     }
 }
