@@ -177,7 +177,7 @@ fn classify(e: &reqwest::Error, what: &str) -> Fail {
     fail(category, format!("{what}{chain}"))
 }
 
-/// Parses `Retry-After` as delay seconds (HTTP dates are treated as absent).
+/// Parses `Retry-After`: delay seconds, or an HTTP date (relative to `now`).
 fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let v = headers
         .get(reqwest::header::RETRY_AFTER)?
@@ -355,7 +355,7 @@ impl Host {
                         attempt += 1;
                         continue;
                     }
-                    let mut f = status_failure(429, &format!("HEAD/GET {url}"));
+                    let mut f = status_failure(429, &format!("{method} {url}"));
                     if let Some(w) = wait {
                         f.failure
                             .detail
