@@ -16,7 +16,7 @@ pub use config::{ConfigError, Defaults, HostConfig, RegistriesConfig};
 
 use crate::facts::{Credential, Descriptor, FailureCategory, LookupFailure, Manifest};
 use crate::keyring::Keyring;
-use crate::reference::{Digest, ImageRef};
+use crate::reference::{DOCKER_HUB, Digest, ImageRef};
 use cache::{Flights, ManifestStore, until};
 use client::{Env, Fail, Host, Reply, fail, status_failure};
 use reqwest::Method;
@@ -177,7 +177,7 @@ impl Inner {
                 // hosts get plain HTTP, as Docker does.
                 let insecure = hc.map_or(config::is_loopback(label), |h| h.insecure_http);
                 let scheme = if insecure { "http" } else { "https" };
-                let api = if label == "docker.io" {
+                let api = if label == DOCKER_HUB {
                     DOCKER_HUB_API
                 } else {
                     label
