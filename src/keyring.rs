@@ -6,11 +6,8 @@
 //! counts, most specific (reverse-sorted key) first. Pure: no I/O.
 
 use crate::facts::{Credential, Secret};
-use crate::reference::ImageRef;
+use crate::reference::{DOCKER_HUB, ImageRef};
 use std::collections::BTreeMap;
-
-/// Docker Hub's name in normalised references.
-const DOCKER_HUB: &str = "docker.io";
 
 /// Why a secret or config file yields no credentials. Names the source and
 /// the key, never a secret value.

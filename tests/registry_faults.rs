@@ -210,6 +210,8 @@ async fn long_retry_after_fails_and_holds_the_key() {
     let e = r.resolve_tag(&image, &[]).await.expect_err("rate limited");
     assert_eq!(e.category, FailureCategory::RateLimited);
     assert!(e.detail.contains("Retry-After 3600"), "{e}");
+    // The failure names the request that was refused.
+    assert!(e.detail.contains("HEAD http://"), "{e}");
     assert!(clock.sleeps().is_empty());
     // Held for the whole Retry-After, not just the failure TTL.
     clock.advance(Duration::from_secs(600));

@@ -177,7 +177,7 @@ fn classify(e: &reqwest::Error, what: &str) -> Fail {
     fail(category, format!("{what}{chain}"))
 }
 
-/// Parses `Retry-After` as delay seconds (HTTP dates are treated as absent).
+/// Parses `Retry-After`: delay seconds, or an HTTP date (relative to `now`).
 fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let v = headers
         .get(reqwest::header::RETRY_AFTER)?
@@ -355,7 +355,7 @@ impl Host {
                         attempt += 1;
                         continue;
                     }
-                    let mut f = status_failure(429, &format!("HEAD/GET {url}"));
+                    let mut f = status_failure(429, &format!("{method} {url}"));
                     if let Some(w) = wait {
                         f.failure
                             .detail
@@ -456,35 +456,33 @@ impl Host {
             }
             q.append_pair("scope", scope);
         }
-        let req = match cred.map(|c| &c.secret) {
+        let (method, req) = match cred.map(|c| &c.secret) {
             Some(Secret::IdentityToken(refresh)) => {
                 form.query_pairs_mut()
                     .append_pair("grant_type", "refresh_token")
                     .append_pair("refresh_token", refresh)
                     .append_pair("client_id", "imagedrift");
-                self.client
+                let rb = self
+                    .client
                     .post(url)
                     .header(
                         reqwest::header::CONTENT_TYPE,
                         "application/x-www-form-urlencoded",
                     )
-                    .body(form.query().unwrap_or("").to_string())
+                    .body(form.query().unwrap_or("").to_string());
+                ("POST", rb)
             }
             secret => {
                 url.set_query(form.query());
                 let rb = self.client.get(url);
-                match secret {
+                let rb = match secret {
                     Some(Secret::Basic { username, password }) => {
                         rb.header(AUTHORIZATION, basic_header(username, password))
                     }
                     _ => rb,
-                }
+                };
+                ("GET", rb)
             }
-        };
-        let method = if matches!(cred.map(|c| &c.secret), Some(Secret::IdentityToken(_))) {
-            "POST"
-        } else {
-            "GET"
         };
         let started = std::time::Instant::now();
         let res = req.timeout(self.timeout).send().await;

@@ -16,9 +16,9 @@ pub use config::{ConfigError, Defaults, HostConfig, RegistriesConfig};
 
 use crate::facts::{Credential, Descriptor, FailureCategory, LookupFailure, Manifest};
 use crate::keyring::Keyring;
-use crate::reference::{Digest, ImageRef};
+use crate::reference::{DOCKER_HUB, Digest, ImageRef};
 use cache::{Flights, ManifestStore, until};
-use client::{Env, Fail, Host, Reply, fail};
+use client::{Env, Fail, Host, Reply, fail, status_failure};
 use reqwest::Method;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,7 @@ struct Inner {
     default_client: reqwest::Client,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     tags: Flights<Key, Result<Descriptor, LookupFailure>>,
-    manifest_flights: Flights<Key, Result<(Arc<Manifest>, String), LookupFailure>>,
+    manifest_flights: Flights<Key, Result<Arc<Manifest>, LookupFailure>>,
     manifests: ManifestStore,
 }
 
@@ -153,17 +153,6 @@ impl Resolver {
             }),
         })
     }
-
-    /// The manifest `digest` in `image`'s repository with its media type
-    /// (the CLI prints it; the trait method drops it).
-    pub async fn manifest_with_type(
-        &self,
-        image: &ImageRef,
-        digest: &Digest,
-        creds: &[Credential],
-    ) -> Result<(Arc<Manifest>, String), LookupFailure> {
-        self.inner.manifest(image, digest, creds).await
-    }
 }
 
 impl Inner {
@@ -188,7 +177,7 @@ impl Inner {
                 // hosts get plain HTTP, as Docker does.
                 let insecure = hc.map_or(config::is_loopback(label), |h| h.insecure_http);
                 let scheme = if insecure { "http" } else { "https" };
-                let api = if label == "docker.io" {
+                let api = if label == DOCKER_HUB {
                     DOCKER_HUB_API
                 } else {
                     label
@@ -286,8 +275,8 @@ impl Inner {
         image: &ImageRef,
         digest: &Digest,
         creds: &[Credential],
-    ) -> Result<(Arc<Manifest>, String), LookupFailure> {
-        if let Some(m) = self.manifests.get(digest) {
+    ) -> Result<Arc<Manifest>, LookupFailure> {
+        if let Some((m, _)) = self.manifests.get(digest) {
             self.metrics.cache("manifest", true);
             return Ok(m);
         }
@@ -305,7 +294,8 @@ impl Inner {
                     .with_credentials(image, &creds, |host, cred| {
                         self.fetch_manifest(host, image, digest, cred)
                     })
-                    .await;
+                    .await
+                    .map(|(m, _)| m);
                 self.count_failure(image.domain(), &r);
                 let hold = r.as_ref().err().and_then(|f| f.hold);
                 // Successes live in the store from now on; keep the flight
@@ -415,7 +405,7 @@ impl Inner {
                 }
             }
             405 => {}
-            s => return Err(status_fail(s, &format!("HEAD {}:{tag}", image.name()))),
+            s => return Err(status_failure(s, &format!("HEAD {}:{tag}", image.name()))),
         }
         let get = host
             .request(&env, Method::GET, &path, image.path(), cred)
@@ -456,7 +446,7 @@ impl Inner {
         what: &str,
     ) -> Result<(Digest, String, Arc<Manifest>), Fail> {
         if !(200..300).contains(&reply.status) {
-            return Err(status_fail(reply.status, what));
+            return Err(status_failure(reply.status, what));
         }
         let body = reply.body.as_deref().unwrap_or_default();
         let announced = match reply.header("docker-content-digest") {
@@ -485,10 +475,6 @@ impl Inner {
     }
 }
 
-fn status_fail(status: u16, what: &str) -> Fail {
-    client::status_failure(status, what)
-}
-
 fn fingerprint_all(creds: &[Credential]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -511,10 +497,7 @@ impl crate::facts::Registry for Resolver {
         digest: &Digest,
         creds: &[Credential],
     ) -> Result<Arc<Manifest>, LookupFailure> {
-        self.inner
-            .manifest(image, digest, creds)
-            .await
-            .map(|(m, _)| m)
+        self.inner.manifest(image, digest, creds).await
     }
 }
 

@@ -225,6 +225,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         notes.entry((r, why)).or_default().push(s);
     };
 
+    let no_template = |who: &str| {
+        format!(
+            "{who}: no pod template to pin (a {kind} has none, or it no longer names this image)"
+        )
+    };
+
     for c in input.containers {
         // Never act on Unknown, Fresh or Pinned; nor on a spec that names a digest.
         if c.verdict != Verdict::Stale || c.image.is_pinned() {
@@ -254,9 +260,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     note(
                         Remedy::PinDigest,
                         SkipReason::Unsupported,
-                        format!(
-                            "{who}: no pod template to pin (a {kind} has none, or it no longer names this image)"
-                        ),
+                        no_template(&who),
                     );
                     false
                 } else {
@@ -334,9 +338,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     note(
                         Remedy::PinDigest,
                         SkipReason::Unsupported,
-                        format!(
-                            "{who}: no pod template to pin (a {kind} has none, or it no longer names this image)"
-                        ),
+                        no_template(&who),
                     );
                     false
                 }

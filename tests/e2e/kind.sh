@@ -271,7 +271,7 @@ workload_not_stale() { # the series is 0 or gone, from a successful scrape
 wait_until "imagedrift_workload_stale_containers back to 0" workload_not_stale
 wait_until "verdict fresh for e2e/$NEW_POD" \
     has_value 1 imagedrift_container_verdict 'namespace="e2e"' "pod=\"$NEW_POD\"" 'verdict="fresh"'
-series imagedrift_remedies_total 'remedy="restart"' | awk '$NF + 0 >= 1 { f = 1 } END { exit !f }' ||
+series imagedrift_remedies_total 'remedy="restart"' 'result="applied"' | awk '$NF + 0 >= 1 { f = 1 } END { exit !f }' ||
     fail "imagedrift_remedies_total{remedy=\"restart\"} did not count the restart"
 ! series imagedrift_container_stale "pod=\"$POD\"" >/dev/null ||
     fail "series of the deleted pod $POD are still exported"
