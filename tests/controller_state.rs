@@ -631,3 +631,49 @@ async fn owners_listed_after_their_pods_relabel_them_at_once() {
         "an unchanged re-list re-judges nothing"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_check_is_every_reference_in_use_checked_once() {
+    let reg = FakeRegistry::default();
+    let desc = |c| Descriptor {
+        digest: d(c),
+        media_type: OCI_MANIFEST.into(),
+    };
+    reg.set_tag(&ImageRef::parse("example.com/app:v1").unwrap(), desc('a'));
+    reg.set_tag(&ImageRef::parse("example.com/app:v2").unwrap(), desc('b'));
+    let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+    let mut s = State::new(settings(), metrics.clone(), Box::new(NoJitter));
+    let t0 = Instant::now();
+    let id_a = format!("example.com/app@{}", d('a'));
+    let id_b = format!("example.com/app@{}", d('b'));
+    let pinned = format!("example.com/app@{}", d('a'));
+    for (pod, image, id) in [
+        ("p1", "example.com/app:v1", &id_a),
+        ("p2", "example.com/app:v2", &id_b),
+        ("p3", pinned.as_str(), &id_a),
+    ] {
+        let v = view(&mut s, pod, &[("c", image, id)]);
+        s.apply_pod(v, t0);
+    }
+    let mut checks = s.due_checks(t0, 10);
+    checks.sort_by(|a, b| a.reference.cmp(&b.reference));
+    assert_eq!(checks.len(), 2, "the pinned reference is never checked");
+    let v2 = checks.pop().unwrap();
+    let v1 = checks.pop().unwrap();
+    s.apply_outcome(run_check(&reg, &Anonymous, v1).await, t0);
+    assert_eq!(metrics.last_full_check.get(), 0.0, "v2 is not checked yet");
+    // p2 goes while its reference is being checked: the late answer does
+    // not count, and the full check needs only v1 again.
+    s.delete_pod("ns", "p2");
+    s.apply_outcome(run_check(&reg, &Anonymous, v2).await, t0);
+    assert_eq!(metrics.last_full_check.get(), 0.0, "v1 was checked before");
+    let t1 = t0 + Duration::from_secs(300);
+    let again = s.due_checks(t1, 10);
+    assert_eq!(again.len(), 1, "only v1 is still in use");
+    let again = again.into_iter().next().unwrap();
+    s.apply_outcome(run_check(&reg, &Anonymous, again).await, t1);
+    assert!(
+        metrics.last_full_check.get() > 0.0,
+        "every reference in use checked"
+    );
+}

@@ -8,7 +8,7 @@ use super::owner::{OwnerIndex, Workload};
 use super::report::{self, ContainerFacts, Notice, Tracker};
 use super::schedule::{Jitter, Schedule};
 use super::secrets::PullCredentials;
-use super::store::{ContainerKind, ContainerView, Interner, OwnerMeta, PodView, Str};
+use super::store::{ContainerView, Interner, OwnerMeta, PodView, Str};
 use crate::facts::{Descriptor, FailureCategory, LookupFailure, Registry, WithCredentials};
 use crate::image_id::RuntimeImageId;
 use crate::metrics::{ContainerSeries, Metrics};
@@ -313,11 +313,6 @@ impl State {
     /// The string interner (for building views).
     pub fn strings(&mut self) -> &mut Interner {
         &mut self.strings
-    }
-
-    /// How many pods are cached.
-    pub fn pod_count(&self) -> usize {
-        self.pods.len()
     }
 
     /// How many unique references are in use.
@@ -729,12 +724,9 @@ impl State {
                     }
                 }
                 self.checked.insert(name);
-                if self
-                    .refs
-                    .iter()
-                    .filter(|(_, r)| r.scheduled)
-                    .all(|(n, _)| self.checked.contains(n))
-                {
+                // `checked` only holds scheduled references still in use
+                // (dropped ones leave both), so counting suffices.
+                if self.checked.len() >= self.schedule.len() {
                     self.metrics.full_check_done();
                     self.checked.clear();
                     // Forget judgements and strings nothing refers to any more.
@@ -1092,13 +1084,6 @@ pub struct Row {
     pub workload: Workload,
     /// Its judgement, once judged.
     pub judgement: Option<Judgement>,
-}
-
-impl Row {
-    /// Its kind.
-    pub fn kind(&self) -> ContainerKind {
-        self.container.kind
-    }
 }
 
 /// The Event reference of a pod.
