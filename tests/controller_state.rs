@@ -273,9 +273,12 @@ async fn invalid_references_and_image_ids_are_unknown_not_errors() {
         s.judgement(&key("p", "bad")).unwrap().verdict.as_str(),
         "unknown"
     );
-    assert_eq!(
-        s.judgement(&key("p", "weird")).unwrap().verdict.as_str(),
-        "unknown"
+    let weird = s.judgement(&key("p", "weird")).unwrap();
+    assert_eq!(weird.verdict.as_str(), "unknown");
+    let detail = weird.evidence.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains("\"garbage@@\""),
+        "names the imageID: {detail}"
     );
     let rows = s.rows();
     assert_eq!(rows.len(), 2);

@@ -211,13 +211,7 @@ pub async fn run_judge<R: Registry, C: PullCredentials>(
     };
     let id = match RuntimeImageId::parse(&job.image_id) {
         Ok(id) => id,
-        Err(e) => {
-            return done(unknown(
-                UnknownReason::InvalidImageId,
-                Rule::InvalidImageId,
-                Some(e.to_string()),
-            ));
-        }
+        Err(e) => return done(verdict::invalid_image_id(&job.image_id, e)),
     };
     let input = VerdictInput {
         spec: image,
