@@ -680,3 +680,113 @@ async fn a_full_check_is_every_reference_in_use_checked_once() {
         "every reference in use checked"
     );
 }
+
+/// A registry outage says nothing about the content: a stale workload stays
+/// stale (no "runs current content again" Event, its count and series stay)
+/// until a real verdict clears it; a container that stops is no news either.
+#[tokio::test(start_paused = true)]
+async fn failed_lookups_and_stopped_containers_never_announce_a_workload_fresh() {
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    let tag = |c| Descriptor {
+        digest: d(c),
+        media_type: OCI_MANIFEST.into(),
+    };
+    reg.set_tag(&app, tag('b'));
+    for (m, cfg) in [('a', '1'), ('b', '2')] {
+        reg.put_manifest(
+            &app,
+            d(m),
+            Manifest::Image {
+                config: d(cfg),
+                platform: None,
+            },
+        );
+    }
+    let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+    let mut s = State::new(settings(), metrics.clone(), Box::new(NoJitter));
+    let pod = |name: &str, running: bool| -> Pod {
+        let state = if running {
+            json!({"running": {}})
+        } else {
+            json!({"terminated": {"exitCode": 1}})
+        };
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": name, "uid": name, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": true}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "example.com/app:v1", "imagePullPolicy": "IfNotPresent"}]},
+            "status": {"containerStatuses": [{"name": "c", "image": "x", "imageID": format!("example.com/app@{}", d('a')),
+                "ready": running, "restartCount": 0, "state": state}]}
+        }))
+        .unwrap()
+    };
+    let workload_events = |effects: &[imagedrift::controller::reconcile::EventEffect]| {
+        effects
+            .iter()
+            .filter(|e| e.regarding.kind.as_deref() == Some("ReplicaSet"))
+            .map(|e| e.notice)
+            .collect::<Vec<_>>()
+    };
+    let counted = |m: &Metrics| {
+        m.render()
+            .unwrap()
+            .contains(r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="ReplicaSet",owner_name="web-1"} 1"#)
+    };
+    let mut now = Instant::now();
+    for name in ["web-1-a", "web-1-b"] {
+        let v = PodView::from_pod(&pod(name, true), s.strings()).unwrap();
+        s.apply_pod(v, now);
+    }
+    let check = s.due_checks(now, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, now);
+    assert_eq!(workload_events(&effects), [Notice::BecameStale]);
+
+    reg.fail_tag(
+        &app,
+        LookupFailure::new(FailureCategory::Unreachable, "connection refused"),
+    );
+    now += Duration::from_secs(300);
+    let check = s.due_checks(now, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, now);
+    assert!(workload_events(&effects).is_empty(), "{effects:?}");
+    assert!(
+        metrics.render().unwrap().contains(
+            r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="ReplicaSet",owner_name="web-1"} 2"#
+        ),
+        "both containers still counted during the outage"
+    );
+
+    reg.set_tag(&app, tag('b'));
+    now += Duration::from_secs(300);
+    let check = s.due_checks(now, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, now);
+    assert!(
+        workload_events(&effects).is_empty(),
+        "still stale: already reported, {effects:?}"
+    );
+
+    // One pod's container stops: no longer counted, and nothing announced.
+    let v = PodView::from_pod(&pod("web-1-b", false), s.strings()).unwrap();
+    let (jobs, _) = s.apply_pod(v, now);
+    let mut judged = Vec::new();
+    for j in &jobs {
+        judged.push(run_judge(&reg, &Anonymous, j).await);
+    }
+    let (_, effects) = s.apply_outcome(
+        Outcome {
+            answer: None,
+            judged,
+        },
+        now,
+    );
+    assert!(workload_events(&effects).is_empty(), "{effects:?}");
+    assert!(counted(&metrics), "one stale container left");
+
+    // The registry now serves what the other one runs: fresh, announced.
+    reg.set_tag(&app, tag('a'));
+    now += Duration::from_secs(300);
+    let check = s.due_checks(now, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, now);
+    assert_eq!(workload_events(&effects), [Notice::BecameFresh]);
+    assert!(!counted(&metrics));
+}

@@ -798,7 +798,12 @@ impl State {
         }
         let st = self.containers.entry(j.key.clone()).or_default();
         let counted_before = st.counted_in.take();
-        if stale {
+        // A failed lookup says nothing about the content: a container counted
+        // stale stays counted, as its own report stays (`Tracker::observe`).
+        let counts = stale
+            || (counted_before.is_some()
+                && matches!(verdict, Verdict::Unknown(r) if report::is_check_failure(r)));
+        if counts {
             st.counted_in = Some(Arc::new(workload.clone()));
         }
         let notice = st.tracker.observe(verdict, now, threshold);
@@ -824,13 +829,15 @@ impl State {
         }
         let same = counted_before.as_deref().map(wkey) == Some(wkey(&workload));
         match counted_before {
-            Some(old) if !(stale && same) => {
-                // Moving to another workload (owner learnt late) is not news.
-                effects.extend(self.workload_delta(&old, -1, None, !stale));
+            Some(old) if !(counts && same) => {
+                // Moving to another workload (owner learnt late) is not news,
+                // nor is a container that stopped: only a fresh verdict is.
+                let fresh = matches!(verdict, Verdict::Fresh | Verdict::Pinned);
+                effects.extend(self.workload_delta(&old, -1, None, fresh));
             }
             _ => {}
         }
-        if stale && !same {
+        if counts && !same {
             effects.extend(self.workload_delta(&workload, 1, first_note.as_deref(), true));
         }
         Applied::Yes(effects)
