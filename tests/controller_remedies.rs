@@ -22,7 +22,7 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 const APP: &str = "registry.example/app:v1";
@@ -121,7 +121,7 @@ fn objects(tx: &mpsc::UnboundedSender<Input>) {
 }
 
 fn start(
-    leadership: &Leadership,
+    leader: watch::Receiver<bool>,
     log: Log,
 ) -> (
     mpsc::UnboundedSender<Input>,
@@ -165,14 +165,7 @@ fn start(
         },
     );
     let config: RemedyConfig = serde_json::from_value(json!({"enabled": ["restart"]})).unwrap();
-    let remedies = Remedies::new(
-        client,
-        recorder.clone(),
-        config,
-        &prom,
-        leadership.is_leader.clone(),
-    )
-    .unwrap();
+    let remedies = Remedies::new(client, recorder.clone(), config, &prom, leader.clone()).unwrap();
     let ctx = Context {
         registry: reg,
         credentials: Arc::new(Anonymous),
@@ -185,7 +178,7 @@ fn start(
         },
         max_concurrent_checks: 2,
         namespaces: Default::default(),
-        leader: leadership.is_leader.clone(),
+        leader,
         ready: Readiness::default(),
         remedies: Some(remedies),
     };
@@ -199,7 +192,7 @@ fn start(
 async fn stale_deployment_under_always_is_restarted_by_the_leader() {
     let log: Log = Arc::default();
     let leadership = Leadership::always();
-    let (tx, token, task) = start(&leadership, log.clone());
+    let (tx, token, task) = start(leadership.is_leader.clone(), log.clone());
     objects(&tx);
     let patched = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
@@ -235,10 +228,48 @@ async fn stale_deployment_under_always_is_restarted_by_the_leader() {
 async fn a_non_leader_hands_nothing_to_the_remedies() {
     let log: Log = Arc::default();
     let leadership = Leadership::never();
-    let (tx, token, task) = start(&leadership, log.clone());
+    let (tx, token, task) = start(leadership.is_leader.clone(), log.clone());
     objects(&tx);
     tokio::time::sleep(Duration::from_secs(900)).await;
     token.cancel();
     task.await.unwrap().unwrap();
     assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
+}
+
+fn patched(log: &Log) -> bool {
+    log.lock()
+        .unwrap()
+        .iter()
+        .any(|(m, p, _)| m == "PATCH" && p.ends_with("/deployments/web"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_that_becomes_leader_acts_on_what_it_judged_stale() {
+    let log: Log = Arc::default();
+    let (leader, is_leader) = watch::channel(false);
+    let (tx, token, task) = start(is_leader, log.clone());
+    objects(&tx);
+    // One check has judged the container stale; a follower writes nothing.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
+    leader.send(true).unwrap();
+    // The next event the loop handles (well before the reference's next
+    // check at 300s) hands the kept work to the remedies.
+    tx.send(Input::Nodes(Event::Delete(Node {
+        metadata: kube::api::ObjectMeta {
+            name: Some("gone".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    })))
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !patched(&log) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the new leader did not act on the stale Deployment before the next check");
+    token.cancel();
+    task.await.unwrap().unwrap();
 }

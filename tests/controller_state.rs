@@ -273,9 +273,12 @@ async fn invalid_references_and_image_ids_are_unknown_not_errors() {
         s.judgement(&key("p", "bad")).unwrap().verdict.as_str(),
         "unknown"
     );
-    assert_eq!(
-        s.judgement(&key("p", "weird")).unwrap().verdict.as_str(),
-        "unknown"
+    let weird = s.judgement(&key("p", "weird")).unwrap();
+    assert_eq!(weird.verdict.as_str(), "unknown");
+    let detail = weird.evidence.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains("\"garbage@@\""),
+        "names the imageID: {detail}"
     );
     let rows = s.rows();
     assert_eq!(rows.len(), 2);
@@ -630,4 +633,160 @@ async fn owners_listed_after_their_pods_relabel_them_at_once() {
         s.replace_owners("ReplicaSet", vec![rs("web")]).is_empty(),
         "an unchanged re-list re-judges nothing"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_check_is_every_reference_in_use_checked_once() {
+    let reg = FakeRegistry::default();
+    let desc = |c| Descriptor {
+        digest: d(c),
+        media_type: OCI_MANIFEST.into(),
+    };
+    reg.set_tag(&ImageRef::parse("example.com/app:v1").unwrap(), desc('a'));
+    reg.set_tag(&ImageRef::parse("example.com/app:v2").unwrap(), desc('b'));
+    let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+    let mut s = State::new(settings(), metrics.clone(), Box::new(NoJitter));
+    let t0 = Instant::now();
+    let id_a = format!("example.com/app@{}", d('a'));
+    let id_b = format!("example.com/app@{}", d('b'));
+    let pinned = format!("example.com/app@{}", d('a'));
+    for (pod, image, id) in [
+        ("p1", "example.com/app:v1", &id_a),
+        ("p2", "example.com/app:v2", &id_b),
+        ("p3", pinned.as_str(), &id_a),
+    ] {
+        let v = view(&mut s, pod, &[("c", image, id)]);
+        s.apply_pod(v, t0);
+    }
+    let mut checks = s.due_checks(t0, 10);
+    checks.sort_by(|a, b| a.reference.cmp(&b.reference));
+    assert_eq!(checks.len(), 2, "the pinned reference is never checked");
+    let v2 = checks.pop().unwrap();
+    let v1 = checks.pop().unwrap();
+    s.apply_outcome(run_check(&reg, &Anonymous, v1).await, t0);
+    assert_eq!(metrics.last_full_check.get(), 0.0, "v2 is not checked yet");
+    // p2 goes while its reference is being checked: the late answer does
+    // not count, and the full check needs only v1 again.
+    s.delete_pod("ns", "p2");
+    s.apply_outcome(run_check(&reg, &Anonymous, v2).await, t0);
+    assert_eq!(metrics.last_full_check.get(), 0.0, "v1 was checked before");
+    let t1 = t0 + Duration::from_secs(300);
+    let again = s.due_checks(t1, 10);
+    assert_eq!(again.len(), 1, "only v1 is still in use");
+    let again = again.into_iter().next().unwrap();
+    s.apply_outcome(run_check(&reg, &Anonymous, again).await, t1);
+    assert!(
+        metrics.last_full_check.get() > 0.0,
+        "every reference in use checked"
+    );
+}
+
+/// A registry outage says nothing about the content: a stale workload stays
+/// stale (no "runs current content again" Event, its count and series stay)
+/// until a real verdict clears it; a container that stops is no news either.
+#[tokio::test(start_paused = true)]
+async fn failed_lookups_and_stopped_containers_never_announce_a_workload_fresh() {
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    let tag = |c| Descriptor {
+        digest: d(c),
+        media_type: OCI_MANIFEST.into(),
+    };
+    reg.set_tag(&app, tag('b'));
+    for (m, cfg) in [('a', '1'), ('b', '2')] {
+        reg.put_manifest(
+            &app,
+            d(m),
+            Manifest::Image {
+                config: d(cfg),
+                platform: None,
+            },
+        );
+    }
+    let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+    let mut s = State::new(settings(), metrics.clone(), Box::new(NoJitter));
+    let pod = |name: &str, running: bool| -> Pod {
+        let state = if running {
+            json!({"running": {}})
+        } else {
+            json!({"terminated": {"exitCode": 1}})
+        };
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": name, "uid": name, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": true}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "example.com/app:v1", "imagePullPolicy": "IfNotPresent"}]},
+            "status": {"containerStatuses": [{"name": "c", "image": "x", "imageID": format!("example.com/app@{}", d('a')),
+                "ready": running, "restartCount": 0, "state": state}]}
+        }))
+        .unwrap()
+    };
+    let workload_events = |effects: &[imagedrift::controller::reconcile::EventEffect]| {
+        effects
+            .iter()
+            .filter(|e| e.regarding.kind.as_deref() == Some("ReplicaSet"))
+            .map(|e| e.notice)
+            .collect::<Vec<_>>()
+    };
+    let counted = |m: &Metrics| {
+        m.render()
+            .unwrap()
+            .contains(r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="ReplicaSet",owner_name="web-1"} 1"#)
+    };
+    let mut now = Instant::now();
+    for name in ["web-1-a", "web-1-b"] {
+        let v = PodView::from_pod(&pod(name, true), s.strings()).unwrap();
+        s.apply_pod(v, now);
+    }
+    let check = s.due_checks(now, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, now);
+    assert_eq!(workload_events(&effects), [Notice::BecameStale]);
+
+    reg.fail_tag(
+        &app,
+        LookupFailure::new(FailureCategory::Unreachable, "connection refused"),
+    );
+    now += Duration::from_secs(300);
+    let check = s.due_checks(now, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, now);
+    assert!(workload_events(&effects).is_empty(), "{effects:?}");
+    assert!(
+        metrics.render().unwrap().contains(
+            r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="ReplicaSet",owner_name="web-1"} 2"#
+        ),
+        "both containers still counted during the outage"
+    );
+
+    reg.set_tag(&app, tag('b'));
+    now += Duration::from_secs(300);
+    let check = s.due_checks(now, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, now);
+    assert!(
+        workload_events(&effects).is_empty(),
+        "still stale: already reported, {effects:?}"
+    );
+
+    // One pod's container stops: no longer counted, and nothing announced.
+    let v = PodView::from_pod(&pod("web-1-b", false), s.strings()).unwrap();
+    let (jobs, _) = s.apply_pod(v, now);
+    let mut judged = Vec::new();
+    for j in &jobs {
+        judged.push(run_judge(&reg, &Anonymous, j).await);
+    }
+    let (_, effects) = s.apply_outcome(
+        Outcome {
+            answer: None,
+            judged,
+        },
+        now,
+    );
+    assert!(workload_events(&effects).is_empty(), "{effects:?}");
+    assert!(counted(&metrics), "one stale container left");
+
+    // The registry now serves what the other one runs: fresh, announced.
+    reg.set_tag(&app, tag('a'));
+    now += Duration::from_secs(300);
+    let check = s.due_checks(now, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, now);
+    assert_eq!(workload_events(&effects), [Notice::BecameFresh]);
+    assert!(!counted(&metrics));
 }

@@ -12,7 +12,8 @@ pub struct Leadership {
     pub is_leader: watch::Receiver<bool>,
     /// The lease task; it ending (with or without error) ends the process.
     pub task: Option<JoinHandle<Result<(), String>>>,
-    keep: Option<watch::Sender<bool>>,
+    /// Without election, the sender is held here so `is_leader` never closes.
+    _keep: Option<watch::Sender<bool>>,
 }
 
 impl Leadership {
@@ -22,7 +23,7 @@ impl Leadership {
         Leadership {
             is_leader: rx,
             task: None,
-            keep: Some(tx),
+            _keep: Some(tx),
         }
     }
 
@@ -32,13 +33,8 @@ impl Leadership {
         Leadership {
             is_leader: rx,
             task: None,
-            keep: Some(tx),
+            _keep: Some(tx),
         }
-    }
-
-    /// Whether the sender side is held here (no election).
-    pub fn is_static(&self) -> bool {
-        self.keep.is_some()
     }
 }
 
@@ -99,6 +95,6 @@ pub async fn elect(client: Client, s: &LeaseSettings) -> Result<Leadership, Leas
     Ok(Leadership {
         is_leader: rx,
         task: Some(task),
-        keep: None,
+        _keep: None,
     })
 }

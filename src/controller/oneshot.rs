@@ -168,6 +168,13 @@ pub async fn judge_everything<R: Registry, C: PullCredentials>(
 ) {
     let now = Instant::now();
     let checks = state.due_checks(now, usize::MAX);
+    // A check judges every container using its reference, with the answer;
+    // judging them before, without one, would only be thrown away.
+    let covered: std::collections::HashSet<_> = checks
+        .iter()
+        .flat_map(|c| c.judge.iter().map(|j| j.key.clone()))
+        .collect();
+    pending.retain(|j| !covered.contains(&j.key));
     // Outcomes are folded in as they arrive, so at most `concurrency`
     // checks' judgements are held at once.
     let mut outcomes = futures::stream::iter(checks)

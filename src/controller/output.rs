@@ -224,12 +224,10 @@ pub fn explain(rows: &[Row]) -> String {
         if let Some(p) = &r.policy
             && matches!(p.source, PolicySource::Explicit)
         {
-            {
-                let _ = writeln!(
-                    out,
-                    "                     (the API server fills the field in; it may have been written or defaulted)"
-                );
-            }
+            let _ = writeln!(
+                out,
+                "                     (the API server fills the field in; it may have been written or defaulted)"
+            );
         }
         let _ = writeln!(
             out,

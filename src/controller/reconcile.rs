@@ -8,7 +8,7 @@ use super::owner::{OwnerIndex, Workload};
 use super::report::{self, ContainerFacts, Notice, Tracker};
 use super::schedule::{Jitter, Schedule};
 use super::secrets::PullCredentials;
-use super::store::{ContainerKind, ContainerView, Interner, OwnerMeta, PodView, Str};
+use super::store::{ContainerView, Interner, OwnerMeta, PodView, Str};
 use crate::facts::{Descriptor, FailureCategory, LookupFailure, Registry, WithCredentials};
 use crate::image_id::RuntimeImageId;
 use crate::metrics::{ContainerSeries, Metrics};
@@ -211,13 +211,7 @@ pub async fn run_judge<R: Registry, C: PullCredentials>(
     };
     let id = match RuntimeImageId::parse(&job.image_id) {
         Ok(id) => id,
-        Err(e) => {
-            return done(unknown(
-                UnknownReason::InvalidImageId,
-                Rule::InvalidImageId,
-                Some(e.to_string()),
-            ));
-        }
+        Err(e) => return done(verdict::invalid_image_id(&job.image_id, e)),
     };
     let input = VerdictInput {
         spec: image,
@@ -313,11 +307,6 @@ impl State {
     /// The string interner (for building views).
     pub fn strings(&mut self) -> &mut Interner {
         &mut self.strings
-    }
-
-    /// How many pods are cached.
-    pub fn pod_count(&self) -> usize {
-        self.pods.len()
     }
 
     /// How many unique references are in use.
@@ -729,12 +718,9 @@ impl State {
                     }
                 }
                 self.checked.insert(name);
-                if self
-                    .refs
-                    .iter()
-                    .filter(|(_, r)| r.scheduled)
-                    .all(|(n, _)| self.checked.contains(n))
-                {
+                // `checked` only holds scheduled references still in use
+                // (dropped ones leave both), so counting suffices.
+                if self.checked.len() >= self.schedule.len() {
                     self.metrics.full_check_done();
                     self.checked.clear();
                     // Forget judgements and strings nothing refers to any more.
@@ -812,7 +798,12 @@ impl State {
         }
         let st = self.containers.entry(j.key.clone()).or_default();
         let counted_before = st.counted_in.take();
-        if stale {
+        // A failed lookup says nothing about the content: a container counted
+        // stale stays counted, as its own report stays (`Tracker::observe`).
+        let counts = stale
+            || (counted_before.is_some()
+                && matches!(verdict, Verdict::Unknown(r) if report::is_check_failure(r)));
+        if counts {
             st.counted_in = Some(Arc::new(workload.clone()));
         }
         let notice = st.tracker.observe(verdict, now, threshold);
@@ -838,13 +829,15 @@ impl State {
         }
         let same = counted_before.as_deref().map(wkey) == Some(wkey(&workload));
         match counted_before {
-            Some(old) if !(stale && same) => {
-                // Moving to another workload (owner learnt late) is not news.
-                effects.extend(self.workload_delta(&old, -1, None, !stale));
+            Some(old) if !(counts && same) => {
+                // Moving to another workload (owner learnt late) is not news,
+                // nor is a container that stopped: only a fresh verdict is.
+                let fresh = matches!(verdict, Verdict::Fresh | Verdict::Pinned);
+                effects.extend(self.workload_delta(&old, -1, None, fresh));
             }
             _ => {}
         }
-        if stale && !same {
+        if counts && !same {
             effects.extend(self.workload_delta(&workload, 1, first_note.as_deref(), true));
         }
         Applied::Yes(effects)
@@ -1092,13 +1085,6 @@ pub struct Row {
     pub workload: Workload,
     /// Its judgement, once judged.
     pub judgement: Option<Judgement>,
-}
-
-impl Row {
-    /// Its kind.
-    pub fn kind(&self) -> ContainerKind {
-        self.container.kind
-    }
 }
 
 /// The Event reference of a pod.

@@ -384,11 +384,15 @@ where
                 })
             });
         }
-        if let Some(remedies) = &ctx.remedies {
+        // Only the leader acts; a follower keeps the (per-workload, bounded)
+        // work for when it leads instead of building it to throw away.
+        if let Some(remedies) = &ctx.remedies
+            && *ctx.leader.borrow()
+        {
             // One remedy task per workload at a time; the remedies keep
             // their own cooldowns, caps and loop guard.
             for (workload, containers) in state.take_remedy_work() {
-                if !*ctx.leader.borrow() || !remedying.insert(workload.clone()) {
+                if !remedying.insert(workload.clone()) {
                     continue;
                 }
                 let remedies = remedies.clone();
