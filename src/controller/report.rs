@@ -90,8 +90,11 @@ impl Tracker {
                 }
                 None
             }
+            // Not running / not resolved yet: the failing spell is over, so
+            // the next one is reported again.
             Verdict::Unknown(_) => {
                 self.failing_since = None;
+                self.failure_reported = false;
                 None
             }
         }
@@ -299,8 +302,12 @@ mod tests {
             (unknown_lookup(), min(202), None),
             (unknown_lookup(), min(240), Some(Notice::CheckFailing)),
             (nr.clone(), min(241), None),
-            (nr, min(400), None),
-            (Verdict::Stale, min(401), Some(Notice::BecameStale)),
+            (nr.clone(), min(400), None),
+            // A new failing spell after the container ran again is news.
+            (unknown_lookup(), min(410), None),
+            (unknown_lookup(), min(440), Some(Notice::CheckFailing)),
+            (nr, min(441), None),
+            (Verdict::Stale, min(442), Some(Notice::BecameStale)),
         ];
         let mut tr = Tracker::default();
         for (i, (v, at, want)) in steps.into_iter().enumerate() {
