@@ -260,19 +260,41 @@ enum Current {
     Failed(Judgement),
 }
 
-/// The judgement for a container whose `imageID` could not be parsed.
-pub fn invalid_image_id(raw: &str, error: impl fmt::Display) -> Judgement {
-    Judgement {
-        verdict: Verdict::Unknown(UnknownReason::InvalidImageId),
-        evidence: Evidence {
+impl Evidence {
+    /// Evidence that holds nothing but the deciding rule and a detail.
+    fn bare(rule: Rule, detail: Option<String>) -> Evidence {
+        Evidence {
             running_digest: None,
             current_digest: None,
             platform: None,
             current_manifest: None,
             current_config: None,
-            rule: Rule::InvalidImageId,
-            detail: Some(format!("imageID {raw:?}: {error}")),
-        },
+            rule,
+            detail,
+        }
+    }
+}
+
+/// The judgement for a container whose `imageID` could not be parsed.
+pub fn invalid_image_id(raw: &str, error: impl fmt::Display) -> Judgement {
+    Judgement {
+        verdict: Verdict::Unknown(UnknownReason::InvalidImageId),
+        evidence: Evidence::bare(
+            Rule::InvalidImageId,
+            Some(format!("imageID {raw:?}: {error}")),
+        ),
+    }
+}
+
+/// The judgement for a container whose spec image is not a valid
+/// reference: its tag can't be looked up.
+pub fn invalid_reference(error: impl fmt::Display) -> Judgement {
+    Judgement {
+        verdict: Verdict::Unknown(UnknownReason::Lookup(
+            LookupTarget::Tag,
+            FailureCategory::InvalidReference,
+        )),
+        evidence: Evidence::bare(Rule::LookupFailed, Some(error.to_string())),
     }
 }
 

@@ -269,10 +269,13 @@ async fn invalid_references_and_image_ids_are_unknown_not_errors() {
         },
         t0,
     );
-    assert_eq!(
-        s.judgement(&key("p", "bad")).unwrap().verdict.as_str(),
-        "unknown"
-    );
+    let bad = s.judgement(&key("p", "bad")).unwrap();
+    assert_eq!(bad.verdict.as_str(), "unknown");
+    match &bad.verdict {
+        imagedrift::verdict::Verdict::Unknown(r) => assert_eq!(r.as_str(), "invalid_reference"),
+        other => panic!("{other:?}"),
+    }
+    assert!(bad.evidence.detail.is_some(), "says what is wrong with it");
     let weird = s.judgement(&key("p", "weird")).unwrap();
     assert_eq!(weird.verdict.as_str(), "unknown");
     let detail = weird.evidence.detail.as_deref().unwrap_or_default();

@@ -11,7 +11,8 @@ use imagedrift::image_id::RuntimeImageId;
 use imagedrift::platform::Platform;
 use imagedrift::reference::{Digest, ImageRef};
 use imagedrift::verdict::{
-    LookupTarget, Rule, UnknownReason, Verdict, VerdictInput, invalid_image_id, judge,
+    LookupTarget, Rule, UnknownReason, Verdict, VerdictInput, invalid_image_id, invalid_reference,
+    judge,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -1006,4 +1007,19 @@ fn stale_evidence_carries_what_current_means_on_this_node() {
         assert_eq!(j.evidence.current_manifest, Some(d("M2a")), "{image_id}");
         assert_eq!(j.evidence.current_config, Some(d("C2a")), "{image_id}");
     }
+}
+
+#[test]
+fn an_invalid_spec_reference_is_an_unknown_tag_lookup() {
+    let e = ImageRef::parse("Busybox:1.36").unwrap_err();
+    let j = invalid_reference(&e);
+    assert_eq!(
+        j.verdict,
+        Verdict::Unknown(UnknownReason::Lookup(
+            LookupTarget::Tag,
+            FailureCategory::InvalidReference
+        ))
+    );
+    assert_eq!(j.evidence.rule, Rule::LookupFailed);
+    assert!(j.evidence.detail.unwrap().contains("Busybox"));
 }

@@ -9,16 +9,14 @@ use super::report::{self, ContainerFacts, Notice, Tracker};
 use super::schedule::{Jitter, Schedule};
 use super::secrets::PullCredentials;
 use super::store::{ContainerView, Interner, OwnerMeta, PodView, Str};
-use crate::facts::{Descriptor, FailureCategory, LookupFailure, Registry, WithCredentials};
+use crate::facts::{Descriptor, LookupFailure, Registry, WithCredentials};
 use crate::image_id::RuntimeImageId;
 use crate::metrics::{ContainerSeries, Metrics};
 use crate::platform::Platform;
 use crate::policy::EffectivePolicy;
 use crate::reference::ImageRef;
 use crate::remedy::{StaleContainer, WorkloadKind, WorkloadRef};
-use crate::verdict::{
-    self, Evidence, Judgement, LookupTarget, Rule, UnknownReason, Verdict, VerdictInput,
-};
+use crate::verdict::{self, Judgement, Verdict, VerdictInput};
 use k8s_openapi::api::core::v1::ObjectReference;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -202,11 +200,7 @@ pub async fn run_judge<R: Registry, C: PullCredentials>(
     let image = match &job.image {
         Ok(i) => i,
         Err(why) => {
-            return done(unknown(
-                UnknownReason::Lookup(LookupTarget::Tag, FailureCategory::InvalidReference),
-                Rule::LookupFailed,
-                Some(why.to_string()),
-            ));
+            return done(verdict::invalid_reference(why));
         }
     };
     let id = match RuntimeImageId::parse(&job.image_id) {
@@ -252,21 +246,6 @@ pub async fn run_check<R: Registry, C: PullCredentials>(
     Outcome {
         answer: Some((job.reference, answer)),
         judged,
-    }
-}
-
-fn unknown(reason: UnknownReason, rule: Rule, detail: Option<String>) -> Judgement {
-    Judgement {
-        verdict: Verdict::Unknown(reason),
-        evidence: Evidence {
-            running_digest: None,
-            current_digest: None,
-            platform: None,
-            current_manifest: None,
-            current_config: None,
-            rule,
-            detail,
-        },
     }
 }
 

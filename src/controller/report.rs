@@ -268,7 +268,7 @@ pub fn truncate(mut s: String, limit: usize) -> String {
 mod tests {
     use super::*;
     use crate::facts::FailureCategory;
-    use crate::verdict::{Evidence, LookupTarget, Rule};
+    use crate::verdict::LookupTarget;
 
     const T: Duration = Duration::from_secs(1800);
 
@@ -376,14 +376,5 @@ mod tests {
             m.starts_with("Deployment web has 3 container(s) running stale content. First: xxx")
         );
         assert!(m.len() <= NOTE_LIMIT);
-        let _ = Evidence {
-            running_digest: None,
-            current_digest: None,
-            platform: None,
-            current_manifest: None,
-            current_config: None,
-            rule: Rule::Pending,
-            detail: None,
-        };
     }
 }
