@@ -919,20 +919,28 @@ fn verdict_table() {
     );
 }
 
-#[test]
-fn lookup_failures_name_which_lookup_failed() {
+/// Judges one running container of `APP` against the fixture registry.
+fn judge_one(image_id: &str, platform: &str, tag: Tag) -> imagedrift::verdict::Judgement {
     let registry = FakeRegistry::new();
     let spec = ImageRef::parse(APP).unwrap();
-    let id = RuntimeImageId::parse(&expand("registry.example/team/app@{GONE}")).unwrap();
-    let p = Platform::parse("linux/amd64").unwrap();
+    let id = RuntimeImageId::parse(&expand(image_id)).unwrap();
+    let p = Platform::parse(platform).unwrap();
     let input = VerdictInput {
         spec: &spec,
         image_id: id.as_ref(),
         running: true,
         platform: Some(&p),
     };
-    let tag = tag_result(Tag::Index("IDX2"));
-    let j = block_on(judge(&input, tag.as_ref(), &registry));
+    block_on(judge(&input, tag_result(tag).as_ref(), &registry))
+}
+
+#[test]
+fn lookup_failures_name_which_lookup_failed() {
+    let j = judge_one(
+        "registry.example/team/app@{GONE}",
+        "linux/amd64",
+        Tag::Index("IDX2"),
+    );
     assert_eq!(
         j.verdict,
         Verdict::Unknown(UnknownReason::Lookup(
@@ -949,21 +957,11 @@ fn lookup_failures_name_which_lookup_failed() {
 
 #[test]
 fn stale_evidence_names_the_platform_used() {
-    let registry = FakeRegistry::new();
-    let spec = ImageRef::parse(APP).unwrap();
-    let id = RuntimeImageId::parse(&expand("registry.example/team/app@{IDX1}")).unwrap();
-    let p = Platform::parse("linux/arm64").unwrap();
-    let input = VerdictInput {
-        spec: &spec,
-        image_id: id.as_ref(),
-        running: true,
-        platform: Some(&p),
-    };
-    let j = block_on(judge(
-        &input,
-        tag_result(Tag::Index("IDX2")).as_ref(),
-        &registry,
-    ));
+    let j = judge_one(
+        "registry.example/team/app@{IDX1}",
+        "linux/arm64",
+        Tag::Index("IDX2"),
+    );
     assert_eq!(j.verdict, Verdict::Stale);
     assert_eq!(
         j.evidence
@@ -987,22 +985,8 @@ fn unparseable_image_id_is_unknown_with_the_input() {
 fn stale_evidence_carries_what_current_means_on_this_node() {
     // The remedies accept these digests from a refresh pod (CRI-O reports
     // the platform manifest or the config digest).
-    let registry = FakeRegistry::new();
-    let spec = ImageRef::parse(APP).unwrap();
-    let p = Platform::parse("linux/amd64").unwrap();
     for image_id in ["registry.example/team/app@{IDX1}", "{C1a}"] {
-        let id = RuntimeImageId::parse(&expand(image_id)).unwrap();
-        let input = VerdictInput {
-            spec: &spec,
-            image_id: id.as_ref(),
-            running: true,
-            platform: Some(&p),
-        };
-        let j = block_on(judge(
-            &input,
-            tag_result(Tag::Index("IDX2")).as_ref(),
-            &registry,
-        ));
+        let j = judge_one(image_id, "linux/amd64", Tag::Index("IDX2"));
         assert_eq!(j.verdict, Verdict::Stale, "{image_id}");
         assert_eq!(j.evidence.current_manifest, Some(d("M2a")), "{image_id}");
         assert_eq!(j.evidence.current_config, Some(d("C2a")), "{image_id}");
