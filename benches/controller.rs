@@ -203,7 +203,7 @@ fn main() {
         // last minutes), and tag answers kept across the simulated interval so
         // the re-judgement measures judging, not the loopback registry.
         let config: imagedrift::registry::RegistriesConfig = serde_json::from_value(json!({
-            "defaults": {"requestsPerSecond": 0, "maxConcurrent": 16, "tagTtlSeconds": 3600}
+            "defaults": {"requestsPerSecond": 0, "maxConcurrent": 16, "tagTtl": "1h"}
         }))
         .expect("registries config");
         let resolver = imagedrift::registry::Resolver::new(config, &prom).expect("resolver");

@@ -19,7 +19,7 @@ const CONCURRENCY: usize = 16;
 
 fn resolver() -> (Resolver, prometheus::Registry) {
     let cfg: RegistriesConfig = serde_json::from_value(serde_json::json!({
-        "defaults": {"requestsPerSecond": 0, "maxConcurrent": CONCURRENCY, "tagTtlSeconds": 300}
+        "defaults": {"requestsPerSecond": 0, "maxConcurrent": CONCURRENCY, "tagTtl": "300s"}
     }))
     .expect("config");
     let reg = prometheus::Registry::new();

@@ -19,7 +19,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// The file is not valid YAML for this schema (unknown key, wrong type).
-    #[error("invalid config file {path}: {reason} (see config/imagedrift.yaml for every key)")]
+    #[error(
+        "invalid config file {path}: {reason}\n(config/imagedrift.yaml in the repository lists every key with its default)"
+    )]
     Parse {
         /// The file.
         path: String,
@@ -81,8 +83,9 @@ pub struct LeaderElection {
     pub lease_name: String,
     /// The Lease's namespace; empty means `$POD_NAMESPACE`, else `default`.
     pub lease_namespace: String,
-    /// How long a lease is held without renewal, in seconds.
-    pub lease_duration_seconds: u64,
+    /// How long a lease is held without renewal (whole seconds).
+    #[serde(with = "duration_str")]
+    pub lease_duration: Duration,
 }
 
 impl Default for LeaderElection {
@@ -91,7 +94,7 @@ impl Default for LeaderElection {
             enabled: false,
             lease_name: "imagedrift".into(),
             lease_namespace: String::new(),
-            lease_duration_seconds: 30,
+            lease_duration: Duration::from_secs(30),
         }
     }
 }
@@ -273,7 +276,7 @@ impl Config {
         }
         serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
-            reason: e.to_string(),
+            reason: yaml_error(&e, origin),
         })
     }
 
@@ -327,7 +330,16 @@ impl Config {
             c.log.format = f;
         }
         c.validate()?;
+        c.check_files()?;
         Ok(c)
+    }
+
+    /// Checks that the files the configuration names exist (see
+    /// [`crate::registry::RegistriesConfig::check_files`]).
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        self.registries
+            .check_files()
+            .map_err(|e| ConfigError::Section(e.to_string()))
     }
 
     /// Checks every value; the first problem found is returned.
@@ -402,11 +414,11 @@ impl Config {
                 "remove it from one of the lists",
             );
         }
-        if self.label_selector.chars().any(|c| c == '\n' || c == '"') {
+        if let Err(why) = crate::selector::check(&self.label_selector) {
             return invalid(
                 "labelSelector",
-                format!("{:?} is not a label selector", self.label_selector),
-                "write it as for kubectl -l, e.g. app=web,tier!=cache",
+                format!("{:?} is not a label selector: {why}", self.label_selector),
+                "write it as for kubectl -l, e.g. app=web,tier!=cache or 'env in (prod,staging)'",
             );
         }
         let le = &self.leader_election;
@@ -424,11 +436,13 @@ impl Config {
                 "use the namespace imagedrift runs in, or leave it empty for $POD_NAMESPACE",
             );
         }
-        if le.lease_duration_seconds < 10 || le.lease_duration_seconds > 600 {
+        if le.lease_duration < Duration::from_secs(10)
+            || le.lease_duration > Duration::from_secs(600)
+        {
             return invalid(
-                "leaderElection.leaseDurationSeconds",
-                format!("{} is out of range", le.lease_duration_seconds),
-                "use 10 to 600 seconds (30 is the default)",
+                "leaderElection.leaseDuration",
+                format!("{:?} is out of range", le.lease_duration),
+                "use 10s to 10m (30s is the default)",
             );
         }
         if self.pull_secrets.cache_ttl < Duration::from_secs(1) {
@@ -441,6 +455,15 @@ impl Config {
         self.registries
             .validate()
             .map_err(|e| ConfigError::Section(e.to_string()))?;
+        // A tag answer reused for a whole interval would hide every re-push
+        // for one more interval: each check must ask the registry again.
+        let ttl = self.registries.defaults.tag_ttl;
+        if ttl >= self.interval {
+            return Err(ConfigError::Section(format!(
+                "registries.defaults.tagTtl: {ttl:?} is not shorter than interval ({:?}), so checks would reuse the previous answer and see a re-pushed tag one interval late; use a tagTtl below interval (60s is the default)",
+                self.interval
+            )));
+        }
         self.remedies
             .validate()
             .map_err(|e| ConfigError::Section(e.to_string()))?;
@@ -507,23 +530,179 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Serde glue for durations written as `5m` (or bare seconds), for every
 /// section of the configuration.
 pub mod duration_str {
-    use serde::{Deserialize, Deserializer};
+    use serde::Deserializer;
+    use serde::de::{Error, Visitor};
+    use std::fmt;
     use std::time::Duration;
+
+    struct DurationVisitor;
+
+    impl Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a duration such as 5m, 90s, 1h30m or 500ms")
+        }
+
+        fn visit_u64<E: Error>(self, n: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(n))
+        }
+
+        fn visit_i64<E: Error>(self, n: i64) -> Result<Duration, E> {
+            u64::try_from(n).map(Duration::from_secs).map_err(|_| {
+                E::custom(format!(
+                    "{n} is negative; write a duration such as 5m, 90s or 500ms"
+                ))
+            })
+        }
+
+        fn visit_f64<E: Error>(self, n: f64) -> Result<Duration, E> {
+            Duration::try_from_secs_f64(n).map_err(|_| {
+                E::custom(format!(
+                    "{n} is not a duration; write one such as 5m, 90s or 500ms"
+                ))
+            })
+        }
+
+        fn visit_str<E: Error>(self, s: &str) -> Result<Duration, E> {
+            super::parse_duration(s).map_err(E::custom)
+        }
+    }
 
     /// Deserializes a duration string (see [`super::parse_duration`]) or a
     /// number of seconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(n) => Ok(Duration::from_secs(n)),
-            Raw::Text(t) => super::parse_duration(&t).map_err(serde::de::Error::custom),
+        d.deserialize_any(DurationVisitor)
+    }
+
+    /// The same, for an optional key (`null` or absent: `None`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer};
+        use std::time::Duration;
+
+        /// Deserializes an optional duration.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrap(#[serde(with = "super")] Duration);
+            Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
         }
     }
+}
+
+/// Renders a YAML error from serde-saphyr in plain words for the person who
+/// wrote the file: the snippet names `origin`, and the parser's Rust/serde
+/// vocabulary (`invalid u64`, `expected mapping start`, …) is translated.
+fn yaml_error(e: &serde_saphyr::Error, origin: &str) -> String {
+    let formatter = PlainWords;
+    let rendered = e.render_with_options(serde_saphyr::render_options! {
+        formatter: &formatter,
+        source_name: Some(origin),
+    });
+    rendered
+        .strip_prefix("error: ")
+        .unwrap_or(&rendered)
+        .trim_end()
+        .to_string()
+}
+
+/// serde-saphyr's user-facing formatter, with serde's type names replaced.
+struct PlainWords;
+
+impl serde_saphyr::MessageFormatter for PlainWords {
+    fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> std::borrow::Cow<'a, str> {
+        let m = serde_saphyr::UserMessageFormatter.format_message(err);
+        std::borrow::Cow::Owned(plain_words(&m))
+    }
+}
+
+/// The `…Seconds` keys of 0.1, renamed when every duration key came to
+/// take durations (`timeout: 10s`) as `interval` does.
+const RENAMED: [(&str, &str); 6] = [
+    ("timeoutSeconds", "timeout"),
+    ("tagTtlSeconds", "tagTtl"),
+    ("failureTtlSeconds", "failureTtl"),
+    ("maxRetryWaitSeconds", "maxRetryWait"),
+    ("leaseDurationSeconds", "leaseDuration"),
+    ("activeDeadlineSeconds", "activeDeadline"),
+];
+
+/// Translates one parser message into words a config author uses.
+pub(crate) fn plain_words(m: &str) -> String {
+    const INTEGERS: [&str; 10] = [
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+    ];
+    if let Some(t) = m.strip_prefix("invalid ")
+        && INTEGERS.contains(&t.trim())
+    {
+        let sign = if t.starts_with('u') {
+            " of 0 or more"
+        } else {
+            ""
+        };
+        return format!("expected a whole number{sign}");
+    }
+    if m.starts_with("invalid floating point") {
+        return "expected a number".into();
+    }
+    if m.starts_with("invalid boolean") {
+        return "expected true or false".into();
+    }
+    if m.starts_with("expected mapping start") {
+        return "expected a section of `key: value` lines here".into();
+    }
+    if m.starts_with("expected sequence start") {
+        return "expected a list here, e.g. [a, b] or one `- item` per line".into();
+    }
+    if m.starts_with("expected string scalar") || m.starts_with("expected scalar") {
+        return "expected a single value here, not a list or a section".into();
+    }
+    if m.contains("multiple found") || m.contains("from_str_multiple") {
+        return "the file holds several YAML documents (separated by ---); keep one".into();
+    }
+    if let Some(rest) = m.strip_prefix("duplicate mapping key `")
+        && let Some((key, _)) = rest.split_once('`')
+    {
+        return format!("`{key}` is written twice in this section; keep one");
+    }
+    if m.starts_with("duplicate mapping key") {
+        return "a key is written twice in this section; keep one".into();
+    }
+    if let Some(rest) = m.strip_prefix("unknown field `")
+        && let Some((key, tail)) = rest.split_once('`')
+    {
+        let known = tail
+            .trim_start_matches(", expected one of ")
+            .trim_start_matches(", expected ")
+            .replace('`', "");
+        if let Some((_, new)) = RENAMED.iter().find(|(old, _)| *old == key) {
+            return format!(
+                "unknown key `{key}`: it is now `{new}` and takes a duration such as 10s, 5m or 1h30m"
+            );
+        }
+        return format!("unknown key `{key}`; the keys here are: {known}");
+    }
+    if let Some(rest) = m.strip_prefix("unknown variant `")
+        && let Some((v, tail)) = rest.split_once('`')
+    {
+        let known = tail
+            .trim_start_matches(", expected one of ")
+            .trim_start_matches(", expected ")
+            .replace('`', "");
+        return format!("`{v}` is not allowed here; use one of: {known}");
+    }
+    if m.starts_with("data did not match any variant") {
+        return "this value has the wrong shape for this key".into();
+    }
+    if let Some(rest) = m.strip_prefix("invalid type: ")
+        && let Some((got, want)) = rest.split_once(", expected ")
+    {
+        return format!("expected {want}, found {got}");
+    }
+    if let Some(rest) = m.strip_prefix("missing field `") {
+        let key = rest.split('`').next().unwrap_or(rest);
+        return format!("the key `{key}` is required here");
+    }
+    m.to_string()
 }
 
 #[cfg(test)]
@@ -590,15 +769,12 @@ mod tests {
             assert!(e.contains(want), "{yaml}: {e}");
             assert!(e.contains("; "), "names a fix: {e}");
         }
-        let e = Config::from_yaml(
-            "registries:\n  defaults:\n    timeoutSeconds: -1\n",
-            "t.yaml",
-        )
-        .unwrap()
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("registries.defaults.timeoutSeconds"), "{e}");
+        let e = Config::from_yaml("registries:\n  defaults:\n    timeout: 0s\n", "t.yaml")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("registries.defaults.timeout"), "{e}");
         let e = Config::from_yaml("remedies:\n  maxInFlight: 0\n", "t.yaml")
             .unwrap()
             .validate()
@@ -613,6 +789,178 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("soon"), "{e}");
+    }
+
+    /// The whole message a user sees for a file with `yaml` in it.
+    fn parse_error(yaml: &str) -> String {
+        Config::from_yaml(yaml, "/etc/imagedrift/imagedrift.yaml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn parse_errors_speak_plain_words_and_name_the_file() {
+        let cases = [
+            (
+                "maxConcurrentChecks: -3\n",
+                "expected a whole number of 0 or more",
+            ),
+            (
+                "namespaces: foo\n",
+                "expected a section of `key: value` lines here",
+            ),
+            ("namespaces:\n  include: a\n", "expected a list here"),
+            (
+                "leaderElection:\n  enabled: maybe\n",
+                "expected true or false",
+            ),
+            ("jitter: x\n", "expected a number"),
+            (
+                "interval: 5m\n---\ninterval: 6m\n",
+                "several YAML documents",
+            ),
+            (
+                "interval: 5m\ninterval: 6m\n",
+                "`interval` is written twice",
+            ),
+            (
+                "log:\n  format: xml\n",
+                "`xml` is not allowed here; use one of: text, json",
+            ),
+            ("interval: -5\n", "-5 is negative"),
+            ("interval: [1]\n", "expected a duration such as 5m"),
+            (
+                "registries:\n  defaults:\n    tagTtlSeconds: 60\n",
+                "unknown key `tagTtlSeconds`: it is now `tagTtl` and takes a duration",
+            ),
+            (
+                "leaderElection:\n  leaseDurationSeconds: 30\n",
+                "it is now `leaseDuration`",
+            ),
+            (
+                "remedies:\n  refresh:\n    activeDeadlineSeconds: 120\n",
+                "it is now `activeDeadline`",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let e = parse_error(yaml);
+            assert!(e.contains(want), "{yaml:?}: {e}");
+            assert!(
+                e.contains("--> /etc/imagedrift/imagedrift.yaml:"),
+                "the snippet names the file: {e}"
+            );
+            for jargon in [
+                "<input>",
+                "invalid u64",
+                "mapping start",
+                "sequence start",
+                "from_str_multiple",
+                "DuplicateKeyPolicy",
+                "variant",
+                "scalar",
+            ] {
+                assert!(!e.contains(jargon), "{yaml:?}: {jargon} in {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_duration_key_takes_durations() {
+        let c = Config::from_yaml(
+            "leaderElection:\n  leaseDuration: 1m\nregistries:\n  defaults:\n    timeout: 2500ms\n    tagTtl: 1m\n    failureTtl: 45s\n    maxRetryWait: 1m30s\n  hosts:\n    r.example:\n      timeout: 5s\nremedies:\n  refresh:\n    activeDeadline: 2m\n",
+            "t.yaml",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let d = &c.registries.defaults;
+        assert_eq!(c.leader_election.lease_duration, Duration::from_secs(60));
+        assert_eq!(d.timeout, Duration::from_millis(2500));
+        assert_eq!(d.tag_ttl, Duration::from_secs(60));
+        assert_eq!(d.failure_ttl, Duration::from_secs(45));
+        assert_eq!(d.max_retry_wait, Duration::from_secs(90));
+        assert_eq!(
+            c.registries.hosts["r.example"].timeout,
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(c.remedies.refresh.active_deadline, Duration::from_secs(120));
+        // Bare numbers stay seconds, as for `interval`.
+        let c = Config::from_yaml("leaderElection:\n  leaseDuration: 45\n", "t.yaml").unwrap();
+        assert_eq!(c.leader_election.lease_duration, Duration::from_secs(45));
+    }
+
+    #[test]
+    fn tag_ttl_must_be_below_interval() {
+        let c = Config::from_yaml(
+            "interval: 1m\nregistries:\n  defaults:\n    tagTtl: 1m\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("registries.defaults.tagTtl: 60s is not shorter than interval (60s)"),
+            "{e}"
+        );
+        let c = Config::from_yaml(
+            "interval: 1m\nregistries:\n  defaults:\n    tagTtl: 59s\n",
+            "t.yaml",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        // The flag's interval counts, not only the file's.
+        let flags = RunFlags {
+            interval: Some("30s".into()),
+            ..RunFlags::default()
+        };
+        let e = Config::load(&flags).unwrap_err().to_string();
+        assert!(
+            e.contains("tagTtl: 60s is not shorter than interval (30s)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_label_selector_that_does_not_parse_stops_start_up() {
+        let c = Config::from_yaml("labelSelector: \"app in web\"\n", "t.yaml").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid value for `labelSelector`: \"app in web\" is not a label selector: `in` needs a list in parentheses"),
+            "{e}"
+        );
+        let flags = RunFlags {
+            label_selector: Some("app=web,,tier=db".into()),
+            ..RunFlags::default()
+        };
+        let e = Config::load(&flags).unwrap_err().to_string();
+        assert!(e.contains("empty requirement"), "{e}");
+    }
+
+    #[test]
+    fn missing_files_named_by_the_config_stop_start_up() {
+        let dir = std::env::temp_dir().join(format!("imagedrift-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.yaml");
+        for (yaml, want) in [
+            (
+                "registries:\n  credentialsFile: /nonexistent/config.json\n",
+                "registries.credentialsFile: cannot read /nonexistent/config.json: No such file or directory; mount the file there or correct the path",
+            ),
+            (
+                "registries:\n  hosts:\n    r.example:\n      caBundle: /nonexistent/ca.pem\n",
+                "registries.hosts.\"r.example\".caBundle: cannot read /nonexistent/ca.pem: No such file or directory;",
+            ),
+        ] {
+            std::fs::write(&path, yaml).unwrap();
+            let flags = RunFlags {
+                config: Some(path.clone()),
+                ..RunFlags::default()
+            };
+            let e = Config::load(&flags).unwrap_err();
+            assert_eq!(e.category(), "invalid");
+            let e = e.to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("os error"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -20,4 +20,5 @@ pub mod rbac;
 pub mod reference;
 pub mod registry;
 pub mod remedy;
+pub mod selector;
 pub mod verdict;

@@ -12,20 +12,20 @@ struct File {
 const EXAMPLE: &str = r#"
 registries:
   defaults:
-    timeoutSeconds: 10
+    timeout: 10s
     maxConcurrent: 8
     requestsPerSecond: 10
-    tagTtlSeconds: 300
-    failureTtlSeconds: 30
+    tagTtl: 300s
+    failureTtl: 30s
     manifestCacheBytes: 67108864
     maxRetries: 2
-    maxRetryWaitSeconds: 30
+    maxRetryWait: 30s
   hosts:
     "docker.io":
       endpoint: https://mirror.internal:5000
     "registry.internal:5000":
       caBundle: /etc/imagedrift/ca.pem
-      timeoutSeconds: 5
+      timeout: 5s
       maxConcurrent: 4
       requestsPerSecond: 5
     "dev-registry.local:5000":

@@ -203,7 +203,7 @@ async fn long_retry_after_fails_and_holds_the_key() {
     let (stub, addr) = start().await;
     let clock = ManualClock::new();
     let (r, m) = resolver(
-        serde_json::json!({"defaults": {"failureTtlSeconds": 30}}),
+        serde_json::json!({"defaults": {"failureTtl": "30s"}}),
         &clock,
     );
     let image = img(&addr, "r429long");
@@ -356,7 +356,7 @@ async fn oversized_bodies_are_refused() {
 async fn slow_body_times_out() {
     let (_stub, addr) = start().await;
     let (r, _) = resolver(
-        serde_json::json!({"defaults": {"timeoutSeconds": 0.3, "maxRetries": 0}}),
+        serde_json::json!({"defaults": {"timeout": "300ms", "maxRetries": 0}}),
         &ManualClock::new(),
     );
     let e = r
@@ -428,7 +428,7 @@ async fn dead_registry_is_unreachable_and_remembered() {
     let port = free_port();
     let clock = ManualClock::new();
     let (r, m) = resolver(
-        serde_json::json!({"defaults": {"failureTtlSeconds": 30}}),
+        serde_json::json!({"defaults": {"failureTtl": "30s"}}),
         &clock,
     );
     let image = ImageRef::parse(&format!("127.0.0.1:{port}/app:v1")).unwrap();

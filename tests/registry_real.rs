@@ -253,10 +253,7 @@ async fn multi_arch_docker_manifest_list() {
 async fn repushed_tag_is_seen_after_the_ttl() {
     let p = pusher();
     let clock = ManualClock::new();
-    let (r, m) = resolver_with_clock(
-        serde_json::json!({"defaults": {"tagTtlSeconds": 60}}),
-        &clock,
-    );
+    let (r, m) = resolver_with_clock(serde_json::json!({"defaults": {"tagTtl": "60s"}}), &clock);
     let img = image(&plain().host(), "repush/content", "v1");
     let first = p
         .image("repush/content", "v1", OCI_MANIFEST, "amd64", "old")
@@ -311,7 +308,7 @@ async fn repushed_index_keeps_the_platform_manifest() {
             &[("linux/amd64", &amd), ("linux/arm64", &arm)],
         )
         .await;
-    let (r, _) = resolver(serde_json::json!({"defaults": {"tagTtlSeconds": 0}}));
+    let (r, _) = resolver(serde_json::json!({"defaults": {"tagTtl": 0}}));
     let img = image(&plain().host(), repo, "v1");
     assert_eq!(
         r.resolve_tag(&img, &[])
@@ -566,7 +563,7 @@ async fn tls_with_a_custom_ca() {
         pushed.digest
     );
 
-    let (r, _) = resolver(serde_json::json!({"hosts": {&host: {"timeoutSeconds": 5}}}));
+    let (r, _) = resolver(serde_json::json!({"hosts": {&host: {"timeout": "5s"}}}));
     let e = r.resolve_tag(&img, &[]).await.expect_err("unknown CA");
     assert_eq!(e.category, FailureCategory::Tls, "{e}");
 
@@ -645,11 +642,7 @@ async fn cli_run_prints_text_and_json() {
         serde_json::from_str(&run(&args).await.expect("resolve with --config")).unwrap();
     assert_eq!(json["digest"], serde_json::json!(pushed.digest.to_string()));
     // A broken config names the key.
-    std::fs::write(
-        &config,
-        "registries:\n  defaults:\n    timeoutSeconds: -1\n",
-    )
-    .unwrap();
+    std::fs::write(&config, "registries:\n  defaults:\n    timeout: 0s\n").unwrap();
     let e = run(&args).await.expect_err("invalid config").to_string();
-    assert!(e.contains("timeoutSeconds"), "{e}");
+    assert!(e.contains("registries.defaults.timeout"), "{e}");
 }

@@ -31,7 +31,7 @@ remedies:
   refresh:
     # The refresh pod's activeDeadlineSeconds, and how long imagedrift
     # waits for its pull before deleting it as failed.
-    activeDeadlineSeconds: 120
+    activeDeadline: 120s
     timeout: 150s
     # Anything that exits at once; the pull counts even if it fails.
     command: ["/bin/true"]
@@ -68,7 +68,7 @@ fn documented_example_parses_to_the_defaults_plus_namespaces() {
     assert_eq!(c.in_flight_timeout, d.in_flight_timeout);
     assert_eq!(c.namespace_cache_ttl, d.namespace_cache_ttl);
     assert_eq!(c.refresh.timeout, d.refresh.timeout);
-    assert_eq!(c.refresh.active_deadline_seconds, 120);
+    assert_eq!(c.refresh.active_deadline.as_secs(), 120);
     assert_eq!(c.refresh.command, d.refresh.command);
     assert_eq!(c.refresh.tolerations, Tolerations::All);
     assert_eq!(c.refresh.resources, d.refresh.resources);

@@ -740,7 +740,7 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
     // 10s is the shortest interval; no jitter; tags are not reused between checks.
     std::fs::write(
         &config,
-        "interval: 10s\njitter: 0\nregistries:\n  defaults:\n    tagTtlSeconds: 1\n",
+        "interval: 10s\njitter: 0\nregistries:\n  defaults:\n    tagTtl: 1s\n",
     )
     .expect("write config");
     let listen: std::net::SocketAddr = format!("127.0.0.1:{}", support::free_port())

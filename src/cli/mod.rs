@@ -83,6 +83,7 @@ pub fn oneshot_setup(
         Some(path) => {
             let c = Config::from_file(path)?;
             c.validate()?;
+            c.check_files()?;
             c
         }
         None => Config::default(),

@@ -101,7 +101,7 @@ async fn serve<C: PullCredentials>(
     let lease = LeaseSettings::from_env(
         &le.lease_name,
         &le.lease_namespace,
-        le.lease_duration_seconds,
+        le.lease_duration.as_secs(),
     );
     let mut leadership = if le.enabled {
         tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "leader election on");

@@ -297,7 +297,7 @@ impl Host {
             return Err(fail(
                 why.category,
                 format!(
-                    "{} (not asked again until registries.defaults.failureTtlSeconds passes)",
+                    "{} (not asked again until registries.defaults.failureTtl passes)",
                     why.detail
                 ),
             ));

@@ -5,20 +5,20 @@
 //! ```yaml
 //! registries:
 //!   defaults:
-//!     timeoutSeconds: 10         # one HTTP request, body included
+//!     timeout: 10s               # one HTTP request, body included
 //!     maxConcurrent: 8           # concurrent requests per registry
 //!     requestsPerSecond: 10      # per registry; 0 = unlimited
-//!     tagTtlSeconds: 60          # how long a tag's digest is reused (keep below `interval`)
-//!     failureTtlSeconds: 30      # how long a failed lookup is remembered
+//!     tagTtl: 60s                # how long a tag's digest is reused (below `interval`)
+//!     failureTtl: 30s            # how long a failed lookup is remembered
 //!     manifestCacheBytes: 67108864
 //!     maxRetries: 2              # after 429 / 5xx / timeout
-//!     maxRetryWaitSeconds: 30    # longer Retry-After fails the lookup
+//!     maxRetryWait: 30s          # longer Retry-After fails the lookup
 //!   hosts:
 //!     "docker.io":
 //!       endpoint: https://mirror.internal:5000   # the mirror the nodes pull through
 //!     "registry.internal:5000":
 //!       caBundle: /etc/imagedrift/ca.pem
-//!       timeoutSeconds: 5
+//!       timeout: 5s
 //!       maxConcurrent: 4
 //!       requestsPerSecond: 5
 //!     "dev-registry.local:5000":
@@ -34,41 +34,47 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::duration_str;
+
 /// Limits and lifetimes that apply to every registry unless a host
 /// overrides them.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Defaults {
-    /// Timeout of one HTTP request, body included (seconds).
-    pub timeout_seconds: f64,
+    /// Timeout of one HTTP request, body included.
+    #[serde(with = "duration_str")]
+    pub timeout: Duration,
     /// Concurrent requests per registry.
     pub max_concurrent: usize,
     /// Requests per second per registry (0 = unlimited).
     pub requests_per_second: f64,
-    /// How long a tag's answer is reused (seconds).
-    pub tag_ttl_seconds: f64,
-    /// How long a failed lookup is remembered before asking again (seconds).
-    pub failure_ttl_seconds: f64,
+    /// How long a tag's answer is reused.
+    #[serde(with = "duration_str")]
+    pub tag_ttl: Duration,
+    /// How long a failed lookup is remembered before asking again.
+    #[serde(with = "duration_str")]
+    pub failure_ttl: Duration,
     /// Bound of the manifest cache, in bytes of manifest bodies.
     pub manifest_cache_bytes: u64,
     /// Retries after a 429, 5xx or timeout.
     pub max_retries: u32,
     /// Longest `Retry-After` waited for inline; longer ones fail the lookup
-    /// (rate_limited) and are remembered for that long (seconds).
-    pub max_retry_wait_seconds: f64,
+    /// (rate_limited) and are remembered for that long.
+    #[serde(with = "duration_str")]
+    pub max_retry_wait: Duration,
 }
 
 impl Default for Defaults {
     fn default() -> Defaults {
         Defaults {
-            timeout_seconds: 10.0,
+            timeout: Duration::from_secs(10),
             max_concurrent: 8,
             requests_per_second: 10.0,
-            tag_ttl_seconds: 60.0,
-            failure_ttl_seconds: 30.0,
+            tag_ttl: Duration::from_secs(60),
+            failure_ttl: Duration::from_secs(30),
             manifest_cache_bytes: 64 << 20,
             max_retries: 2,
-            max_retry_wait_seconds: 30.0,
+            max_retry_wait: Duration::from_secs(30),
         }
     }
 }
@@ -87,8 +93,9 @@ pub struct HostConfig {
     pub ca_bundle: Option<PathBuf>,
     /// Accept any certificate (logged loudly; for tests and emergencies).
     pub skip_tls_verify: bool,
-    /// Overrides `defaults.timeoutSeconds`.
-    pub timeout_seconds: Option<f64>,
+    /// Overrides `defaults.timeout`.
+    #[serde(with = "duration_str::option")]
+    pub timeout: Option<Duration>,
     /// Overrides `defaults.maxConcurrent`.
     pub max_concurrent: Option<usize>,
     /// Overrides `defaults.requestsPerSecond`.
@@ -122,7 +129,10 @@ pub enum ConfigError {
         fix: String,
     },
     /// A file named by the configuration can't be read.
-    #[error("registries.{key}: cannot read {path}: {source}")]
+    #[error(
+        "registries.{key}: cannot read {path}: {}; mount the file there or correct the path",
+        plain_io(source)
+    )]
     Unreadable {
         /// Dotted key path under `registries`.
         key: String,
@@ -139,6 +149,15 @@ pub enum ConfigError {
     Metrics(#[from] prometheus::Error),
 }
 
+/// An OS error without Rust's `(os error N)` suffix.
+fn plain_io(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 fn invalid(
     key: impl Into<String>,
     problem: impl Into<String>,
@@ -151,6 +170,25 @@ fn invalid(
     }
 }
 
+/// A file the configuration names must exist at start-up: a missing mount
+/// (a Secret not created yet, a typo in the path) is a configuration error,
+/// not a lookup that fails later.
+fn readable_file(key: &str, path: &std::path::Path) -> Result<(), ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(invalid(
+            key,
+            format!("{} is not a file", path.display()),
+            "name the file itself (a PEM bundle, or a docker config.json)",
+        )),
+        Err(source) => Err(ConfigError::Unreadable {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// The limits for one host, defaults and overrides merged.
 #[derive(Clone, Debug)]
 pub(crate) struct Limits {
@@ -159,20 +197,16 @@ pub(crate) struct Limits {
     pub requests_per_second: f64,
 }
 
-fn check_seconds(key: &str, v: f64, allow_zero: bool) -> Result<(), ConfigError> {
-    let ok = v.is_finite() && (v > 0.0 || (allow_zero && v == 0.0)) && v <= 86_400.0 * 30.0;
+fn check_duration(key: &str, v: Duration, allow_zero: bool) -> Result<(), ConfigError> {
+    let ok = (allow_zero || !v.is_zero()) && v <= Duration::from_secs(86_400 * 30);
     if ok {
         Ok(())
     } else {
-        let range = if allow_zero {
-            "0 or more"
-        } else {
-            "more than 0"
-        };
+        let range = if allow_zero { "0s" } else { "more than 0s" };
         Err(invalid(
             key,
-            format!("{v} is not a valid number of seconds"),
-            format!("use a number {range}, at most 2592000"),
+            format!("{v:?} is out of range"),
+            format!("use a duration of {range} up to 720h, e.g. 10s or 5m"),
         ))
     }
 }
@@ -181,14 +215,10 @@ impl RegistriesConfig {
     /// Checks every value; the error names the key and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.defaults;
-        check_seconds("defaults.timeoutSeconds", d.timeout_seconds, false)?;
-        check_seconds("defaults.tagTtlSeconds", d.tag_ttl_seconds, true)?;
-        check_seconds("defaults.failureTtlSeconds", d.failure_ttl_seconds, true)?;
-        check_seconds(
-            "defaults.maxRetryWaitSeconds",
-            d.max_retry_wait_seconds,
-            true,
-        )?;
+        check_duration("defaults.timeout", d.timeout, false)?;
+        check_duration("defaults.tagTtl", d.tag_ttl, true)?;
+        check_duration("defaults.failureTtl", d.failure_ttl, true)?;
+        check_duration("defaults.maxRetryWait", d.max_retry_wait, true)?;
         if d.max_concurrent == 0 {
             return Err(invalid(
                 "defaults.maxConcurrent",
@@ -235,8 +265,8 @@ impl RegistriesConfig {
                     "write the key as \"docker.io\" (its API is asked at registry-1.docker.io unless endpoint says otherwise)",
                 ));
             }
-            if let Some(t) = h.timeout_seconds {
-                check_seconds(&k("timeoutSeconds"), t, false)?;
+            if let Some(t) = h.timeout {
+                check_duration(&k("timeout"), t, false)?;
             }
             if h.max_concurrent == Some(0) {
                 return Err(invalid(
@@ -304,15 +334,27 @@ impl RegistriesConfig {
         Ok(())
     }
 
+    /// Checks that the files the section names (`caBundle`,
+    /// `credentialsFile`) exist, so a missing mount stops start-up with
+    /// the key named rather than failing every lookup later.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        for (host, h) in &self.hosts {
+            if let Some(path) = &h.ca_bundle {
+                readable_file(&format!("hosts.\"{host}\".caBundle"), path)?;
+            }
+        }
+        if let Some(path) = &self.credentials_file {
+            readable_file("credentialsFile", path)?;
+        }
+        Ok(())
+    }
+
     /// Limits for `host`: its overrides over the defaults.
     pub(crate) fn limits(&self, host: &str) -> Limits {
         let h = self.hosts.get(host);
         let d = &self.defaults;
         Limits {
-            timeout: Duration::from_secs_f64(
-                h.and_then(|h| h.timeout_seconds)
-                    .unwrap_or(d.timeout_seconds),
-            ),
+            timeout: h.and_then(|h| h.timeout).unwrap_or(d.timeout),
             max_concurrent: h.and_then(|h| h.max_concurrent).unwrap_or(d.max_concurrent),
             requests_per_second: h
                 .and_then(|h| h.requests_per_second)
@@ -353,7 +395,7 @@ mod tests {
     fn defaults_are_valid() {
         RegistriesConfig::default().validate().unwrap();
         let c = cfg(
-            r#"{"defaults":{"timeoutSeconds":2.5},"hosts":{"r.example:5000":{"maxConcurrent":2}}}"#,
+            r#"{"defaults":{"timeout":"2500ms"},"hosts":{"r.example:5000":{"maxConcurrent":2}}}"#,
         );
         c.validate().unwrap();
         let l = c.limits("r.example:5000");
@@ -367,10 +409,7 @@ mod tests {
     #[test]
     fn errors_name_key_and_fix() {
         let cases = [
-            (
-                r#"{"defaults":{"timeoutSeconds":0}}"#,
-                "defaults.timeoutSeconds",
-            ),
+            (r#"{"defaults":{"timeout":0}}"#, "defaults.timeout"),
             (
                 r#"{"defaults":{"maxConcurrent":0}}"#,
                 "defaults.maxConcurrent",
@@ -400,8 +439,8 @@ mod tests {
                 "skipTlsVerify",
             ),
             (
-                r#"{"hosts":{"r.example":{"timeoutSeconds":-3}}}"#,
-                "hosts.\"r.example\".timeoutSeconds",
+                r#"{"hosts":{"r.example":{"timeout":"0s"}}}"#,
+                "hosts.\"r.example\".timeout",
             ),
         ];
         for (json, key) in cases {
@@ -442,10 +481,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let e = serde_json::from_str::<RegistriesConfig>(r#"{"defaults":{"timeout":3}}"#)
+        let e = serde_json::from_str::<RegistriesConfig>(r#"{"defaults":{"timeoutSeconds":3}}"#)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("timeout"), "{e}");
+        assert!(e.contains("timeoutSeconds"), "{e}");
     }
 
     #[test]

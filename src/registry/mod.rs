@@ -197,8 +197,8 @@ impl Inner {
             client,
             &self.config.limits(label),
             d.max_retries,
-            Duration::from_secs_f64(d.max_retry_wait_seconds),
-            Duration::from_secs_f64(d.failure_ttl_seconds),
+            d.max_retry_wait,
+            d.failure_ttl,
         ));
         hosts.insert(label.to_string(), host.clone());
         host
@@ -227,9 +227,9 @@ impl Inner {
     fn lifetime(&self, ok: bool, hold: Option<Duration>) -> tokio::time::Instant {
         let d = &self.config.defaults;
         let ttl = if ok {
-            Duration::from_secs_f64(d.tag_ttl_seconds)
+            d.tag_ttl
         } else {
-            Duration::from_secs_f64(d.failure_ttl_seconds).max(hold.unwrap_or_default())
+            d.failure_ttl.max(hold.unwrap_or_default())
         };
         until(self.clock.now(), ttl)
     }

@@ -919,7 +919,7 @@ pub fn refresh_pod(w: &WorkloadRef, t: &RefreshTarget, cfg: &RefreshConfig) -> P
         spec: Some(PodSpec {
             node_name: Some(t.node.clone()),
             restart_policy: Some("Never".to_string()),
-            active_deadline_seconds: Some(cfg.active_deadline_seconds),
+            active_deadline_seconds: Some(cfg.active_deadline.as_secs() as i64),
             termination_grace_period_seconds: Some(0),
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),

@@ -52,8 +52,9 @@ impl Default for RemedyConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RefreshConfig {
-    /// The pod's `activeDeadlineSeconds`.
-    pub active_deadline_seconds: i64,
+    /// The pod's `activeDeadlineSeconds` (whole seconds).
+    #[serde(with = "duration")]
+    pub active_deadline: Duration,
     /// How long to wait for the pull before deleting the pod as failed.
     #[serde(with = "duration")]
     pub timeout: Duration,
@@ -70,7 +71,7 @@ impl Default for RefreshConfig {
     fn default() -> Self {
         let q = |s: &str| Quantity(s.to_string());
         RefreshConfig {
-            active_deadline_seconds: 120,
+            active_deadline: Duration::from_secs(120),
             timeout: Duration::from_secs(150),
             command: vec!["/bin/true".to_string()],
             tolerations: Tolerations::All,
@@ -170,11 +171,9 @@ impl RemedyConfig {
         if self.max_in_flight == 0 {
             return err("maxInFlight", "must be at least 1");
         }
-        if !(10..=3600).contains(&self.refresh.active_deadline_seconds) {
-            return err(
-                "refresh.activeDeadlineSeconds",
-                "must be between 10 and 3600",
-            );
+        let deadline = self.refresh.active_deadline;
+        if deadline < Duration::from_secs(10) || deadline > Duration::from_secs(3600) {
+            return err("refresh.activeDeadline", "must be between 10s and 1h");
         }
         if self.refresh.timeout < Duration::from_secs(1) {
             return err("refresh.timeout", "must be at least 1s");
@@ -229,7 +228,7 @@ mod tests {
             "maxInFlight": 2,
             "dryRun": true,
             "refresh": {
-                "activeDeadlineSeconds": 60,
+                "activeDeadline": "1m",
                 "timeout": 90,
                 "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
             }
