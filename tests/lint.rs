@@ -233,6 +233,7 @@ fn clean_manifest_has_no_findings() {
 fn mutable_tag_severity_is_configurable() {
     let opts = LintOptions {
         mutable_tag_severity: Severity::Error,
+        ..LintOptions::default()
     };
     assert_eq!(
         findings_with("suppressed.yaml", &opts),
@@ -613,7 +614,7 @@ fn list_rules() {
     let o = imagedrift(&["--list-rules"], None);
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
-    assert_eq!(out.lines().count(), 9, "{out}");
+    assert_eq!(out.lines().count(), 13, "{out}");
     assert!(
         out.lines()
             .any(|l| l.starts_with("mutable-tag-default-policy") && l.contains(" warning ")),

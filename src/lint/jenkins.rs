@@ -208,7 +208,7 @@ fn lint_container_template(
     hits: &mut Vec<Hit>,
 ) {
     let Some(image) = ct.image else { return };
-    if image.interpolated || rules::is_templated(&image.value) {
+    if image.interpolated || super::tags::is_templated(&image.value) {
         return;
     }
     let name = ct
@@ -220,7 +220,11 @@ fn lint_container_template(
     let parsed = match ImageRef::parse(shown) {
         Ok(r) => r,
         Err(e) => {
-            let mut h = rules::invalid_image_hit(ct.image_pos, &name, &e.to_string());
+            let mut h = rules::invalid_image_hit(
+                ct.image_pos,
+                &format!("container `{name}`"),
+                &e.to_string(),
+            );
             h.container = Some(name);
             hits.push(h);
             return;
@@ -244,10 +248,17 @@ fn lint_container_template(
                 "no alwaysPullImage"
             };
             let tag = parsed.effective_tag().unwrap_or("latest");
-            let even = if tag == "latest" {
-                " (even for `latest`)"
+            let (even, severity) = if tag == "latest" {
+                (
+                    " (even for `latest`)".to_string(),
+                    opts.mutable_tag_severity,
+                )
             } else {
-                ""
+                let class = super::tags::classify(Some(tag), &opts.immutable_tags);
+                let Some((severity, why)) = rules::mutable_tag_verdict(&class, opts) else {
+                    return;
+                };
+                (why, severity)
             };
             Hit::new(
                 Rule::MutableTagDefaultPolicy,
@@ -256,7 +267,7 @@ fn lint_container_template(
                     "containerTemplate `{name}`: image `{shown}` uses the mutable tag `{tag}` with {how}: the kubernetes plugin then sets imagePullPolicy: IfNotPresent{even}, so nodes that cached the tag keep running the old content after a re-push and a new build does not help; add alwaysPullImage: true or pin a digest (`{shown}@sha256:…`)"
                 ),
             )
-            .with_severity(opts.mutable_tag_severity)
+            .with_severity(severity)
         }
     };
     hit.container = Some(name);
