@@ -1,7 +1,7 @@
 //! `imagedrift lint`: one fixture per rule with the exact findings and
 //! positions expected, driven through the library and through the binary.
 
-use imagedrift::lint::{InputKind, LintOptions, Severity, lint_text, source};
+use imagedrift::lint::{InputKind, LintOptions, Rule, Severity, TagPattern, lint_text, source};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -286,13 +286,20 @@ fn pod_yaml_held_in_a_groovy_variable() {
 // ---- the binary ----
 
 fn imagedrift(args: &[&str], stdin: Option<&str>) -> Output {
+    imagedrift_in(&fixtures(), args, stdin)
+}
+
+/// Runs `imagedrift lint ARGS` in `dir`; fails the test (instead of hanging)
+/// when it does not finish within a minute.
+fn imagedrift_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_imagedrift"))
         .arg("lint")
         .args(args)
-        .current_dir(fixtures())
+        .current_dir(dir)
         .env_remove("IMAGEDRIFT_LINT_OUTPUT")
         .env_remove("IMAGEDRIFT_LINT_FAIL_ON")
         .env_remove("IMAGEDRIFT_LINT_MUTABLE_TAG_SEVERITY")
+        .env_remove("IMAGEDRIFT_LINT_CONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -303,7 +310,22 @@ fn imagedrift(args: &[&str], stdin: Option<&str>) -> Output {
         .write_all(stdin.unwrap_or("").as_bytes())
         .expect("write stdin");
     drop(input);
-    child.wait_with_output().expect("wait imagedrift")
+    let (tx, rx) = std::sync::mpsc::channel();
+    let id = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(out) => out.expect("wait imagedrift"),
+        Err(_) => {
+            // SAFETY: plain kill(2) of the child this test started.
+            unsafe { libc::kill(id as libc::pid_t, libc::SIGKILL) };
+            panic!(
+                "imagedrift lint {args:?} in {} did not finish within 60 s",
+                dir.display()
+            );
+        }
+    }
 }
 
 fn stdout(o: &Output) -> String {
@@ -434,9 +456,10 @@ fn directories_are_walked() {
         !paths.iter().any(|p| p.contains("templates")),
         "Helm chart templates/ must be skipped"
     );
-    // 11 fixtures here, and in more/: Chart.yaml, broken.Jenkinsfile,
-    // vars-pod.groovy, workload-level-policy.yaml
-    assert_eq!(v["summary"]["files"], 15);
+    // 11 fixtures here, 6 in rules/, and in more/: Chart.yaml, values.yaml,
+    // broken.Jenkinsfile, vars-pod.groovy, workload-level-policy.yaml
+    assert_eq!(v["summary"]["files"], 22);
+    assert!(paths.contains("./more/chart/values.yaml"), "{paths:?}");
 }
 
 #[test]
@@ -619,5 +642,601 @@ fn list_rules() {
         out.lines()
             .any(|l| l.starts_with("mutable-tag-default-policy") && l.contains(" warning ")),
         "{out}"
+    );
+}
+
+// ---- issue 13: the classic mistakes ----
+
+#[test]
+fn explicit_if_not_present_on_latest_no_tag_and_conventional_tags() {
+    assert_eq!(
+        findings("rules/if-not-present.yaml"),
+        vec![
+            (11, 26, "error", "if-not-present-mutable-tag"), // nginx:latest
+            (14, 26, "error", "if-not-present-mutable-tag"), // nginx (no tag)
+            (17, 26, "warning", "if-not-present-mutable-tag"), // :main
+            (20, 26, "warning", "if-not-present-mutable-tag"), // :2.1-SNAPSHOT
+                                                             // nginx:1.27 and a digest-pinned image with IfNotPresent: fine
+        ]
+    );
+    let m = messages("rules/if-not-present.yaml");
+    assert!(
+        m[0].starts_with("container `latest`: image `nginx:latest` uses `latest`"),
+        "{}",
+        m[0]
+    );
+    assert!(m[1].contains("has no tag"), "{}", m[1]);
+    assert!(m[3].contains("ending in `-SNAPSHOT`"), "{}", m[3]);
+    assert_eq!(
+        imagedrift(&["rules/if-not-present.yaml"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn image_volumes_are_linted_like_containers() {
+    assert_eq!(
+        findings("rules/image-volumes.yaml"),
+        vec![
+            (14, 19, "error", "if-not-present-mutable-tag"),
+            (17, 18, "warning", "mutable-tag-default-policy"),
+            (21, 19, "error", "invalid-pull-policy"),
+        ]
+    );
+    let m = messages("rules/image-volumes.yaml");
+    assert!(
+        m[0].starts_with("image volume `tools`: image `ghcr.io/acme/tools:latest`"),
+        "{}",
+        m[0]
+    );
+    assert!(m[0].contains("set pullPolicy: Always"), "{}", m[0]);
+    assert!(m[1].contains("with no pullPolicy"), "{}", m[1]);
+    assert!(m[2].contains("invalid pullPolicy \"always\""), "{}", m[2]);
+}
+
+#[test]
+fn templated_images_are_unknown_not_absent() {
+    assert_eq!(
+        findings("rules/templated.yaml"),
+        vec![
+            (6, 3, "error", "pod-level-pull-policy"),
+            (9, 12, "warning", "mutable-tag-default-policy"),
+        ]
+    );
+    let m = messages("rules/templated.yaml");
+    assert!(!m[0].contains("has no effect"), "{}", m[0]);
+    assert!(
+        m[0].contains("container `tools` defaults to IfNotPresent for tag `java17`"),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[0].contains("container `runner` defaults to a policy that depends on the tag of the templated image `${RUNNER_IMAGE}`, which cannot be told here"),
+        "{}",
+        m[0]
+    );
+    assert!(m[0].contains("container `jdk`"), "{}", m[0]);
+    let o = imagedrift(&["rules/templated.yaml"], None);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn immutable_tag_heuristic_and_team_patterns() {
+    assert_eq!(
+        findings("rules/immutable-tags.yaml"),
+        vec![
+            (10, 16, "info", "mutable-tag-default-policy"), // 1.27.3
+            (12, 16, "info", "mutable-tag-default-policy"), // git-3f2a1bc
+            (14, 16, "warning", "mutable-tag-default-policy"), // release-42
+            (16, 16, "warning", "mutable-tag-default-policy"), // nightly
+        ]
+    );
+    let m = messages("rules/immutable-tags.yaml");
+    assert!(
+        m[0].contains("looks immutable (a full three-part version"),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[1].contains("looks immutable (a git commit SHA"),
+        "{}",
+        m[1]
+    );
+    assert!(
+        m[3].contains("`nightly` names a branch or channel"),
+        "{}",
+        m[3]
+    );
+    let opts = LintOptions {
+        immutable_tags: vec![TagPattern::new(r"release-\d+").expect("regex")],
+        ..LintOptions::default()
+    };
+    assert_eq!(
+        findings_with("rules/immutable-tags.yaml", &opts)
+            .iter()
+            .map(|f| f.0)
+            .collect::<Vec<_>>(),
+        vec![10, 12, 16]
+    );
+    let file = "rules/immutable-tags.yaml";
+    let code = |args: &[&str]| imagedrift(args, None).status.code();
+    assert_eq!(code(&["--fail-on", "warning", file]), Some(1));
+    assert_eq!(
+        code(&[
+            "--fail-on",
+            "warning",
+            "--immutable-tags",
+            r"release-\d+",
+            file
+        ]),
+        Some(1)
+    );
+    assert_eq!(
+        code(&[
+            "--fail-on",
+            "warning",
+            "--immutable-tags",
+            r"release-\d+",
+            "--immutable-tags",
+            "nightly",
+            file
+        ]),
+        Some(0)
+    );
+    let o = imagedrift(&["--immutable-tags", "(", file], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid --immutable-tags regex"));
+}
+
+#[test]
+fn duplicate_pull_policy_keys() {
+    // The decoder keeps the last one (IfNotPresent), so `:main` is judged with it.
+    assert_eq!(
+        findings("rules/duplicates.yaml"),
+        vec![
+            (10, 5, "error", "duplicate-key"),
+            (10, 22, "warning", "if-not-present-mutable-tag"),
+        ]
+    );
+    let m = messages("rules/duplicates.yaml");
+    assert!(
+        m[0].starts_with("`imagePullPolicy` is written twice in container `app` (first on line 9)"),
+        "{}",
+        m[0]
+    );
+}
+
+#[test]
+fn suppressions_naming_unknown_rules() {
+    assert_eq!(
+        findings("rules/suppress-typo.yaml"),
+        vec![
+            (7, 23, "warning", "unknown-suppression"),
+            (8, 12, "warning", "mutable-tag-default-policy"),
+            (10, 35, "warning", "unknown-suppression"),
+        ]
+    );
+    assert!(
+        messages("rules/suppress-typo.yaml")[0]
+            .contains("`mutable-tag-defualt-policy` is not a rule id")
+    );
+}
+
+#[test]
+fn helm_values_image_blocks() {
+    assert_eq!(
+        findings("more/chart/values.yaml"),
+        vec![
+            (5, 15, "error", "if-not-present-mutable-tag"), // scaffold with tag: latest
+            (12, 17, "warning", "if-not-present-mutable-tag"), // backend.image tag: main
+            // sidecarImage: tag "" (the chart's appVersion): not judged
+            // workers[0]: 1.4.2 with IfNotPresent: fine
+            (28, 19, "info", "pinned-always"),
+            (33, 19, "error", "invalid-pull-policy"),
+            (34, 7, "error", "duplicate-key"),
+        ]
+    );
+    let m = messages("more/chart/values.yaml");
+    assert!(
+        m[0].starts_with("values `image`: image `nginx:latest`"),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[1].starts_with("values `backend.image`: image `ghcr.io/acme/backend:main`"),
+        "{}",
+        m[1]
+    );
+    assert!(m[2].starts_with("values `workers[1].image`"), "{}", m[2]);
+}
+
+// ---- scoping ----
+
+/// A fresh directory under the target dir (so no config file above it).
+fn temp_tree(name: &str) -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lint-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, text).expect("write");
+}
+
+const STALE_POD: &str =
+    "kind: Pod\nspec:\n  containers:\n  - name: a\n    image: ghcr.io/acme/a:main\n";
+
+fn finding_paths(o: &Output) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("json ({e}): {}", String::from_utf8_lossy(&o.stdout)));
+    v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap_or_default().to_string(),
+                f["rule"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn walk_honours_ignore_files_skips_dirs_symlinks_and_fifos() {
+    let root = temp_tree("walk");
+    write(&root, ".gitignore", "generated/\n*.rendered.yaml\n");
+    write(&root, ".imagedriftignore", "legacy/\n!legacy/keep.yaml\n");
+    write(&root, "app.yaml", STALE_POD);
+    write(&root, "generated/out.yaml", STALE_POD);
+    write(&root, "x.rendered.yaml", STALE_POD);
+    write(&root, "legacy/old.yaml", STALE_POD);
+    write(&root, "node_modules/pkg/deploy.yaml", STALE_POD);
+    write(&root, "vendor/mod/pod.yaml", STALE_POD);
+    write(&root, ".git/config.yaml", STALE_POD);
+    write(&root, "flagged/pod.yaml", STALE_POD);
+    write(&root, "sub/nested.yml", STALE_POD);
+    std::os::unix::fs::symlink("missing.yaml", root.join("dangling.yaml")).expect("symlink");
+    std::os::unix::fs::symlink("app.yaml", root.join("linked.yaml")).expect("symlink");
+    let fifo = std::ffi::CString::new(root.join("pipe.yaml").into_os_string().into_encoded_bytes())
+        .expect("path");
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
+
+    let o = imagedrift_in(&root, &["-o", "json", "--exclude", "flagged/", "."], None);
+    let got = finding_paths(&o);
+    assert_eq!(
+        got,
+        vec![
+            (
+                "./app.yaml".to_string(),
+                "mutable-tag-default-policy".to_string()
+            ),
+            (
+                "./linked.yaml".to_string(),
+                "mutable-tag-default-policy".to_string()
+            ),
+            (
+                "./sub/nested.yml".to_string(),
+                "mutable-tag-default-policy".to_string()
+            ),
+            ("./dangling.yaml".to_string(), "unreadable-path".to_string()),
+        ],
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The dangling link is a warning: the walk goes on and exits 0.
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let dangling = &v["findings"][3];
+    assert_eq!(
+        (&dangling["line"], &dangling["column"]),
+        (&1.into(), &1.into())
+    );
+    assert_eq!(dangling["severity"], "warning");
+    assert!(
+        dangling["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("symbolic link to missing.yaml points to nothing"))
+    );
+    assert_eq!(v["summary"]["files"], 3);
+
+    // Without --exclude the flagged directory is linted too.
+    let o = imagedrift_in(&root, &["-o", "json", "."], None);
+    assert!(
+        finding_paths(&o)
+            .iter()
+            .any(|(p, _)| p == "./flagged/pod.yaml")
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_directory_with_nothing_to_lint_is_exit_2() {
+    let root = temp_tree("empty");
+    std::fs::create_dir_all(root.join("empty")).expect("mkdir");
+    write(&root, "only-ignored/.imagedriftignore", "*.yaml\n");
+    write(&root, "only-ignored/a.yaml", STALE_POD);
+    write(&root, "docs/README.md", "# not a manifest\n");
+    for dir in ["empty", "only-ignored", "docs"] {
+        let o = imagedrift_in(&root, &[dir], None);
+        assert_eq!(o.status.code(), Some(2), "{dir}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("no files to lint under {dir}")),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn config_file_found_upward_and_flags_on_top() {
+    let root = temp_tree("config");
+    write(
+        &root,
+        ".imagedrift-lint.yaml",
+        "exclude: [legacy/]\ndisable: [implicit-latest-policy]\nseverities:\n  mutable-tag-default-policy: error\nimmutableTags: ['release-\\d+']\n",
+    );
+    let pod = "kind: Pod\nspec:\n  containers:\n  - {name: a, image: 'ghcr.io/acme/a:main'}\n  - {name: b, image: 'ghcr.io/acme/b:release-7'}\n  - {name: c, image: nginx}\n";
+    write(&root, "k8s/app.yaml", pod);
+    write(&root, "k8s/legacy/old.yaml", pod);
+    let lines = |o: &Output| {
+        stdout(o)
+            .lines()
+            .map(|l| l.split(": ").take(2).collect::<Vec<_>>().join(": "))
+            .collect::<Vec<_>>()
+    };
+    // From a subdirectory: the config above it applies; its exclude is
+    // relative to the config's directory (.gitignore syntax: `legacy/` matches
+    // k8s/legacy too).
+    let o = imagedrift_in(&root.join("k8s"), &["."], None);
+    assert_eq!(
+        lines(&o),
+        vec!["./app.yaml:4:22: error mutable-tag-default-policy"]
+    );
+    assert_eq!(o.status.code(), Some(1));
+    // --enable turns the disabled rule back on; --disable drops another.
+    let o = imagedrift_in(
+        &root,
+        &[
+            "--enable",
+            "implicit-latest-policy",
+            "--disable",
+            "mutable-tag-default-policy",
+            "k8s",
+        ],
+        None,
+    );
+    assert_eq!(
+        lines(&o),
+        vec!["k8s/app.yaml:6:22: info implicit-latest-policy"]
+    );
+    assert_eq!(o.status.code(), Some(0));
+    // --config names another file.
+    write(&root, "other.yaml", "disable: []\n");
+    let o = imagedrift_in(&root, &["--config", "other.yaml", "k8s/app.yaml"], None);
+    assert_eq!(
+        lines(&o),
+        vec![
+            "k8s/app.yaml:4:22: warning mutable-tag-default-policy",
+            "k8s/app.yaml:5:22: warning mutable-tag-default-policy",
+            "k8s/app.yaml:6:22: info implicit-latest-policy",
+        ]
+    );
+    // Broken configs and unknown rules are exit 2, naming what and where.
+    write(&root, "bad.yaml", "disable: [pinned-alway]\n");
+    let o = imagedrift_in(&root, &["--config", "bad.yaml", "k8s"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.yaml: disable[0]: unknown rule \"pinned-alway\""),
+        "{err}"
+    );
+    write(&root, "typo.yaml", "exlude: [a/]\n");
+    let o = imagedrift_in(&root, &["--config", "typo.yaml", "k8s"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exlude"));
+    let o = imagedrift_in(&root, &["--disable", "no-such-rule", "k8s"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown rule \"no-such-rule\""));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn force_exclude_applies_to_named_files() {
+    let root = temp_tree("force");
+    write(&root, "app.yaml", STALE_POD);
+    write(&root, "legacy/old.yaml", STALE_POD);
+    write(
+        &root,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    );
+    write(
+        &root,
+        "chart/templates/d.yaml",
+        "kind: Pod\nspec: {{ .Values.x }\n",
+    );
+    let files = ["app.yaml", "legacy/old.yaml", "chart/templates/d.yaml"];
+    let mut args = vec!["-o", "json", "--exclude", "legacy/"];
+    args.extend(files);
+    // Named files are linted whatever the excludes...
+    let o = imagedrift_in(&root, &args, None);
+    let paths: Vec<String> = finding_paths(&o).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        paths,
+        vec!["app.yaml", "legacy/old.yaml", "chart/templates/d.yaml"]
+    );
+    // ...unless --force-exclude (what the pre-commit hook passes).
+    args.insert(0, "--force-exclude");
+    let o = imagedrift_in(&root, &args, None);
+    let paths: Vec<String> = finding_paths(&o).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, vec!["app.yaml"]);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+// ---- where linters run ----
+
+#[test]
+fn sarif_rules_have_help_uri_and_full_description() {
+    let o = imagedrift(&["-o", "sarif", "rules/if-not-present.yaml"], None);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("sarif is json");
+    let rules = v["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .expect("rules")
+        .clone();
+    assert_eq!(rules.len(), Rule::ALL.len());
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    for (r, rule) in rules.iter().zip(Rule::ALL) {
+        assert_eq!(r["id"], rule.id());
+        assert_eq!(
+            r["helpUri"],
+            format!("{}#{}", imagedrift::lint::RULES_URL, rule.id())
+        );
+        let full = r["fullDescription"]["text"].as_str().unwrap_or_default();
+        let short = r["shortDescription"]["text"].as_str().unwrap_or_default();
+        assert!(
+            full.len() > short.len(),
+            "{}: fullDescription {full:?}",
+            rule.id()
+        );
+        // the anchor helpUri points at exists
+        assert!(
+            readme.contains(&format!("<a name=\"{}\"></a>", rule.id())),
+            "README lacks the anchor for {}",
+            rule.id()
+        );
+    }
+    let result = &v["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "if-not-present-mutable-tag");
+    assert_eq!(result["properties"]["container"], "latest");
+}
+
+#[test]
+fn text_output_keeps_the_helm_source_template() {
+    let o = imagedrift(&["-"], Some(&read("multi-doc.yaml")));
+    let out = stdout(&o);
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("<stdin>:21:16: warning mutable-tag-default-policy:")
+            && first.ends_with(" [# Source: shop/templates/deployment.yaml]"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .nth(1)
+            .unwrap_or_default()
+            .ends_with(" [# Source: shop/templates/cronjob.yaml]"),
+        "{out}"
+    );
+}
+
+fn repo_file(name: &str) -> serde_yaml_ng::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn pre_commit_hook_definition() {
+    let hooks = repo_file(".pre-commit-hooks.yaml");
+    let hooks = hooks.as_sequence().expect("a list of hooks");
+    assert_eq!(hooks.len(), 1);
+    let h = &hooks[0];
+    assert_eq!(h["id"].as_str(), Some("imagedrift-lint"));
+    assert_eq!(h["language"].as_str(), Some("rust"));
+    for key in ["name", "description", "entry", "files"] {
+        assert!(
+            h[key].as_str().is_some_and(|s| !s.is_empty()),
+            "hook lacks {key}"
+        );
+    }
+    let entry = h["entry"].as_str().unwrap_or_default();
+    let mut words = entry.split_whitespace();
+    assert_eq!(words.next(), Some("imagedrift"));
+    // The entry, run as pre-commit runs it (files appended), works.
+    let rest: Vec<&str> = words.collect();
+    assert_eq!(rest.first(), Some(&"lint"));
+    let mut args: Vec<&str> = rest[1..].to_vec();
+    args.extend(["rules/if-not-present.yaml", "clean.yaml", "Jenkinsfile"]);
+    let o = imagedrift(&args, None);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // `files` (a Python regex, also valid for the regex crate) picks the
+    // files a walk would lint.
+    let files = regex::Regex::new(h["files"].as_str().unwrap_or_default()).expect("files regex");
+    for yes in [
+        "k8s/app.yaml",
+        "a.yml",
+        "list.json",
+        "Jenkinsfile",
+        "ci/Jenkinsfile.release",
+        "build.jenkinsfile",
+        "vars/pod.groovy",
+    ] {
+        assert!(files.is_match(yes), "{yes}");
+    }
+    for no in ["README.md", "src/main.rs", "MyJenkinsfileNotes/readme.txt"] {
+        assert!(!files.is_match(no), "{no}");
+    }
+}
+
+#[test]
+fn github_action_definition() {
+    let a = repo_file("action.yml");
+    assert!(a["name"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(a["description"].as_str().is_some_and(|s| !s.is_empty()));
+    let inputs = &a["inputs"];
+    assert_eq!(inputs["paths"]["default"].as_str(), Some("."));
+    assert_eq!(inputs["fail-on"]["default"].as_str(), Some("error"));
+    assert_eq!(inputs["upload-sarif"]["default"].as_str(), Some("true"));
+    assert_eq!(a["runs"]["using"].as_str(), Some("composite"));
+    let steps = a["runs"]["steps"].as_sequence().expect("steps");
+    let runs: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    assert!(
+        runs.iter()
+            .any(|r| r.contains("cargo install --locked") && r.contains("$ACTION_PATH"))
+    );
+    let lint = runs
+        .iter()
+        .find(|r| r.contains("-o sarif"))
+        .expect("a lint step writing SARIF");
+    assert!(lint.contains("imagedrift lint") && lint.contains("$LINT_FAIL_ON"));
+    // inputs reach scripts through env, never by ${{ }} inside `run` (script injection)
+    for r in &runs {
+        assert!(!r.contains("${{"), "expression inside run: {r}");
+    }
+    let upload = steps
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("github/codeql-action/upload-sarif@"))
+        })
+        .expect("an upload-sarif step");
+    assert!(upload["with"]["sarif_file"].as_str().is_some());
+    assert!(
+        upload["if"]
+            .as_str()
+            .is_some_and(|c| c.contains("always()"))
+    );
+    // the last step fails the job on findings
+    assert!(
+        steps
+            .last()
+            .and_then(|s| s["run"].as_str())
+            .is_some_and(|r| r.contains("exit \"$STATUS\""))
     );
 }

@@ -248,23 +248,28 @@ fn lint_container_template(
                 "no alwaysPullImage"
             };
             let tag = parsed.effective_tag().unwrap_or("latest");
-            let (even, severity) = if tag == "latest" {
+            let (named, severity) = if tag == "latest" {
                 (
-                    " (even for `latest`)".to_string(),
+                    "the mutable tag `latest`".to_string(),
                     opts.mutable_tag_severity,
                 )
             } else {
                 let class = super::tags::classify(Some(tag), &opts.immutable_tags);
-                let Some((severity, why)) = rules::mutable_tag_verdict(&class, opts) else {
+                let Some((severity, named)) = rules::mutable_tag_verdict(&class, tag, opts) else {
                     return;
                 };
-                (why, severity)
+                (named, severity)
+            };
+            let even = if tag == "latest" {
+                " (even for `latest`)"
+            } else {
+                ""
             };
             Hit::new(
                 Rule::MutableTagDefaultPolicy,
                 ct.image_pos,
                 format!(
-                    "containerTemplate `{name}`: image `{shown}` uses the mutable tag `{tag}` with {how}: the kubernetes plugin then sets imagePullPolicy: IfNotPresent{even}, so nodes that cached the tag keep running the old content after a re-push and a new build does not help; add alwaysPullImage: true or pin a digest (`{shown}@sha256:…`)"
+                    "containerTemplate `{name}`: image `{shown}` uses {named} with {how}: the kubernetes plugin then sets imagePullPolicy: IfNotPresent{even}, so nodes that cached the tag keep running the old content after a re-push and a new build does not help; add alwaysPullImage: true or pin a digest (`{shown}@sha256:…`)"
                 ),
             )
             .with_severity(severity)

@@ -287,13 +287,13 @@ fn duplicate_keys(map: &Node, what: &str, hits: &mut Vec<Hit>) {
         };
         let kept = value
             .as_str()
-            .map(|v| format!(" (here `{v}`)"))
+            .map(|v| format!(": `{v}`"))
             .unwrap_or_default();
         hits.push(Hit::new(
             Rule::DuplicateKey,
             key.pos,
             format!(
-                "`{name}` is written twice in {what} (first on line {}): YAML decoders keep only one of them without a word (Helm and client-go the last{kept}), and strict `kubectl apply` rejects the object; keep one",
+                "`{name}` is written twice in {what} (first on line {}): YAML decoders keep only one of them without a word (Helm and client-go keep the last{kept}), and strict `kubectl apply` rejects the object; keep one",
                 first.pos.line
             ),
         ));
@@ -594,10 +594,13 @@ fn always_pull_hit(key: &Node, value: &Node, c: Option<&ContainerView<'_>>) -> H
     .with_severity(severity)
 }
 
-/// The severity and reason for a tag that defaults (or is set) to
-/// IfNotPresent: `None` when the team declared it immutable.
+/// For a tag that defaults (or is set) to IfNotPresent: the severity and
+/// how to name the tag in the message (`the mutable tag `java17``, `the tag
+/// `1.27.3`, which looks immutable (…)`); `None` when the team declared it
+/// immutable.
 pub(crate) fn mutable_tag_verdict(
     class: &TagClass,
+    tag: &str,
     opts: &LintOptions,
 ) -> Option<(Severity, String)> {
     match class {
@@ -605,13 +608,17 @@ pub(crate) fn mutable_tag_verdict(
         TagClass::LikelyImmutable(why) => Some((
             Severity::Info,
             format!(
-                " (info only: the tag looks immutable, {why}; if it is never re-pushed, say so with --immutable-tags and this goes away)"
+                "the tag `{tag}`, which looks immutable ({why}; info only: if it is never re-pushed, declare it with --immutable-tags and this goes away)"
             ),
         )),
-        TagClass::ConventionallyMutable(why) => {
-            Some((opts.mutable_tag_severity, format!(" ({why})")))
-        }
-        TagClass::Latest | TagClass::Other => Some((opts.mutable_tag_severity, String::new())),
+        TagClass::ConventionallyMutable(why) => Some((
+            opts.mutable_tag_severity,
+            format!("the mutable tag `{tag}` ({why})"),
+        )),
+        TagClass::Latest | TagClass::Other => Some((
+            opts.mutable_tag_severity,
+            format!("the mutable tag `{tag}`"),
+        )),
     }
 }
 
@@ -666,7 +673,7 @@ fn lint_container(
         }
         (PolicySource::Defaulted(DefaultRule::NonLatestTag(tag)), _) if !always_pull_true => {
             let class = tags::classify(Some(tag), &opts.immutable_tags);
-            let Some((severity, why)) = mutable_tag_verdict(&class, opts) else {
+            let Some((severity, named)) = mutable_tag_verdict(&class, tag, opts) else {
                 return;
             };
             let note = pod_level_policy
@@ -677,7 +684,7 @@ fn lint_container(
                     Rule::MutableTagDefaultPolicy,
                     image_node.pos,
                     format!(
-                        "{label}: image `{shown}` uses the mutable tag `{tag}`{why} with no {policy_key}{note}: it defaults to IfNotPresent, so nodes that cached the tag keep running the old content after a re-push and a restart does not help; set {policy_key}: Always or pin a digest (`{shown}@sha256:…`)"
+                        "{label}: image `{shown}` uses {named} with no {policy_key}{note}: it defaults to IfNotPresent, so nodes that cached the tag keep running the old content after a re-push and a restart does not help; set {policy_key}: Always or pin a digest (`{shown}@sha256:…`)"
                     ),
                 )
                 .with_severity(severity),

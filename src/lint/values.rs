@@ -16,8 +16,7 @@ use crate::reference::ImageRef;
 
 /// Lints every image block in a document.
 pub(crate) fn lint_image_blocks(root: &Node, opts: &LintOptions, hits: &mut Vec<Hit>) {
-    let mut path = Vec::new();
-    walk(root, &mut path, opts, hits);
+    walk(root, "", opts, hits);
 }
 
 /// Whether a key names an image block: `image`, `fooImage`, `foo_image`.
@@ -25,24 +24,25 @@ fn is_image_key(key: &str) -> bool {
     key == "image" || key.ends_with("Image") || key.ends_with("_image")
 }
 
-fn walk<'a>(node: &'a Node, path: &mut Vec<&'a str>, opts: &LintOptions, hits: &mut Vec<Hit>) {
-    match node.as_map() {
-        Some(entries) => {
-            for (k, v) in entries {
-                let Some(key) = k.as_str() else { continue };
-                path.push(key);
-                if is_image_key(key) && v.get("repository").and_then(Node::as_str).is_some() {
-                    lint_block(v, &path.join("."), opts, hits);
-                } else {
-                    walk(v, path, opts, hits);
-                }
-                path.pop();
+/// `path` is the dotted key path to `node` (`workers[1].image`).
+fn walk(node: &Node, path: &str, opts: &LintOptions, hits: &mut Vec<Hit>) {
+    if let Some(entries) = node.as_map() {
+        for (k, v) in entries {
+            let Some(key) = k.as_str() else { continue };
+            let here = if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            };
+            if is_image_key(key) && v.get("repository").and_then(Node::as_str).is_some() {
+                lint_block(v, &here, opts, hits);
+            } else {
+                walk(v, &here, opts, hits);
             }
         }
-        None => {
-            for item in node.as_seq().unwrap_or(&[]) {
-                walk(item, path, opts, hits);
-            }
+    } else if let Some(items) = node.as_seq() {
+        for (i, item) in items.iter().enumerate() {
+            walk(item, &format!("{path}[{i}]"), opts, hits);
         }
     }
 }
