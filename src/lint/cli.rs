@@ -53,8 +53,9 @@ pub struct LintArgs {
     /// the current directory; repeatable).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Apply excludes, skipped directories and chart templates/ to files
-    /// named on the command line too (for pre-commit, which names files).
+    /// Apply excludes, ignore files, skipped directories and chart
+    /// templates/ to files named on the command line too (for pre-commit,
+    /// which names files).
     #[arg(long)]
     pub force_exclude: bool,
     /// Turn a rule off (repeatable).

@@ -208,16 +208,20 @@ fn lint_container_template(
     hits: &mut Vec<Hit>,
 ) {
     let Some(image) = ct.image else { return };
-    if image.interpolated || super::tags::is_templated(&image.value) {
-        return;
-    }
     let name = ct
         .name
         .filter(|n| !n.interpolated)
         .map_or("?", |n| n.value.as_str())
         .to_string();
     let shown = &image.value;
+    let templated = image.interpolated || super::tags::is_templated(shown);
     let parsed = match ImageRef::parse(shown) {
+        // `"${REGISTRY}/tools:java17"`: judged by its literal tag, if any
+        // (`$VAR` without braces does not parse, so it is not judged).
+        _ if templated => match super::tags::templated_stand_in(shown) {
+            Some(r) => r,
+            None => return,
+        },
         Ok(r) => r,
         Err(e) => {
             let mut h = rules::invalid_image_hit(

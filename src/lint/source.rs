@@ -311,7 +311,8 @@ impl Excludes {
 }
 
 /// With `--force-exclude`: whether a file named on the command line lies
-/// in a skipped directory or chart templates, or matches an exclude.
+/// in a skipped directory or chart templates, matches an exclude, or is
+/// ignored by an ignore file.
 fn excluded_file(path: &Path, excludes: &Excludes) -> bool {
     let in_skipped = path.ancestors().skip(1).any(|d| {
         d.file_name()
@@ -319,7 +320,51 @@ fn excluded_file(path: &Path, excludes: &Excludes) -> bool {
             .is_some_and(|n| SKIPPED_DIRS.contains(&n))
             || is_chart_templates(d)
     });
-    in_skipped || excludes.matches(path, false)
+    in_skipped || excludes.matches(path, false) || ignored_by_files(path)
+}
+
+/// Whether an ignore file (`.imagedriftignore`, `.gitignore`) in the
+/// file's directory or a parent, up to the git checkout's root, ignores the
+/// file or a directory between it and the current directory: what a walk
+/// from the current directory would skip. The deepest file that says
+/// anything decides, as in git; in one directory `.imagedriftignore` comes
+/// first, as in a walk.
+fn ignored_by_files(path: &Path) -> bool {
+    let (Ok(abs), Ok(cwd)) = (std::path::absolute(path), std::path::absolute(".")) else {
+        return false;
+    };
+    let mut rules = Vec::new();
+    for dir in abs.ancestors().skip(1) {
+        for name in [IGNORE_FILE, ".gitignore"] {
+            let file = dir.join(name);
+            if file.is_file() {
+                rules.push(ignore::gitignore::Gitignore::new(&file).0);
+            }
+        }
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    let mut visited = vec![(abs.as_path(), false)];
+    visited.extend(
+        abs.ancestors()
+            .skip(1)
+            .take_while(|d| d.starts_with(&cwd) && *d != cwd)
+            .map(|d| (d, true)),
+    );
+    visited.iter().any(|(p, is_dir)| {
+        for r in rules
+            .iter()
+            .filter(|r| p.starts_with(r.path()) && *p != r.path())
+        {
+            match r.matched(p, *is_dir) {
+                ignore::Match::Ignore(_) => return true,
+                ignore::Match::Whitelist(_) => return false,
+                ignore::Match::None => {}
+            }
+        }
+        false
+    })
 }
 
 fn walk(root: &Path, excludes: &Excludes, out: &mut Collected) {
