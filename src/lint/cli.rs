@@ -42,9 +42,11 @@ pub struct LintArgs {
     /// Exit 1 when a finding has this severity or a higher one.
     #[arg(long, default_value = "error", value_parser = parse_severity, env = "IMAGEDRIFT_LINT_FAIL_ON")]
     pub fail_on: Severity,
-    /// Severity of mutable-tag-default-policy findings.
-    #[arg(long, default_value = "warning", value_parser = parse_severity, env = "IMAGEDRIFT_LINT_MUTABLE_TAG_SEVERITY")]
-    pub mutable_tag_severity: Severity,
+    /// Severity of mutable-tag-default-policy findings on tags that may
+    /// move [default: warning]; wins over the config file's
+    /// `severities.mutable-tag-default-policy`.
+    #[arg(long, value_parser = parse_severity, env = "IMAGEDRIFT_LINT_MUTABLE_TAG_SEVERITY")]
+    pub mutable_tag_severity: Option<Severity>,
     /// Tags the team never moves (regex, matched against the whole tag;
     /// repeatable): no mutable-tag finding for them.
     #[arg(long = "immutable-tags", value_name = "REGEX", value_parser = config::parse_tag_pattern)]
@@ -177,11 +179,14 @@ pub fn run_with(
 /// The rule options: the config file's, then the flags'.
 fn options(args: &LintArgs, config: &LintConfig) -> LintOptions {
     let mut opts = LintOptions {
-        mutable_tag_severity: args.mutable_tag_severity,
         immutable_tags: config.immutable_tags.clone(),
         severities: config.severities.clone(),
         ..LintOptions::default()
     };
+    if let Some(s) = args.mutable_tag_severity {
+        opts.mutable_tag_severity = s;
+        opts.severities.remove(&Rule::MutableTagDefaultPolicy);
+    }
     opts.immutable_tags
         .extend(args.immutable_tags.iter().cloned());
     opts.disabled.extend(config.disable.iter().copied());

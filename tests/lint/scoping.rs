@@ -150,6 +150,17 @@ fn config_file_found_upward_and_flags_on_top() {
         vec!["./app.yaml:4:22: error mutable-tag-default-policy"]
     );
     assert_eq!(o.status.code(), Some(1));
+    // --mutable-tag-severity wins over the file's severities.
+    let o = imagedrift_in(
+        &root.join("k8s"),
+        &["--mutable-tag-severity", "warning", "."],
+        None,
+    );
+    assert_eq!(
+        lines(&o),
+        vec!["./app.yaml:4:22: warning mutable-tag-default-policy"]
+    );
+    assert_eq!(o.status.code(), Some(0));
     // --enable turns the disabled rule back on; --disable drops another.
     let o = imagedrift_in(
         &root,
