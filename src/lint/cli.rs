@@ -1,9 +1,10 @@
 //! The `imagedrift lint` command: read inputs, lint, print, exit code.
 
+use super::config::{self, LintConfig};
 use super::output::{self, Format};
-use super::source::{self, Input};
+use super::source::{self, Exclude, Input, Unreadable, WalkOptions};
 use super::yaml::Pos;
-use super::{Finding, LintOptions, Rule, Severity, lint_text};
+use super::{Finding, LintOptions, Rule, Severity, TagPattern, lint_text};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -17,13 +18,16 @@ pub const EXIT_ERROR: u8 = 2;
 #[command(
     after_help = "Exit status: 0 no finding at or above --fail-on, 1 some, 2 usage or I/O error.\n\
 Silence a finding with `# imagedrift:ignore <rule-id>[,<rule-id>...]` on its line or alone on the line above\n\
-(`//` works in Jenkinsfiles). Not followed: Jenkins `yamlFile` references (lint that file directly)."
+(`//` works in Jenkinsfiles). Not followed: Jenkins `yamlFile` references (lint that file directly).\n\
+Settings also come from .imagedrift-lint.yaml, looked up from each PATH upward (keys: exclude, disable,\n\
+severities, immutableTags); flags add to it, --enable wins over disable."
 )]
 pub struct LintArgs {
     /// Files or directories to lint; `-` reads stdin. Directories are walked
     /// for *.yaml, *.yml, *.json, Jenkinsfile, *.jenkinsfile and *.groovy,
-    /// skipping hidden entries and Helm chart templates/ (lint `helm template`
-    /// output instead).
+    /// honouring .gitignore and .imagedriftignore, skipping hidden entries,
+    /// .git, node_modules, vendor and Helm chart templates/ (lint `helm
+    /// template` output instead). A directory with nothing to lint is an error.
     #[arg(required_unless_present = "list_rules", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Output format.
@@ -38,9 +42,34 @@ pub struct LintArgs {
     /// Exit 1 when a finding has this severity or a higher one.
     #[arg(long, default_value = "error", value_parser = parse_severity, env = "IMAGEDRIFT_LINT_FAIL_ON")]
     pub fail_on: Severity,
-    /// Severity of mutable-tag-default-policy findings.
-    #[arg(long, default_value = "warning", value_parser = parse_severity, env = "IMAGEDRIFT_LINT_MUTABLE_TAG_SEVERITY")]
-    pub mutable_tag_severity: Severity,
+    /// Severity of mutable-tag-default-policy findings on tags that may
+    /// move [default: warning]; wins over the config file's
+    /// `severities.mutable-tag-default-policy`.
+    #[arg(long, value_parser = parse_severity, env = "IMAGEDRIFT_LINT_MUTABLE_TAG_SEVERITY")]
+    pub mutable_tag_severity: Option<Severity>,
+    /// Tags the team never moves (regex, matched against the whole tag;
+    /// repeatable): no mutable-tag finding for them.
+    #[arg(long = "immutable-tags", value_name = "REGEX", value_parser = config::parse_tag_pattern)]
+    pub immutable_tags: Vec<TagPattern>,
+    /// Leave out paths matching this glob (.gitignore syntax, relative to
+    /// the current directory; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Apply excludes, ignore files, skipped directories and chart
+    /// templates/ to files named on the command line too (for pre-commit,
+    /// which names files).
+    #[arg(long)]
+    pub force_exclude: bool,
+    /// Turn a rule off (repeatable).
+    #[arg(long, value_name = "RULE", value_parser = config::parse_rule)]
+    pub disable: Vec<Rule>,
+    /// Turn a rule on again, whatever the config file disables (repeatable).
+    #[arg(long, value_name = "RULE", value_parser = config::parse_rule)]
+    pub enable: Vec<Rule>,
+    /// Lint configuration file, instead of the .imagedrift-lint.yaml found
+    /// upward from the paths.
+    #[arg(long, value_name = "FILE", env = "IMAGEDRIFT_LINT_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Name standard input gets in findings (its extension also picks the format).
     #[arg(long, default_value = "<stdin>", value_name = "NAME")]
     pub stdin_filename: String,
@@ -88,17 +117,50 @@ pub fn run_with(
             Err(_) => EXIT_ERROR,
         };
     }
-    let inputs = match source::collect(&args.paths, stdin, &args.stdin_filename) {
-        Ok(inputs) => inputs,
+    let config = match &args.config {
+        Some(path) => LintConfig::from_file(path),
+        None => LintConfig::discover(&args.paths),
+    };
+    let config = match config {
+        Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "imagedrift lint: {e}");
             return EXIT_ERROR;
         }
     };
-    let opts = LintOptions {
-        mutable_tag_severity: args.mutable_tag_severity,
+    let opts = options(args, &config);
+    let mut excludes: Vec<Exclude> = Vec::new();
+    if let Some(base) = config.base() {
+        let origin = config
+            .path
+            .as_ref()
+            .map(|p| format!(" in {}", p.display()))
+            .unwrap_or_default();
+        excludes.extend(config.exclude.iter().map(|g| Exclude {
+            glob: g.clone(),
+            base: base.to_path_buf(),
+            origin: origin.clone(),
+        }));
+    }
+    excludes.extend(args.exclude.iter().map(|g| Exclude {
+        glob: g.clone(),
+        base: PathBuf::from("."),
+        origin: String::new(),
+    }));
+    let walk = WalkOptions {
+        excludes,
+        force_exclude: args.force_exclude,
     };
-    let findings = lint_inputs(&inputs, &opts);
+    let collected = match source::collect(&args.paths, stdin, &args.stdin_filename, &walk) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "imagedrift lint: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let inputs = collected.inputs;
+    let mut findings = lint_inputs(&inputs, &opts);
+    findings.extend(unreadable_findings(&collected.unreadable, &opts));
     let rendered = output::render(args.output, &findings, inputs.len());
     if let Err(e) = out.write_all(rendered.as_bytes()).and_then(|_| out.flush()) {
         let _ = writeln!(err, "imagedrift lint: cannot write output: {e}");
@@ -112,6 +174,49 @@ pub fn run_with(
     } else {
         0
     }
+}
+
+/// The rule options: the config file's, then the flags'.
+fn options(args: &LintArgs, config: &LintConfig) -> LintOptions {
+    let mut opts = LintOptions {
+        immutable_tags: config.immutable_tags.clone(),
+        severities: config.severities.clone(),
+        ..LintOptions::default()
+    };
+    if let Some(s) = args.mutable_tag_severity {
+        opts.mutable_tag_severity = s;
+        opts.severities.remove(&Rule::MutableTagDefaultPolicy);
+    }
+    opts.immutable_tags
+        .extend(args.immutable_tags.iter().cloned());
+    opts.disabled.extend(config.disable.iter().copied());
+    opts.disabled.extend(args.disable.iter().copied());
+    for r in &args.enable {
+        opts.disabled.remove(r);
+    }
+    opts
+}
+
+/// `unreadable-path` findings for what a walk could not read.
+fn unreadable_findings(unreadable: &[Unreadable], opts: &LintOptions) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = unreadable
+        .iter()
+        .map(|u| Finding {
+            rule: Rule::UnreadablePath,
+            severity: Rule::UnreadablePath.default_severity(),
+            path: u.path.clone(),
+            pos: Pos { line: 1, col: 1 },
+            message: format!(
+                "{}, so it was not checked; fix or remove it, or exclude it",
+                u.reason
+            ),
+            object: None,
+            container: None,
+            template: None,
+        })
+        .collect();
+    opts.apply(&mut findings);
+    findings
 }
 
 /// Lints already-read inputs.
@@ -134,5 +239,6 @@ pub fn lint_inputs(inputs: &[Input], opts: &LintOptions) -> Vec<Finding> {
             }),
         }
     }
+    opts.apply(&mut findings);
     findings
 }

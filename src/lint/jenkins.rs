@@ -208,19 +208,27 @@ fn lint_container_template(
     hits: &mut Vec<Hit>,
 ) {
     let Some(image) = ct.image else { return };
-    if image.interpolated || rules::is_templated(&image.value) {
-        return;
-    }
     let name = ct
         .name
         .filter(|n| !n.interpolated)
         .map_or("?", |n| n.value.as_str())
         .to_string();
     let shown = &image.value;
+    let templated = image.interpolated || super::tags::is_templated(shown);
     let parsed = match ImageRef::parse(shown) {
+        // `"${REGISTRY}/tools:java17"`: judged by its literal tag, if any
+        // (`$VAR` without braces does not parse, so it is not judged).
+        _ if templated => match super::tags::templated_stand_in(shown) {
+            Some(r) => r,
+            None => return,
+        },
         Ok(r) => r,
         Err(e) => {
-            let mut h = rules::invalid_image_hit(ct.image_pos, &name, &e.to_string());
+            let mut h = rules::invalid_image_hit(
+                ct.image_pos,
+                &format!("container `{name}`"),
+                &e.to_string(),
+            );
             h.container = Some(name);
             hits.push(h);
             return;
@@ -244,6 +252,18 @@ fn lint_container_template(
                 "no alwaysPullImage"
             };
             let tag = parsed.effective_tag().unwrap_or("latest");
+            let (named, severity) = if tag == "latest" {
+                (
+                    "the mutable tag `latest`".to_string(),
+                    opts.mutable_tag_severity,
+                )
+            } else {
+                let class = super::tags::classify(Some(tag), &opts.immutable_tags);
+                let Some((severity, named)) = rules::mutable_tag_verdict(&class, tag, opts) else {
+                    return;
+                };
+                (named, severity)
+            };
             let even = if tag == "latest" {
                 " (even for `latest`)"
             } else {
@@ -253,10 +273,10 @@ fn lint_container_template(
                 Rule::MutableTagDefaultPolicy,
                 ct.image_pos,
                 format!(
-                    "containerTemplate `{name}`: image `{shown}` uses the mutable tag `{tag}` with {how}: the kubernetes plugin then sets imagePullPolicy: IfNotPresent{even}, so nodes that cached the tag keep running the old content after a re-push and a new build does not help; add alwaysPullImage: true or pin a digest (`{shown}@sha256:…`)"
+                    "containerTemplate `{name}`: image `{shown}` uses {named} with {how}: the kubernetes plugin then sets imagePullPolicy: IfNotPresent{even}, so nodes that cached the tag keep running the old content after a re-push and a new build does not help; add alwaysPullImage: true or pin a digest (`{shown}@sha256:…`)"
                 ),
             )
-            .with_severity(opts.mutable_tag_severity)
+            .with_severity(severity)
         }
     };
     hit.container = Some(name);

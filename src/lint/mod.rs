@@ -6,19 +6,27 @@
 //! files, printing and exit codes live in [`cli`].
 
 pub mod cli;
+pub mod config;
 mod jenkins;
 pub mod output;
 mod rules;
 pub mod source;
 mod suppress;
+pub mod tags;
+mod values;
 pub mod yaml;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
 pub use cli::{LintArgs, run};
 pub use source::InputKind;
+pub use tags::TagPattern;
 pub use yaml::Pos;
+
+/// Where the rules are documented (each rule has an anchor named by its id).
+pub const RULES_URL: &str = "https://github.com/imagedrift/imagedrift/blob/main/README.md";
 
 /// How serious a finding is; ordered `Info < Warning < Error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -96,20 +104,32 @@ pub enum Rule {
     InvalidImage,
     /// A digest-pinned image with policy `Always`.
     PinnedAlways,
+    /// An explicit `IfNotPresent` on `latest`, no tag, or a conventionally mutable tag.
+    IfNotPresentMutableTag,
+    /// A key written twice in one container, pod spec or image block.
+    DuplicateKey,
+    /// A suppression comment naming a rule that does not exist.
+    UnknownSuppression,
+    /// A path a directory walk found but could not read (dangling symlink, permissions).
+    UnreadablePath,
 }
 
 impl Rule {
     /// Every rule, in documentation order.
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 13] = [
         Rule::ParseError,
         Rule::PodLevelPullPolicy,
         Rule::PodLevelContainerField,
         Rule::JenkinsAlwaysPullImage,
+        Rule::IfNotPresentMutableTag,
         Rule::MutableTagDefaultPolicy,
         Rule::ImplicitLatestPolicy,
         Rule::InvalidPullPolicy,
         Rule::InvalidImage,
         Rule::PinnedAlways,
+        Rule::DuplicateKey,
+        Rule::UnknownSuppression,
+        Rule::UnreadablePath,
     ];
 
     /// The stable id used in output and suppression comments.
@@ -124,6 +144,10 @@ impl Rule {
             Rule::InvalidPullPolicy => "invalid-pull-policy",
             Rule::InvalidImage => "invalid-image",
             Rule::PinnedAlways => "pinned-always",
+            Rule::IfNotPresentMutableTag => "if-not-present-mutable-tag",
+            Rule::DuplicateKey => "duplicate-key",
+            Rule::UnknownSuppression => "unknown-suppression",
+            Rule::UnreadablePath => "unreadable-path",
         }
     }
 
@@ -140,8 +164,12 @@ impl Rule {
             | Rule::PodLevelContainerField
             | Rule::JenkinsAlwaysPullImage
             | Rule::InvalidPullPolicy
-            | Rule::InvalidImage => Severity::Error,
-            Rule::MutableTagDefaultPolicy => Severity::Warning,
+            | Rule::InvalidImage
+            | Rule::IfNotPresentMutableTag
+            | Rule::DuplicateKey => Severity::Error,
+            Rule::MutableTagDefaultPolicy | Rule::UnknownSuppression | Rule::UnreadablePath => {
+                Severity::Warning
+            }
             Rule::ImplicitLatestPolicy | Rule::PinnedAlways => Severity::Info,
         }
     }
@@ -176,7 +204,70 @@ impl Rule {
             Rule::PinnedAlways => {
                 "A digest-pinned image with policy Always asks the registry on every container start for content that cannot change."
             }
+            Rule::IfNotPresentMutableTag => {
+                "imagePullPolicy: IfNotPresent on latest, no tag (error) or a tag mutable by convention such as main or nightly (warning): nodes keep whatever copy they pulled first."
+            }
+            Rule::DuplicateKey => {
+                "A key written twice in one container, pod spec or image block: YAML decoders keep one of them silently."
+            }
+            Rule::UnknownSuppression => {
+                "An imagedrift:ignore comment naming a rule that does not exist, so it suppresses nothing."
+            }
+            Rule::UnreadablePath => {
+                "A path found while walking a directory that could not be read (a dangling symlink, no permission), so it was not checked."
+            }
         }
+    }
+
+    /// What the rule catches, why it matters and how to fix it (SARIF
+    /// `fullDescription`).
+    pub fn description(self) -> &'static str {
+        match self {
+            Rule::ParseError => {
+                "The document is not valid YAML or JSON (or a file is not UTF-8), so none of the other rules could check it. The rest of the file is still linted. Fix the syntax; lint rendered output (helm template) rather than Go templates."
+            }
+            Rule::PodLevelPullPolicy => {
+                "imagePullPolicy is a field of each container, not of the pod. Written beside containers: (or higher, in the workload spec) it is an unknown field: Helm, many clients and the Jenkins kubernetes-plugin drop it silently, and every container keeps its defaulted policy (IfNotPresent for any tag but latest), so nodes keep stale copies after a re-push. Error when some container ends up, or may end up (templated image), with another policy; warning when every container sets the same policy itself. Move the field into each container."
+            }
+            Rule::PodLevelContainerField => {
+                "A container field (image, command, args, env, resources, ports, volumeMounts, probes, ...) written in the pod spec is ignored: no container gets it. Move it into the containers that need it."
+            }
+            Rule::JenkinsAlwaysPullImage => {
+                "alwaysPullImage is an option of the Jenkins kubernetes-plugin's containerTemplate, not a Kubernetes field. Inside raw pod YAML (yaml:, yamlFile) it is ignored and the agent's tag defaults to IfNotPresent, so agents run stale tools. Write imagePullPolicy: Always in the container instead."
+            }
+            Rule::IfNotPresentMutableTag => {
+                "An explicit imagePullPolicy: IfNotPresent (or a Helm values pullPolicy: IfNotPresent) on an image whose tag is moved by every push: latest or no tag (error; this is Helm's scaffold default with tag: latest), or a tag mutable by convention: main, master, develop, dev, stable, edge, nightly, snapshot, canary, rolling, *-SNAPSHOT, *-latest (warning). Each node keeps the copy it pulled first, so nodes run different builds and restarts do not help. Set Always, or pin a digest or a fixed tag."
+            }
+            Rule::MutableTagDefaultPolicy => {
+                "A tag other than latest with no imagePullPolicy defaults to IfNotPresent: a node that cached the tag keeps the old content after a re-push, and a restart does not help. Tags that look immutable (a full three-part version such as 1.27.3, a 7-40 digit git SHA such as git-3f2a1bc) are reported as info only; tags matching --immutable-tags (or immutableTags in .imagedrift-lint.yaml) are not reported. Set imagePullPolicy: Always or pin a digest."
+            }
+            Rule::ImplicitLatestPolicy => {
+                "An image with tag latest (or no tag) and no imagePullPolicy pulls on every start only because the API server defaults the policy to Always. After a switch to a fixed tag, new objects default to IfNotPresent while existing ones keep the Always stored at creation. Write imagePullPolicy: Always."
+            }
+            Rule::InvalidPullPolicy => {
+                "The API server accepts exactly Always, IfNotPresent and Never (case-sensitive) for imagePullPolicy (and pullPolicy of image volumes); anything else rejects the object."
+            }
+            Rule::InvalidImage => {
+                "The image reference does not parse as a distribution reference (uppercase repository, bad tag, bad digest), so the kubelet cannot pull it and the container fails with InvalidImageName."
+            }
+            Rule::PinnedAlways => {
+                "A digest-pinned image cannot change, yet imagePullPolicy: Always (or a latest tag beside the digest, which defaults to Always) asks the registry on every container start: a needless round-trip, and a failed start when the registry is down. Use IfNotPresent."
+            }
+            Rule::DuplicateKey => {
+                "A key written twice in one mapping (for example two imagePullPolicy keys in one container): YAML decoders keep one of them without a word (Helm and client-go the last), and strict kubectl apply rejects the object. Keep one."
+            }
+            Rule::UnknownSuppression => {
+                "A # imagedrift:ignore comment names a rule id that does not exist (often a typo), so it silences nothing. Use an id from imagedrift lint --list-rules."
+            }
+            Rule::UnreadablePath => {
+                "While walking a directory, a path could not be read: a symbolic link to nothing, a permission error, a broken ignore file. The walk goes on; the path was not checked. Fix or remove it, or exclude it."
+            }
+        }
+    }
+
+    /// Where the rule is documented.
+    pub fn help_uri(self) -> String {
+        format!("{RULES_URL}#{}", self.id())
     }
 }
 
@@ -210,14 +301,35 @@ pub struct Finding {
 /// Settings that change what the rules report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LintOptions {
-    /// Severity of `mutable-tag-default-policy` findings.
+    /// Severity of `mutable-tag-default-policy` findings on tags that may move.
     pub mutable_tag_severity: Severity,
+    /// Tags the team never moves (`--immutable-tags`, `immutableTags`).
+    pub immutable_tags: Vec<TagPattern>,
+    /// Rules whose findings are dropped.
+    pub disabled: BTreeSet<Rule>,
+    /// Severity overrides: every finding of the rule gets this severity.
+    pub severities: BTreeMap<Rule, Severity>,
 }
 
 impl Default for LintOptions {
     fn default() -> LintOptions {
         LintOptions {
             mutable_tag_severity: Rule::MutableTagDefaultPolicy.default_severity(),
+            immutable_tags: Vec::new(),
+            disabled: BTreeSet::new(),
+            severities: BTreeMap::new(),
+        }
+    }
+}
+
+impl LintOptions {
+    /// Drops findings of disabled rules and applies severity overrides.
+    pub fn apply(&self, findings: &mut Vec<Finding>) {
+        findings.retain(|f| !self.disabled.contains(&f.rule));
+        for f in findings.iter_mut() {
+            if let Some(s) = self.severities.get(&f.rule) {
+                f.severity = *s;
+            }
         }
     }
 }
@@ -237,10 +349,11 @@ pub fn lint_text(path: &str, text: &str, kind: InputKind, opts: &LintOptions) ->
         ),
         InputKind::Jenkins => jenkins::lint_jenkinsfile(text, opts),
     };
-    let suppressions = suppress::Suppressions::scan(text);
+    let (suppressions, unknown) = suppress::Suppressions::scan(text);
     let mut findings: Vec<Finding> = hits
         .into_iter()
         .filter(|h| !suppressions.suppresses(h.pos.line, h.rule))
+        .chain(unknown)
         .map(|h| Finding {
             rule: h.rule,
             severity: h.severity,
@@ -252,6 +365,7 @@ pub fn lint_text(path: &str, text: &str, kind: InputKind, opts: &LintOptions) ->
             template: h.template,
         })
         .collect();
+    opts.apply(&mut findings);
     findings.sort_by_key(|f| (f.pos, f.rule));
     findings
 }

@@ -34,13 +34,20 @@ fn count(findings: &[Finding], s: Severity) -> usize {
 }
 
 /// One line per finding, then nothing else: the summary goes to stderr
-/// in the CLI so that stdout stays greppable.
+/// in the CLI so that stdout stays greppable. A finding in Helm-rendered
+/// output ends with the chart template it came from
+/// (`[# Source: chart/templates/x.yaml]`), as JSON's `template`.
 pub fn text(findings: &[Finding], _files: usize) -> String {
     findings
         .iter()
         .map(|f| {
+            let source = f
+                .template
+                .as_ref()
+                .map(|t| format!(" [# Source: {t}]"))
+                .unwrap_or_default();
             format!(
-                "{}:{}:{}: {} {}: {}\n",
+                "{}:{}:{}: {} {}: {}{source}\n",
                 f.path,
                 f.pos.line,
                 f.pos.col,
@@ -139,6 +146,9 @@ pub fn sarif(findings: &[Finding]) -> Value {
                 "id": r.id(),
                 "name": r.id(),
                 "shortDescription": { "text": r.summary() },
+                "fullDescription": { "text": r.description() },
+                "help": { "text": format!("{} See {}", r.description(), r.help_uri()) },
+                "helpUri": r.help_uri(),
                 "defaultConfiguration": { "level": r.default_severity().sarif_level() },
             })
         })
@@ -147,7 +157,18 @@ pub fn sarif(findings: &[Finding]) -> Value {
         .iter()
         .map(|f| {
             let rule_index = Rule::ALL.iter().position(|r| *r == f.rule).unwrap_or(0);
+            let mut properties = serde_json::Map::new();
+            for (k, v) in [
+                ("object", &f.object),
+                ("container", &f.container),
+                ("template", &f.template),
+            ] {
+                if let Some(v) = v {
+                    properties.insert(k.to_string(), json!(v));
+                }
+            }
             json!({
+                "properties": properties,
                 "ruleId": f.rule.id(),
                 "ruleIndex": rule_index,
                 "level": f.severity.sarif_level(),

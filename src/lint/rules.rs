@@ -1,8 +1,9 @@
 //! The rules: where pod specs live in an object, and what is wrong with
 //! the pull policy of their containers (SEMANTICS.md §4).
 
+use super::tags::{self, TagClass};
 use super::yaml::{self, Node, Pos, PosMap, Value};
-use super::{LintOptions, Rule, Severity};
+use super::{LintOptions, Rule, Severity, values};
 use crate::policy::{DefaultRule, EffectivePolicy, PolicySource, PullPolicy};
 use crate::reference::ImageRef;
 
@@ -75,6 +76,7 @@ pub(crate) fn lint_yaml(text: &str, format: &str, map: PosMap<'_>, opts: &LintOp
             Ok(doc) => {
                 let start = hits.len();
                 lint_object(&doc.root, opts, &mut hits);
+                values::lint_image_blocks(&doc.root, opts, &mut hits);
                 for h in &mut hits[start..] {
                     h.template.clone_from(&doc.helm_source);
                 }
@@ -161,13 +163,22 @@ fn has_containers(spec: &Node) -> bool {
         .any(|l| spec.get(l).and_then(Node::as_seq).is_some())
 }
 
-/// What a container's spec says about its image and pull policy.
+/// What a container's (or an image volume's) spec says about its image and
+/// pull policy.
 struct ContainerView<'a> {
     name: String,
+    /// `container `app`` or `image volume `tools``, for messages.
+    label: String,
+    /// An image volume (`spec.volumes[].image`), not a container.
+    volume: bool,
     image_node: Option<&'a Node>,
-    /// The parsed image; `None` when absent, templated or invalid.
+    /// The parsed image; `None` when absent, invalid, or templated so that
+    /// its tag is unknown. A templated image whose tag is written literally
+    /// gets a stand-in with that tag ([`tags::templated_stand_in`]).
     image: Option<ImageRef>,
-    /// The value node of `imagePullPolicy`, when written.
+    /// The image is templated (`${REGISTRY}/app:v1`).
+    templated: bool,
+    /// The value node of the pull policy, when written.
     policy_node: Option<&'a Node>,
     /// The valid explicit policy, when written.
     explicit: Option<PullPolicy>,
@@ -176,21 +187,23 @@ struct ContainerView<'a> {
 }
 
 impl ContainerView<'_> {
-    /// The policy kubelet applies, when it can be told (valid image and
-    /// valid-or-absent policy).
+    /// The policy kubelet applies, when it can be told: an explicit valid
+    /// policy, or the default of a known image.
     fn effective(&self) -> Option<EffectivePolicy> {
-        if self.policy_node.is_some() && self.explicit.is_none() {
-            return None;
+        if self.policy_node.is_some() {
+            return self.explicit.map(|policy| EffectivePolicy {
+                policy,
+                source: PolicySource::Explicit,
+            });
         }
-        self.image
-            .as_ref()
-            .map(|i| EffectivePolicy::of(i, self.explicit))
+        self.image.as_ref().map(|i| EffectivePolicy::of(i, None))
     }
 }
 
 /// Lints a pod spec; `above` are the maps between the object and the pod
 /// spec, named for messages (`in `spec.template``).
 fn lint_pod_spec(spec: &Node, above: &[(String, &Node)], opts: &LintOptions, hits: &mut Vec<Hit>) {
+    duplicate_keys(spec, "the pod spec", hits);
     let mut containers = Vec::new();
     for list in CONTAINER_LISTS {
         for (i, c) in spec
@@ -203,6 +216,18 @@ fn lint_pod_spec(spec: &Node, above: &[(String, &Node)], opts: &LintOptions, hit
             if c.as_map().is_some() {
                 containers.push(view_container(c, list, i, hits));
             }
+        }
+    }
+    let mut volumes = Vec::new();
+    for (i, v) in spec
+        .get("volumes")
+        .and_then(Node::as_seq)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        if let Some(image) = v.get("image").filter(|n| n.as_map().is_some()) {
+            volumes.push(view_image_volume(v, image, i, hits));
         }
     }
 
@@ -243,6 +268,45 @@ fn lint_pod_spec(spec: &Node, above: &[(String, &Node)], opts: &LintOptions, hit
             h.container = Some(c.name.clone());
         }
     }
+    for v in &volumes {
+        lint_container(v, None, opts, hits);
+    }
+}
+
+/// `duplicate-key` for every key written twice in one mapping: YAML
+/// decoders keep one of them without a word.
+fn duplicate_keys(map: &Node, what: &str, hits: &mut Vec<Hit>) {
+    let entries = map.as_map().unwrap_or(&[]);
+    for (i, (key, value)) in entries.iter().enumerate() {
+        let Some(name) = key.as_str() else { continue };
+        if name == "<<" {
+            continue;
+        }
+        let Some((first, _)) = entries[..i].iter().find(|(k, _)| k.as_str() == Some(name)) else {
+            continue;
+        };
+        let kept = value
+            .as_str()
+            .map(|v| format!(": `{v}`"))
+            .unwrap_or_default();
+        hits.push(Hit::new(
+            Rule::DuplicateKey,
+            key.pos,
+            format!(
+                "`{name}` is written twice in {what} (first on line {}): YAML decoders keep only one of them without a word (Helm and client-go keep the last{kept}), and strict `kubectl apply` rejects the object; keep one",
+                first.pos.line
+            ),
+        ));
+    }
+}
+
+/// The value of the last `key` in a mapping (what Kubernetes' decoder
+/// keeps when a key is duplicated), or the merged one.
+fn last<'a>(map: &'a Node, key: &str) -> Option<&'a Node> {
+    map.as_map()
+        .and_then(|e| e.iter().rev().find(|(k, _)| k.as_str() == Some(key)))
+        .map(|(_, v)| v)
+        .or_else(|| map.get(key))
 }
 
 /// Reads a container, reporting an invalid image or policy on the way.
@@ -252,45 +316,78 @@ fn view_container<'a>(
     index: usize,
     hits: &mut Vec<Hit>,
 ) -> ContainerView<'a> {
-    let name = c
-        .get("name")
+    let name = last(c, "name")
         .and_then(Node::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| format!("{list}[{index}]"));
-    let mut found = Vec::new();
-    let image_node = c.get("image");
-    let image = image_node.and_then(|n| check_image(n, &name, &mut found));
-    // `imagePullPolicy: null` (or empty) is the same as leaving it out.
-    let policy_node = c.get("imagePullPolicy").filter(|n| !n.is_null());
-    let explicit = policy_node.and_then(|n| check_policy(n, &name, &mut found));
-    for h in &mut found {
-        h.container = Some(name.clone());
+    let label = format!("container `{name}`");
+    let start = hits.len();
+    duplicate_keys(c, &label, hits);
+    let mut view = view_image(c, "image", "imagePullPolicy", name, label, hits);
+    view.always_pull = c.entry("alwaysPullImage");
+    for h in &mut hits[start..] {
+        h.container = Some(view.name.clone());
     }
-    hits.extend(found);
-    ContainerView {
-        name,
-        image_node,
-        image,
-        policy_node,
-        explicit,
-        always_pull: c.entry("alwaysPullImage"),
-    }
+    view
 }
 
-/// Whether an image string is a template placeholder (`${IMAGE}` from
-/// envsubst or a Groovy GString) rather than a reference.
-pub(crate) fn is_templated(image: &str) -> bool {
-    image.contains("${") || image.contains("{{")
+/// Reads an image volume (`volumes[].image.{reference, pullPolicy}`,
+/// Kubernetes 1.35+), reporting an invalid reference or policy on the way.
+fn view_image_volume<'a>(
+    volume: &'a Node,
+    image: &'a Node,
+    index: usize,
+    hits: &mut Vec<Hit>,
+) -> ContainerView<'a> {
+    let name = last(volume, "name")
+        .and_then(Node::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("volumes[{index}]"));
+    let label = format!("image volume `{name}`");
+    duplicate_keys(image, &label, hits);
+    let mut view = view_image(image, "reference", "pullPolicy", name, label, hits);
+    view.volume = true;
+    view
+}
+
+fn view_image<'a>(
+    map: &'a Node,
+    image_key: &str,
+    policy_key: &str,
+    name: String,
+    label: String,
+    hits: &mut Vec<Hit>,
+) -> ContainerView<'a> {
+    let image_node = last(map, image_key);
+    let templated = image_node
+        .and_then(Node::as_str)
+        .is_some_and(tags::is_templated);
+    let image = image_node.and_then(|n| check_image(n, &label, hits));
+    // A null (or empty) policy is the same as leaving it out.
+    let policy_node = last(map, policy_key).filter(|n| !n.is_null());
+    let explicit = policy_node.and_then(|n| check_policy(n, &label, policy_key, hits));
+    ContainerView {
+        name,
+        label,
+        volume: false,
+        image_node,
+        image,
+        templated,
+        policy_node,
+        explicit,
+        always_pull: None,
+    }
 }
 
 /// Parses an image node; reports `invalid-image` when it cannot be pulled.
-fn check_image(node: &Node, container: &str, hits: &mut Vec<Hit>) -> Option<ImageRef> {
+/// A templated image is judged by its literal tag when it has one.
+fn check_image(node: &Node, label: &str, hits: &mut Vec<Hit>) -> Option<ImageRef> {
     match &node.value {
-        Value::Scalar { text, .. } if is_templated(text) => None,
+        Value::Scalar { text, .. } if tags::is_templated(text) => tags::templated_stand_in(text),
         Value::Scalar { text, .. } => match ImageRef::parse(text) {
             Ok(r) => Some(r),
             Err(e) => {
-                hits.push(invalid_image_hit(node.pos, container, &e.to_string()));
+                hits.push(invalid_image_hit(node.pos, label, &e.to_string()));
                 None
             }
         },
@@ -298,33 +395,42 @@ fn check_image(node: &Node, container: &str, hits: &mut Vec<Hit>) -> Option<Imag
             hits.push(Hit::new(
                 Rule::InvalidImage,
                 node.pos,
-                format!("container `{container}`: image must be a string; the API server rejects the object"),
+                format!("{label}: the image must be a string; the API server rejects the object"),
             ));
             None
         }
     }
 }
 
-/// `invalid-image`; `error` is the reference parser's message, which names the input.
-pub(crate) fn invalid_image_hit(pos: Pos, container: &str, error: &str) -> Hit {
+/// `invalid-image`; `label` names what holds it (`container `app``),
+/// `error` is the reference parser's message, which names the input.
+pub(crate) fn invalid_image_hit(pos: Pos, label: &str, error: &str) -> Hit {
     Hit::new(
         Rule::InvalidImage,
         pos,
         format!(
-            "container `{container}`: {error}; the kubelet cannot pull it and the container fails with InvalidImageName; fix the reference"
+            "{label}: {error}; the kubelet cannot pull it and the container fails with InvalidImageName; fix the reference"
         ),
     )
 }
 
 /// Parses a policy node; reports `invalid-pull-policy` for a bad value.
-fn check_policy(node: &Node, container: &str, hits: &mut Vec<Hit>) -> Option<PullPolicy> {
+pub(crate) fn check_policy(
+    node: &Node,
+    label: &str,
+    key: &str,
+    hits: &mut Vec<Hit>,
+) -> Option<PullPolicy> {
     let message = match node.as_str() {
         Some(text) => match PullPolicy::parse(text) {
             Ok(p) => return Some(p),
-            Err(e) => format!("container `{container}`: the API server rejects this object: {e}"),
+            Err(e) => {
+                let e = e.to_string().replace("imagePullPolicy", key);
+                format!("{label}: the API server rejects this object: {e}")
+            }
         },
         None => format!(
-            "container `{container}`: the API server rejects this object: imagePullPolicy must be one of Always, IfNotPresent, Never"
+            "{label}: the API server rejects this object: {key} must be one of Always, IfNotPresent, Never"
         ),
     };
     hits.push(Hit::new(Rule::InvalidPullPolicy, node.pos, message));
@@ -350,8 +456,9 @@ fn stale_prone(image: &ImageRef, policy: PullPolicy) -> bool {
 }
 
 /// `imagePullPolicy` outside the containers (`place`: "at pod level",
-/// "in `spec.template`"): an error when some container ends up with another
-/// policy than the one written there, a warning when it changes nothing.
+/// "in `spec.template`"): an error when some container ends up, or may end
+/// up, with another policy than the one written there, a warning when it
+/// changes nothing.
 fn pod_level_policy_hit(
     place: &str,
     key: &Node,
@@ -360,10 +467,20 @@ fn pod_level_policy_hit(
 ) -> Hit {
     let intended = value.as_str().and_then(|v| PullPolicy::parse(v).ok());
     let mut effects = Vec::new();
+    let mut unknown = Vec::new();
     let mut stale = false;
     let mut lost = intended.is_none();
     for c in containers {
-        let (Some(image), Some(eff)) = (&c.image, c.effective()) else {
+        let Some(eff) = c.effective() else {
+            // Templated (tag unknown), absent or invalid: its policy cannot
+            // be told, so the one written outside may well be lost.
+            if let Some(shown) = c.image_node.and_then(Node::as_str).filter(|_| c.templated) {
+                unknown.push(format!(
+                    "container `{}` defaults to a policy that depends on the tag of the templated image `{shown}`, which cannot be told here",
+                    c.name
+                ));
+                lost = true;
+            }
             continue;
         };
         match &eff.source {
@@ -374,7 +491,7 @@ fn pod_level_policy_hit(
                     eff.policy,
                     default_reason(rule)
                 ));
-                stale |= stale_prone(image, eff.policy);
+                stale |= c.image.as_ref().is_some_and(|i| stale_prone(i, eff.policy));
             }
             PolicySource::Explicit if Some(eff.policy) != intended => {
                 effects.push(format!("container `{}` sets {} itself", c.name, eff.policy));
@@ -383,12 +500,18 @@ fn pod_level_policy_hit(
         }
         lost |= Some(eff.policy) != intended;
     }
-    let detail = if effects.is_empty() {
+    let detail = if effects.is_empty() && unknown.is_empty() {
         "every container sets this policy itself, so it has no effect".to_string()
     } else {
         let mut d = effects.join("; ");
         if stale {
             d.push_str(", so nodes keep stale copies after a re-push");
+        }
+        for u in unknown {
+            if !d.is_empty() {
+                d.push_str("; ");
+            }
+            d.push_str(&u);
         }
         d
     };
@@ -404,7 +527,6 @@ fn pod_level_policy_hit(
     )
     .with_severity(severity)
 }
-
 /// `alwaysPullImage` in pod YAML; `c` is the container it sits in, if any.
 fn always_pull_hit(key: &Node, value: &Node, c: Option<&ContainerView<'_>>) -> Hit {
     let head = match c {
@@ -472,6 +594,34 @@ fn always_pull_hit(key: &Node, value: &Node, c: Option<&ContainerView<'_>>) -> H
     .with_severity(severity)
 }
 
+/// For a tag that defaults (or is set) to IfNotPresent: the severity and
+/// how to name the tag in the message (`the mutable tag `java17``, `the tag
+/// `1.27.3`, which looks immutable (…)`); `None` when the team declared it
+/// immutable.
+pub(crate) fn mutable_tag_verdict(
+    class: &TagClass,
+    tag: &str,
+    opts: &LintOptions,
+) -> Option<(Severity, String)> {
+    match class {
+        TagClass::DeclaredImmutable(_) => None,
+        TagClass::LikelyImmutable(why) => Some((
+            Severity::Info,
+            format!(
+                "the tag `{tag}`, which looks immutable ({why}; info only: if it is never re-pushed, declare it with --immutable-tags and this goes away)"
+            ),
+        )),
+        TagClass::ConventionallyMutable(why) => Some((
+            opts.mutable_tag_severity,
+            format!("the mutable tag `{tag}` ({why})"),
+        )),
+        TagClass::Latest | TagClass::Other => Some((
+            opts.mutable_tag_severity,
+            format!("the mutable tag `{tag}`"),
+        )),
+    }
+}
+
 fn lint_container(
     c: &ContainerView<'_>,
     pod_level_policy: Option<Pos>,
@@ -488,6 +638,12 @@ fn lint_container(
     };
     let Some(eff) = c.effective() else { return };
     let shown = image_node.as_str().unwrap_or_default();
+    let label = &c.label;
+    let policy_key = if c.volume {
+        "pullPolicy"
+    } else {
+        "imagePullPolicy"
+    };
     match (&eff.source, eff.policy) {
         (PolicySource::Explicit, PullPolicy::Always) if image.is_pinned() => {
             let pos = c.policy_node.map_or(image_node.pos, |n| n.pos);
@@ -495,22 +651,31 @@ fn lint_container(
                 Rule::PinnedAlways,
                 pos,
                 format!(
-                    "container `{}`: image `{shown}` is pinned by digest, so its content never changes, yet imagePullPolicy: Always asks the registry on every container start (a needless round-trip, and a failed start when the registry is down); use IfNotPresent",
-                    c.name
+                    "{label}: image `{shown}` is pinned by digest, so its content never changes, yet {policy_key}: Always asks the registry on every container start (a needless round-trip, and a failed start when the registry is down); use IfNotPresent"
                 ),
             ));
+        }
+        (PolicySource::Explicit, PullPolicy::IfNotPresent) if !image.is_pinned() => {
+            let pos = c.policy_node.map_or(image_node.pos, |n| n.pos);
+            if let Some(hit) = if_not_present_hit(pos, label, shown, image.tag(), policy_key, opts)
+            {
+                hits.push(hit);
+            }
         }
         (PolicySource::Defaulted(DefaultRule::LatestTagWithDigest), _) => {
             hits.push(Hit::new(
                 Rule::PinnedAlways,
                 image_node.pos,
                 format!(
-                    "container `{}`: image `{shown}` is pinned by digest, but its `latest` tag makes the policy default to Always, so every container start asks the registry for content that cannot change; drop `:latest` or set imagePullPolicy: IfNotPresent",
-                    c.name
+                    "{label}: image `{shown}` is pinned by digest, but its `latest` tag makes the policy default to Always, so every container start asks the registry for content that cannot change; drop `:latest` or set {policy_key}: IfNotPresent"
                 ),
             ));
         }
         (PolicySource::Defaulted(DefaultRule::NonLatestTag(tag)), _) if !always_pull_true => {
+            let class = tags::classify(Some(tag), &opts.immutable_tags);
+            let Some((severity, named)) = mutable_tag_verdict(&class, tag, opts) else {
+                return;
+            };
             let note = pod_level_policy
                 .map(|p| format!(" (the imagePullPolicy on line {} is outside the container and does not apply)", p.line))
                 .unwrap_or_default();
@@ -519,11 +684,10 @@ fn lint_container(
                     Rule::MutableTagDefaultPolicy,
                     image_node.pos,
                     format!(
-                        "container `{}`: image `{shown}` uses the mutable tag `{tag}` with no imagePullPolicy{note}: it defaults to IfNotPresent, so nodes that cached the tag keep running the old content after a re-push and a restart does not help; set imagePullPolicy: Always or pin a digest (`{shown}@sha256:…`)",
-                        c.name
+                        "{label}: image `{shown}` uses {named} with no {policy_key}{note}: it defaults to IfNotPresent, so nodes that cached the tag keep running the old content after a re-push and a restart does not help; set {policy_key}: Always or pin a digest (`{shown}@sha256:…`)"
                     ),
                 )
-                .with_severity(opts.mutable_tag_severity),
+                .with_severity(severity),
             );
         }
         (PolicySource::Defaulted(rule @ (DefaultRule::NoTag | DefaultRule::LatestTag)), _)
@@ -538,11 +702,48 @@ fn lint_container(
                 Rule::ImplicitLatestPolicy,
                 image_node.pos,
                 format!(
-                    "container `{}`: image `{shown}` {what} with no imagePullPolicy: it works because the policy defaults to Always, but only implicitly: after a switch to a fixed tag, new objects default to IfNotPresent while existing ones keep the Always stored at creation (the policy does not re-default), so clusters behave differently; write imagePullPolicy: Always",
-                    c.name
+                    "{label}: image `{shown}` {what} with no {policy_key}: it works because the policy defaults to Always, but only implicitly: after a switch to a fixed tag, new objects default to IfNotPresent while existing ones keep the Always stored at creation (the policy does not re-default), so clusters behave differently; write {policy_key}: Always"
                 ),
             ));
         }
         _ => {}
     }
+}
+
+/// `if-not-present-mutable-tag`: an explicit IfNotPresent on `latest`, no
+/// tag (error) or a tag mutable by convention (warning); `None` for other
+/// tags, where IfNotPresent is a reasonable choice.
+pub(crate) fn if_not_present_hit(
+    pos: Pos,
+    label: &str,
+    shown: &str,
+    tag: Option<&str>,
+    policy_key: &str,
+    opts: &LintOptions,
+) -> Option<Hit> {
+    let (what, severity) = match tags::classify(tag, &opts.immutable_tags) {
+        TagClass::Latest if tag.is_none() => (
+            "has no tag, so `latest`, the tag every push moves".to_string(),
+            Severity::Error,
+        ),
+        TagClass::Latest => (
+            "uses `latest`, the tag every push moves".to_string(),
+            Severity::Error,
+        ),
+        TagClass::ConventionallyMutable(why) => (
+            format!("uses the tag `{}`: {why}", tag.unwrap_or_default()),
+            Severity::Warning,
+        ),
+        _ => return None,
+    };
+    Some(
+        Hit::new(
+            Rule::IfNotPresentMutableTag,
+            pos,
+            format!(
+                "{label}: image `{shown}` {what}, yet {policy_key}: IfNotPresent makes every node that pulled it once keep that copy for good: nodes run different builds and a restart does not help; set {policy_key}: Always, or pin a digest or a fixed tag"
+            ),
+        )
+        .with_severity(severity),
+    )
 }
