@@ -18,7 +18,7 @@
 #
 # Environment: IMAGEDRIFT (binary; default: `cargo build` of this checkout),
 # INTERVAL (default 15s), TIMEOUT (seconds per wait, default 150),
-# METRICS_PORT (first of three local ports, default 18181), KEEP=1 (keep the
+# METRICS_PORT (first of two local ports, default 18181), KEEP=1 (keep the
 # namespace and the logs), WORK (logs and config; default a temp dir).
 #
 # What it checks, each as one `ok`/`not ok` line, then `N passed, M failed`:
@@ -44,7 +44,7 @@ while (($#)); do
     --push-registry) PUSH_REGISTRY=$2; shift 2 ;;
     --kubeconfig) export KUBECONFIG=$2; shift 2 ;;
     --volume-gate) GATE=$2; shift 2 ;;
-    -h | --help) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
