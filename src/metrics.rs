@@ -29,22 +29,25 @@ pub struct Metrics {
 }
 
 /// Label names of `imagedrift_container_stale`.
-pub const STALE_LABELS: [&str; 7] = [
+pub const STALE_LABELS: [&str; 8] = [
     "namespace",
     "pod",
     "container",
+    "kind",
     "image",
     "owner_kind",
     "owner_name",
     "node",
 ];
 /// Label names of `imagedrift_container_verdict`.
-pub const VERDICT_LABELS: [&str; 5] = ["namespace", "pod", "container", "verdict", "reason"];
+pub const VERDICT_LABELS: [&str; 6] =
+    ["namespace", "pod", "container", "kind", "verdict", "reason"];
 /// Label names of `imagedrift_workload_stale_containers`.
 pub const WORKLOAD_LABELS: [&str; 3] = ["namespace", "owner_kind", "owner_name"];
 
-/// Identifies a container's series: namespace, pod, container.
-pub type SeriesKey = (Arc<str>, Arc<str>, Arc<str>);
+/// Identifies a container's series: namespace, pod, container (or image
+/// volume) name, kind (`container`, `init`, `ephemeral`, `image_volume`).
+pub type SeriesKey = (Arc<str>, Arc<str>, Arc<str>, &'static str);
 
 /// One container's labels and values (besides its key).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,13 +96,14 @@ impl ContainerCollector {
             out,
             "# HELP {STALE_NAME} {STALE_HELP}\n# TYPE {STALE_NAME} gauge"
         );
-        for ((ns, pod, container), s) in map.iter() {
+        for ((ns, pod, container, kind), s) in map.iter() {
             out.push_str(STALE_NAME);
             labels(
                 out,
                 &[
                     ("container", container),
                     ("image", &s.image),
+                    ("kind", kind),
                     ("namespace", ns),
                     ("node", &s.node),
                     ("owner_kind", &s.owner_kind),
@@ -113,12 +117,13 @@ impl ContainerCollector {
             out,
             "# HELP {VERDICT_NAME} {VERDICT_HELP}\n# TYPE {VERDICT_NAME} gauge"
         );
-        for ((ns, pod, container), s) in map.iter() {
+        for ((ns, pod, container, kind), s) in map.iter() {
             out.push_str(VERDICT_NAME);
             labels(
                 out,
                 &[
                     ("container", container),
+                    ("kind", kind),
                     ("namespace", ns),
                     ("pod", pod),
                     ("reason", s.reason),
@@ -265,7 +270,12 @@ mod tests {
     use super::*;
 
     fn key(pod: &str) -> SeriesKey {
-        (Arc::from("ns"), Arc::from(pod), Arc::from("app"))
+        (
+            Arc::from("ns"),
+            Arc::from(pod),
+            Arc::from("app"),
+            "container",
+        )
     }
 
     fn series(verdict: &'static str) -> ContainerSeries {
@@ -287,12 +297,12 @@ mod tests {
         m.set_container(key("p1"), series("fresh"));
         m.set_container(key("p1"), series("stale"));
         let text = m.render().unwrap();
-        assert!(text.contains(r#"imagedrift_container_verdict{container="app",namespace="ns",pod="p1",reason="",verdict="stale"} 1"#), "{text}");
+        assert!(text.contains(r#"imagedrift_container_verdict{container="app",kind="container",namespace="ns",pod="p1",reason="",verdict="stale"} 1"#), "{text}");
         assert!(
             !text.contains(r#"verdict="fresh""#),
             "old verdict series replaced: {text}"
         );
-        assert!(text.contains(r#"imagedrift_container_stale{container="app",image="docker.io/library/nginx:1",namespace="ns",node="n1",owner_kind="Deployment",owner_name="web",pod="p1"} 1"#), "{text}");
+        assert!(text.contains(r#"imagedrift_container_stale{container="app",image="docker.io/library/nginx:1",kind="container",namespace="ns",node="n1",owner_kind="Deployment",owner_name="web",pod="p1"} 1"#), "{text}");
         assert!(
             text.contains("# TYPE imagedrift_container_stale gauge"),
             "{text}"

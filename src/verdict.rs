@@ -75,6 +75,9 @@ pub enum UnknownReason {
     InvalidImageId,
     /// The registry served an index where an image manifest was needed.
     NestedIndex,
+    /// An image volume is in use but the kubelet reports no digest for it
+    /// (it does only with the feature gate `ImageVolumeWithDigest`).
+    VolumeDigestNotReported,
 }
 
 impl UnknownReason {
@@ -88,6 +91,7 @@ impl UnknownReason {
             UnknownReason::UnverifiableImageId => "unverifiable_image_id",
             UnknownReason::InvalidImageId => "invalid_image_id",
             UnknownReason::NestedIndex => "nested_index",
+            UnknownReason::VolumeDigestNotReported => "volume_digest_not_reported",
         }
     }
 }
@@ -123,6 +127,8 @@ pub enum Rule {
     InvalidImageId,
     /// A child of an index was itself an index.
     NestedIndex,
+    /// An image volume whose digest the kubelet does not report.
+    VolumeDigestNotReported,
 }
 
 impl Rule {
@@ -143,6 +149,7 @@ impl Rule {
             Rule::PlatformUndetermined => "platform-undetermined",
             Rule::InvalidImageId => "invalid-image-id",
             Rule::NestedIndex => "nested-index",
+            Rule::VolumeDigestNotReported => "volume-digest-not-reported",
         }
     }
 }
@@ -282,6 +289,21 @@ pub fn invalid_image_id(raw: &str, error: impl fmt::Display) -> Judgement {
         evidence: Evidence::bare(
             Rule::InvalidImageId,
             Some(format!("imageID {raw:?}: {error}")),
+        ),
+    }
+}
+
+/// The judgement for an image volume in use whose digest the kubelet does
+/// not report (SEMANTICS.md §1: only with the feature gate
+/// `ImageVolumeWithDigest`): unknown, never stale, and saying why.
+pub fn volume_digest_not_reported() -> Judgement {
+    Judgement {
+        verdict: Verdict::Unknown(UnknownReason::VolumeDigestNotReported),
+        evidence: Evidence::bare(
+            Rule::VolumeDigestNotReported,
+            Some(
+                "the kubelet reports no digest for this image volume (volumeStatus.image.imageRef); it does only with the feature gate ImageVolumeWithDigest (alpha in Kubernetes 1.35/1.36) enabled on the kubelet and the API server".to_string(),
+            ),
         ),
     }
 }

@@ -416,7 +416,7 @@ async fn metric_series_appear_and_disappear_with_pods_and_follow_owner_chain() {
     )]);
     let m = h
         .wait_metrics("the pod's stale series", |m| {
-            m.contains(r#"imagedrift_container_stale{container="app",image="registry.example/app:v1",namespace="shop",node="node-a",owner_kind="CronJob",owner_name="nightly",pod="nightly-29001-q"} 1"#)
+            m.contains(r#"imagedrift_container_stale{container="app",image="registry.example/app:v1",kind="container",namespace="shop",node="node-a",owner_kind="CronJob",owner_name="nightly",pod="nightly-29001-q"} 1"#)
         })
         .await;
     assert!(m.contains("imagedrift_unique_images 1"), "{m}");
@@ -633,7 +633,7 @@ async fn a_panicking_check_frees_its_slot_and_is_retried() {
     h.list_nodes(vec![node("node-a", "amd64")]);
     h.list_pods(pods);
     h.wait_metrics("the other reference checked", |m| {
-        m.contains(r#"imagedrift_container_verdict{container="app",namespace="shop",pod="p1",reason="",verdict="fresh"} 1"#)
+        m.contains(r#"imagedrift_container_verdict{container="app",kind="container",namespace="shop",pod="p1",reason="",verdict="fresh"} 1"#)
     })
     .await;
     assert_eq!(reg.resolves(), 1);

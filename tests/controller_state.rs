@@ -61,6 +61,7 @@ fn key(pod: &str, c: &str) -> imagedrift::controller::reconcile::ContainerKey {
         namespace: "ns".into(),
         pod: pod.into(),
         container: c.into(),
+        kind: imagedrift::controller::store::ContainerKind::Container,
     }
 }
 

@@ -148,6 +148,7 @@ fn refresh_one(node: &str, image: &str) -> RefreshTarget {
             spec_image: image.into(),
             current: d('a'),
             accept: BTreeSet::from([d('a')]),
+            volume_carrier: None,
         }],
         pull_secrets: vec![],
     }
@@ -300,11 +301,13 @@ fn refresh_groups_by_node_and_merges_secrets() {
         spec_image: "registry.example.com/team/app:v2".into(),
         current: d('a'),
         accept: BTreeSet::from([d('a'), d('c')]),
+        volume_carrier: None,
     };
     let busybox = RefreshImage {
         spec_image: "busybox:1.36".into(),
         current: d('b'),
         accept: BTreeSet::from([d('b')]),
+        volume_carrier: None,
     };
     assert_eq!(
         p.steps,

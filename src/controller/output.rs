@@ -2,6 +2,7 @@
 //! from the same rows the controller reports from.
 
 use super::reconcile::Row;
+use super::store::ContainerKind;
 use crate::policy::PolicySource;
 use crate::verdict::Verdict;
 use serde::Serialize;
@@ -26,7 +27,8 @@ pub struct ItemJson {
     pub pod: String,
     /// Container.
     pub container: String,
-    /// `container`, `init` or `ephemeral`.
+    /// `container`, `init`, `ephemeral` or `image_volume` (then
+    /// `container` is the volume's name).
     pub container_type: &'static str,
     /// Node, if scheduled.
     pub node: Option<String>,
@@ -146,10 +148,16 @@ pub fn table(rows: &[Row], wide: bool) -> String {
     lines.push(head.iter().map(|s| s.to_string()).collect());
     for r in rows {
         let i = item(r);
+        // An image volume may share a container's name: say which it is.
+        let name = if r.container.kind == ContainerKind::ImageVolume {
+            format!("{} (volume)", i.container)
+        } else {
+            i.container
+        };
         let mut l = vec![
             i.namespace,
             i.pod,
-            i.container,
+            name,
             i.verdict.to_string(),
             i.reason,
             i.image,
@@ -200,7 +208,7 @@ pub fn explain(rows: &[Row]) -> String {
         let _ = writeln!(
             out,
             "{} {} of pod {}/{}",
-            capitalise(i.container_type),
+            super::report::kind_word(r.container.kind),
             i.container,
             i.namespace,
             i.pod
@@ -268,19 +276,19 @@ pub fn explain(rows: &[Row]) -> String {
     out
 }
 
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
-}
-
 fn advice(r: &Row, i: &ItemJson) -> String {
     match i.verdict {
         "fresh" => "nothing: it runs the content its tag serves today.".into(),
         "pinned" => "nothing: the spec pins a digest, so the tag moving does not change what runs.".into(),
         "stale" => super::report::remedy_sentence(r.policy.as_ref()),
         _ => match i.reason.as_str() {
+            "not_running" if r.container.kind == ContainerKind::ImageVolume => {
+                "nothing yet: no container that mounts the volume is running, so there is no digest to compare.".into()
+            }
             "not_running" => "nothing yet: the container is not running, so there is no digest to compare.".into(),
+            "volume_digest_not_reported" => {
+                "enable the feature gate ImageVolumeWithDigest on the API server and the kubelets (alpha in 1.35/1.36) so the kubelet reports the volume's digest; until then only a digest pin (reference repo:tag@sha256:...) makes its content certain.".into()
+            }
             "unauthorized" | "denied" => {
                 "give imagedrift credentials for this registry (pull secrets or the registries config).".into()
             }

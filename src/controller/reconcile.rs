@@ -8,7 +8,7 @@ use super::owner::{OwnerIndex, Workload};
 use super::report::{self, ContainerFacts, Notice, Tracker};
 use super::schedule::{Jitter, Schedule};
 use super::secrets::PullCredentials;
-use super::store::{ContainerView, Interner, OwnerMeta, PodView, Str};
+use super::store::{ContainerKind, ContainerView, Interner, OwnerMeta, PodView, Str};
 use crate::facts::{Descriptor, LookupFailure, Registry, WithCredentials};
 use crate::image_id::RuntimeImageId;
 use crate::metrics::{ContainerSeries, Metrics};
@@ -30,8 +30,28 @@ pub struct ContainerKey {
     pub namespace: Str,
     /// Pod name.
     pub pod: Str,
-    /// Container name (unique across the pod's three lists).
+    /// Container name (unique across the pod's three lists), or image
+    /// volume name.
     pub container: Str,
+    /// Which list it is in: a volume may share a container's name.
+    pub kind: ContainerKind,
+}
+
+impl ContainerKey {
+    /// The key of one entry of a pod.
+    pub fn of(pod: &PodView, c: &ContainerView) -> ContainerKey {
+        ContainerKey {
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+            container: c.name.clone(),
+            kind: c.kind,
+        }
+    }
+
+    /// Whether `c` (an entry of this key's pod) is the one keyed.
+    pub fn is(&self, c: &ContainerView) -> bool {
+        c.name == self.container && c.kind == self.kind
+    }
 }
 
 /// Timing of checks and reports.
@@ -203,6 +223,16 @@ pub async fn run_judge<R: Registry, C: PullCredentials>(
             return done(verdict::invalid_reference(why));
         }
     };
+    // An image volume in use whose digest the kubelet does not report
+    // (no `ImageVolumeWithDigest` gate): nothing to compare, and never
+    // "not running" either. A pinned spec is still judged pinned.
+    if job.key.kind == ContainerKind::ImageVolume
+        && job.running
+        && job.image_id.is_empty()
+        && !image.is_pinned()
+    {
+        return done(verdict::volume_digest_not_reported());
+    }
     let id = match RuntimeImageId::parse(&job.image_id) {
         Ok(id) => id,
         Err(e) => return done(verdict::invalid_image_id(&job.image_id, e)),
@@ -250,7 +280,12 @@ pub async fn run_check<R: Registry, C: PullCredentials>(
 }
 
 fn series_key(k: &ContainerKey) -> crate::metrics::SeriesKey {
-    (k.namespace.clone(), k.pod.clone(), k.container.clone())
+    (
+        k.namespace.clone(),
+        k.pod.clone(),
+        k.container.clone(),
+        k.kind.as_str(),
+    )
 }
 
 fn reason_label(v: &Verdict) -> &'static str {
@@ -334,11 +369,7 @@ impl State {
         let tag = answer.and_then(|r| r.answer.clone());
         let answer_gen = answer.map_or(0, |r| r.generation);
         JudgeJob {
-            key: ContainerKey {
-                namespace: pod.namespace.clone(),
-                pod: pod.name.clone(),
-                container: c.name.clone(),
-            },
+            key: ContainerKey::of(pod, c),
             image,
             image_id: c.image_id.clone(),
             running: c.running,
@@ -371,7 +402,7 @@ impl State {
                 let still = pod
                     .containers
                     .iter()
-                    .any(|c| c.name == oc.name && c.image == oc.image);
+                    .any(|c| c.name == oc.name && c.kind == oc.kind && c.image == oc.image);
                 if !still {
                     effects.extend(self.drop_container(old, oc));
                 }
@@ -381,14 +412,10 @@ impl State {
             let prev = old.as_ref().and_then(|o| {
                 o.containers
                     .iter()
-                    .find(|oc| oc.name == c.name && oc.image == c.image)
+                    .find(|oc| oc.name == c.name && oc.kind == c.kind && oc.image == c.image)
             });
             let parsed = self.parse_full(&c.image);
-            let ckey = ContainerKey {
-                namespace: pod.namespace.clone(),
-                pod: pod.name.clone(),
-                container: c.name.clone(),
-            };
+            let ckey = ContainerKey::of(&pod, c);
             if let Ok((img, name)) = &parsed {
                 self.use_reference(img, name, &ckey, now);
             }
@@ -438,11 +465,7 @@ impl State {
     }
 
     fn drop_container(&mut self, pod: &PodView, c: &ContainerView) -> Vec<EventEffect> {
-        let key = ContainerKey {
-            namespace: pod.namespace.clone(),
-            pod: pod.name.clone(),
-            container: c.name.clone(),
-        };
+        let key = ContainerKey::of(pod, c);
         if let Some(name) = self.normalized(&c.image).cloned()
             && let Some(r) = self.refs.get_mut(&name)
         {
@@ -637,7 +660,7 @@ impl State {
                 let Some(pod) = self.pods.get(&(k.namespace.clone(), k.pod.clone())) else {
                     continue;
                 };
-                let Some(c) = pod.containers.iter().find(|c| c.name == k.container) else {
+                let Some(c) = pod.containers.iter().find(|c| k.is(c)) else {
                     continue;
                 };
                 if !pod.pull_secrets.is_empty()
@@ -729,7 +752,7 @@ impl State {
             .pods
             .get(&(k.namespace.clone(), k.pod.clone()))?
             .clone();
-        let c = pod.containers.iter().find(|c| c.name == k.container)?;
+        let c = pod.containers.iter().find(|c| k.is(c))?;
         let image = self.parse(&c.image);
         Some(self.job_for(&pod, c, image))
     }
@@ -738,7 +761,7 @@ impl State {
         let Some(pod) = self.pods.get(&(j.key.namespace.clone(), j.key.pod.clone())) else {
             return Applied::No;
         };
-        let Some(c) = pod.containers.iter().find(|c| c.name == j.key.container) else {
+        let Some(c) = pod.containers.iter().find(|c| j.key.is(c)) else {
             return Applied::No;
         };
         if c.image_id != j.image_id || c.running != j.running {
@@ -853,7 +876,8 @@ impl State {
             ),
             None => report::truncate(
                 format!(
-                    "Cannot check container {}: image {:?} is not a valid reference ({}).",
+                    "Cannot check {} {}: image {:?} is not a valid reference ({}).",
+                    report::kind_word(c.kind).to_lowercase(),
                     c.name,
                     c.image,
                     j.evidence.detail.as_deref().unwrap_or("")
@@ -931,11 +955,7 @@ impl State {
                 continue;
             };
             for c in &pod.containers {
-                let key = ContainerKey {
-                    namespace: pod.namespace.clone(),
-                    pod: pod.name.clone(),
-                    container: c.name.clone(),
-                };
+                let key = ContainerKey::of(pod, c);
                 let Some(j) = self
                     .containers
                     .get(&key)
@@ -998,11 +1018,7 @@ impl State {
         for pod in self.pods.values() {
             let workload = self.owners.workload_of(pod);
             for c in &pod.containers {
-                let key = ContainerKey {
-                    namespace: pod.namespace.clone(),
-                    pod: pod.name.clone(),
-                    container: c.name.clone(),
-                };
+                let key = ContainerKey::of(pod, c);
                 let image = match self.parsed.get(&c.image) {
                     Some(Ok((i, _))) => Ok(i.clone()),
                     Some(Err(e)) => Err(e.clone()),

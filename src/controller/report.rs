@@ -151,11 +151,13 @@ fn where_(f: &ContainerFacts<'_>) -> String {
     s
 }
 
-fn kind_word(k: ContainerKind) -> &'static str {
+/// `Container`, `Init container`, `Ephemeral container` or `Image volume`.
+pub fn kind_word(k: ContainerKind) -> &'static str {
     match k {
         ContainerKind::Container => "Container",
         ContainerKind::Init => "Init container",
         ContainerKind::Ephemeral => "Ephemeral container",
+        ContainerKind::ImageVolume => "Image volume",
     }
 }
 

@@ -4,7 +4,9 @@
 
 use crate::platform::Platform;
 use crate::policy::PullPolicy;
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, EphemeralContainer, Node, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerStatus, EphemeralContainer, Node, Pod, PodSpec, PodStatus, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -54,15 +56,20 @@ pub enum ContainerKind {
     Init,
     /// `spec.ephemeralContainers`.
     Ephemeral,
+    /// `spec.volumes[].image`: an OCI image mounted as a volume; the entry's
+    /// name is the volume's.
+    ImageVolume,
 }
 
 impl ContainerKind {
-    /// `container`, `init` or `ephemeral` (JSON `containerType`).
+    /// `container`, `init`, `ephemeral` or `image_volume` (JSON
+    /// `containerType`, metric label `kind`).
     pub fn as_str(self) -> &'static str {
         match self {
             ContainerKind::Container => "container",
             ContainerKind::Init => "init",
             ContainerKind::Ephemeral => "ephemeral",
+            ContainerKind::ImageVolume => "image_volume",
         }
     }
 
@@ -72,6 +79,7 @@ impl ContainerKind {
             ContainerKind::Container => "containers",
             ContainerKind::Init => "initContainers",
             ContainerKind::Ephemeral => "ephemeralContainers",
+            ContainerKind::ImageVolume => "volumes",
         }
     }
 }
@@ -103,7 +111,8 @@ impl OwnerRef {
     }
 }
 
-/// One container of a pod, as the verdict needs it.
+/// One container of a pod, as the verdict needs it; an image volume is an
+/// entry of its own (kind [`ContainerKind::ImageVolume`]), judged the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerView {
     /// Container name.
@@ -115,9 +124,12 @@ pub struct ContainerView {
     /// The live `imagePullPolicy` (the API server has filled it); `None`
     /// when absent or not a valid value.
     pub pull_policy: Option<PullPolicy>,
-    /// `status.imageID`, empty when the container has not started.
+    /// `status.imageID`, empty when the container has not started (for an
+    /// image volume: the `volumeStatus.image.imageRef` some container reports
+    /// for it, empty where the kubelet reports none).
     pub image_id: Str,
-    /// Whether it is running now.
+    /// Whether it is running now (an image volume: whether a container that
+    /// mounts it is).
     pub running: bool,
     /// `restartCount`, to notice restarts.
     pub restarts: i32,
@@ -138,7 +150,7 @@ pub struct PodView {
     pub owner: Option<OwnerRef>,
     /// `spec.imagePullSecrets` names.
     pub pull_secrets: Vec<Str>,
-    /// Its containers of all three kinds.
+    /// Its containers of all three kinds, then its image volumes.
     pub containers: Vec<ContainerView>,
 }
 
@@ -203,6 +215,7 @@ impl PodView {
             );
             containers.push(ephemeral_view(c, st, strings));
         }
+        containers.extend(image_volume_views(spec, status, strings));
         containers.shrink_to_fit();
         let pull_secrets = spec
             .image_pull_secrets
@@ -226,6 +239,101 @@ impl PodView {
             containers,
         })
     }
+}
+
+/// The pod's image volumes (`spec.volumes[].image`) as entries to judge.
+/// The digest in use is the `volumeMounts[].volumeStatus.image.imageRef` of a
+/// container that mounts the volume, reported only with the kubelet feature
+/// gate `ImageVolumeWithDigest` (SEMANTICS.md §1); a running container's
+/// report wins. Without one the entry keeps an empty `image_id` while
+/// `running`, which the verdict turns into "digest not reported".
+pub fn image_volume_views(
+    spec: &PodSpec,
+    status: Option<&PodStatus>,
+    strings: &mut Interner,
+) -> Vec<ContainerView> {
+    let volumes = spec.volumes.as_deref().unwrap_or_default();
+    if !volumes.iter().any(|v| v.image.is_some()) {
+        return Vec::new();
+    }
+    // Every container with its spec mounts and its status, all three lists.
+    let lists = [
+        (
+            spec.containers
+                .iter()
+                .map(|c| (c.name.as_str(), c.volume_mounts.as_deref()))
+                .collect::<Vec<_>>(),
+            status.and_then(|s| s.container_statuses.as_ref()),
+        ),
+        (
+            spec.init_containers
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|c| (c.name.as_str(), c.volume_mounts.as_deref()))
+                .collect(),
+            status.and_then(|s| s.init_container_statuses.as_ref()),
+        ),
+        (
+            spec.ephemeral_containers
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|c| (c.name.as_str(), c.volume_mounts.as_deref()))
+                .collect(),
+            status.and_then(|s| s.ephemeral_container_statuses.as_ref()),
+        ),
+    ];
+    let mounts = |m: Option<&[VolumeMount]>, volume: &str| {
+        m.unwrap_or_default().iter().any(|m| m.name == volume)
+    };
+    let mut out = Vec::new();
+    for v in volumes {
+        let Some(image) = &v.image else { continue };
+        let mut running_any = false;
+        let mut restarts = 0;
+        // (running, imageRef) of the best report so far.
+        let mut reported: Option<(bool, &str)> = None;
+        for (containers, statuses) in &lists {
+            for (name, spec_mounts) in containers {
+                let st = status_of(*statuses, name);
+                let status_mount = st
+                    .and_then(|s| s.volume_mounts.as_deref())
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|m| m.name == v.name);
+                if !mounts(*spec_mounts, &v.name) && status_mount.is_none() {
+                    continue;
+                }
+                let run = running(st);
+                running_any |= run;
+                restarts += st.map_or(0, |s| s.restart_count);
+                let image_ref = status_mount
+                    .and_then(|m| m.volume_status.as_ref())
+                    .and_then(|s| s.image.as_ref())
+                    .map(|i| i.image_ref.as_str())
+                    .filter(|r| !r.is_empty());
+                if let Some(r) = image_ref
+                    && reported.is_none_or(|(was_running, _)| run && !was_running)
+                {
+                    reported = Some((run, r));
+                }
+            }
+        }
+        out.push(ContainerView {
+            name: strings.get(&v.name),
+            kind: ContainerKind::ImageVolume,
+            image: strings.get(image.reference.as_deref().unwrap_or_default()),
+            pull_policy: image
+                .pull_policy
+                .as_deref()
+                .and_then(|p| PullPolicy::parse(p).ok()),
+            image_id: strings.get(reported.map_or("", |(_, r)| r)),
+            running: running_any,
+            restarts,
+        });
+    }
+    out
 }
 
 fn ephemeral_view(
@@ -410,6 +518,261 @@ mod tests {
         assert!(!waiting.running);
         assert_eq!(&*waiting.image_id, "");
         assert_eq!(&*v.containers[3].image_id, "sha256:dd");
+    }
+
+    /// A container status; `mounts` are (volume, imageRef) pairs, "" for no
+    /// `volumeStatus` (the gate off).
+    fn cstatus(
+        name: &str,
+        state: &str,
+        restarts: i32,
+        mounts: &[(&str, &str)],
+    ) -> serde_json::Value {
+        let mounts: Vec<serde_json::Value> = mounts
+            .iter()
+            .map(|(v, r)| {
+                if r.is_empty() {
+                    json!({"name": v, "mountPath": format!("/{v}")})
+                } else {
+                    json!({"name": v, "mountPath": format!("/{v}"), "volumeStatus": {"image": {"imageRef": r}}})
+                }
+            })
+            .collect();
+        json!({"name": name, "image": "x", "imageID": "", "ready": false, "restartCount": restarts,
+               "state": {state: {}}, "volumeMounts": mounts})
+    }
+
+    #[test]
+    fn image_volume_entries_table() {
+        let vols = json!([
+            {"name": "model", "image": {"reference": "reg.example/models/llm:v3", "pullPolicy": "IfNotPresent"}},
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "data", "image": {"reference": "reg.example/data:latest", "pullPolicy": "Always"}}
+        ]);
+        let spec =
+            |containers: serde_json::Value| json!({"volumes": vols, "containers": containers});
+        let mounting = |name: &str, vols: &[&str]| {
+            let m: Vec<serde_json::Value> = vols
+                .iter()
+                .map(|v| json!({"name": v, "mountPath": format!("/{v}")}))
+                .collect();
+            json!({"name": name, "image": "app:v1", "volumeMounts": m})
+        };
+        // (case, spec, status, expected (name, image, policy, image_id, running, restarts) per image volume)
+        type Want = (
+            &'static str,
+            &'static str,
+            Option<PullPolicy>,
+            &'static str,
+            bool,
+            i32,
+        );
+        let cases: Vec<(&str, serde_json::Value, serde_json::Value, Vec<Want>)> = vec![
+            (
+                "gate on: the running container's imageRef",
+                spec(json!([mounting("app", &["model", "data"])])),
+                json!({"containerStatuses": [cstatus("app", "running", 1, &[("model", "reg.example/models/llm@sha256:aa"), ("data", "reg.example/data@sha256:bb")])]}),
+                vec![
+                    (
+                        "model",
+                        "reg.example/models/llm:v3",
+                        Some(PullPolicy::IfNotPresent),
+                        "reg.example/models/llm@sha256:aa",
+                        true,
+                        1,
+                    ),
+                    (
+                        "data",
+                        "reg.example/data:latest",
+                        Some(PullPolicy::Always),
+                        "reg.example/data@sha256:bb",
+                        true,
+                        1,
+                    ),
+                ],
+            ),
+            (
+                "gate off: mounted and running, no digest reported",
+                spec(json!([mounting("app", &["model", "data"])])),
+                json!({"containerStatuses": [cstatus("app", "running", 0, &[("model", ""), ("data", "")])]}),
+                vec![
+                    (
+                        "model",
+                        "reg.example/models/llm:v3",
+                        Some(PullPolicy::IfNotPresent),
+                        "",
+                        true,
+                        0,
+                    ),
+                    (
+                        "data",
+                        "reg.example/data:latest",
+                        Some(PullPolicy::Always),
+                        "",
+                        true,
+                        0,
+                    ),
+                ],
+            ),
+            (
+                "not started yet: no status at all",
+                spec(json!([mounting("app", &["model"])])),
+                json!({}),
+                vec![
+                    (
+                        "model",
+                        "reg.example/models/llm:v3",
+                        Some(PullPolicy::IfNotPresent),
+                        "",
+                        false,
+                        0,
+                    ),
+                    (
+                        "data",
+                        "reg.example/data:latest",
+                        Some(PullPolicy::Always),
+                        "",
+                        false,
+                        0,
+                    ),
+                ],
+            ),
+            (
+                "a running container's report wins over a stopped one's",
+                spec(json!([
+                    mounting("old", &["model"]),
+                    mounting("app", &["model"])
+                ])),
+                json!({"containerStatuses": [
+                    cstatus("old", "terminated", 0, &[("model", "reg.example/models/llm@sha256:01")]),
+                    cstatus("app", "running", 2, &[("model", "reg.example/models/llm@sha256:02")])]}),
+                vec![
+                    (
+                        "model",
+                        "reg.example/models/llm:v3",
+                        Some(PullPolicy::IfNotPresent),
+                        "reg.example/models/llm@sha256:02",
+                        true,
+                        2,
+                    ),
+                    (
+                        "data",
+                        "reg.example/data:latest",
+                        Some(PullPolicy::Always),
+                        "",
+                        false,
+                        0,
+                    ),
+                ],
+            ),
+            (
+                "mounted by a sidecar and an ephemeral container only",
+                json!({"volumes": vols, "containers": [{"name": "app", "image": "app:v1"}],
+                       "initContainers": [{"name": "side", "image": "s:v1", "restartPolicy": "Always",
+                                           "volumeMounts": [{"name": "model", "mountPath": "/m"}]}],
+                       "ephemeralContainers": [{"name": "dbg", "image": "busybox", "volumeMounts": [{"name": "data", "mountPath": "/d"}]}]}),
+                json!({"containerStatuses": [cstatus("app", "running", 0, &[])],
+                       "initContainerStatuses": [cstatus("side", "running", 0, &[("model", "reg.example/models/llm@sha256:cc")])],
+                       "ephemeralContainerStatuses": [cstatus("dbg", "running", 0, &[("data", "reg.example/data@sha256:dd")])]}),
+                vec![
+                    (
+                        "model",
+                        "reg.example/models/llm:v3",
+                        Some(PullPolicy::IfNotPresent),
+                        "reg.example/models/llm@sha256:cc",
+                        true,
+                        0,
+                    ),
+                    (
+                        "data",
+                        "reg.example/data:latest",
+                        Some(PullPolicy::Always),
+                        "reg.example/data@sha256:dd",
+                        true,
+                        0,
+                    ),
+                ],
+            ),
+            (
+                "mounted by no container: never running, nothing reported",
+                spec(json!([{"name": "app", "image": "app:v1"}])),
+                json!({"containerStatuses": [cstatus("app", "running", 0, &[])]}),
+                vec![
+                    (
+                        "model",
+                        "reg.example/models/llm:v3",
+                        Some(PullPolicy::IfNotPresent),
+                        "",
+                        false,
+                        0,
+                    ),
+                    (
+                        "data",
+                        "reg.example/data:latest",
+                        Some(PullPolicy::Always),
+                        "",
+                        false,
+                        0,
+                    ),
+                ],
+            ),
+            (
+                "no reference, an invalid policy",
+                json!({"volumes": [{"name": "v", "image": {"pullPolicy": "always"}}],
+                       "containers": [mounting("app", &["v"])]}),
+                json!({"containerStatuses": [cstatus("app", "running", 0, &[("v", "")])]}),
+                vec![("v", "", None, "", true, 0)],
+            ),
+            (
+                "no image volumes: no entries",
+                json!({"volumes": [{"name": "scratch", "emptyDir": {}}], "containers": [mounting("app", &["scratch"])]}),
+                json!({"containerStatuses": [cstatus("app", "running", 0, &[("scratch", "")])]}),
+                vec![],
+            ),
+        ];
+        for (case, spec, status, want) in cases {
+            let spec: PodSpec = serde_json::from_value(spec).unwrap();
+            let status: PodStatus = serde_json::from_value(status).unwrap();
+            let mut s = Interner::default();
+            let got: Vec<Want> = image_volume_views(&spec, Some(&status), &mut s)
+                .iter()
+                .map(|v| {
+                    assert_eq!(v.kind, ContainerKind::ImageVolume, "{case}");
+                    let leak =
+                        |x: &Str| -> &'static str { Box::leak(x.to_string().into_boxed_str()) };
+                    (
+                        leak(&v.name),
+                        leak(&v.image),
+                        v.pull_policy,
+                        leak(&v.image_id),
+                        v.running,
+                        v.restarts,
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    #[test]
+    fn pod_view_appends_image_volumes_after_containers() {
+        let mut s = Interner::default();
+        let mut p = sample();
+        let spec = p.spec.as_mut().unwrap();
+        // A volume named like a container: the kind tells them apart.
+        spec.volumes = Some(vec![serde_json::from_value(
+            json!({"name": "app", "image": {"reference": "reg.example/m:v1", "pullPolicy": "IfNotPresent"}}),
+        )
+        .unwrap()]);
+        let v = PodView::from_pod(&p, &mut s).unwrap();
+        let last = v.containers.last().unwrap();
+        assert_eq!(
+            (&*last.name, last.kind),
+            ("app", ContainerKind::ImageVolume)
+        );
+        assert_eq!(&*last.image, "reg.example/m:v1");
+        assert!(!last.running, "no container mounts it");
+        assert_eq!(v.containers.len(), 5);
     }
 
     #[test]

@@ -22,8 +22,9 @@ use futures::{StreamExt, future::join_all};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, LocalObjectReference, Namespace, ObjectReference, Pod,
-    PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
+    Capabilities, Container, ContainerStatus, ImageVolumeSource, LocalObjectReference, Namespace,
+    ObjectReference, Pod, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
@@ -801,7 +802,14 @@ pub fn pull_status(pod: &Pod, t: &RefreshTarget) -> PullStatus {
                 truncate(w.message.as_deref().unwrap_or_default(), 300)
             ));
         }
-        match RuntimeImageId::parse(&cs.image_id) {
+        // For an image volume the proof is the volume's digest, not the
+        // carrier container's imageID.
+        let reported = if img.volume_carrier.is_some() {
+            volume_image_ref(cs, &name)
+        } else {
+            cs.image_id.as_str()
+        };
+        match RuntimeImageId::parse(reported) {
             Ok(Some(id)) if img.accept.contains(&id.digest) => {}
             Ok(Some(id)) => {
                 return PullStatus::Failed(format!(
@@ -811,7 +819,7 @@ pub fn pull_status(pod: &Pod, t: &RefreshTarget) -> PullStatus {
             }
             Ok(None) => all = false,
             Err(e) => {
-                return PullStatus::Failed(format!("imageID {:?}: {e}", cs.image_id));
+                return PullStatus::Failed(format!("imageID {reported:?}: {e}"));
             }
         }
     }
@@ -828,6 +836,19 @@ pub fn pull_status(pod: &Pod, t: &RefreshTarget) -> PullStatus {
         return PullStatus::Failed(format!("refresh pod ended ({why})"));
     }
     PullStatus::Pending
+}
+
+/// The digest a container reports for the image volume `volume` it mounts
+/// (`volumeMounts[].volumeStatus.image.imageRef`), empty when none.
+fn volume_image_ref<'a>(cs: &'a ContainerStatus, volume: &str) -> &'a str {
+    cs.volume_mounts
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|m| m.name == volume)
+        .and_then(|m| m.volume_status.as_ref())
+        .and_then(|v| v.image.as_ref())
+        .map_or("", |i| i.image_ref.as_str())
 }
 
 async fn wait_pulled(
@@ -874,7 +895,11 @@ async fn wait_pulled(
     }
 }
 
-/// The name of a refresh pod's `i`th container.
+/// Where a refresh pod mounts the image volume it pulls.
+pub const REFRESH_MOUNT: &str = "/imagedrift-refresh";
+
+/// The name of a refresh pod's `i`th container (and of its image volume,
+/// when it pulls one).
 pub fn refresh_container_name(i: usize) -> String {
     format!("refresh-{i}")
 }
@@ -883,14 +908,49 @@ pub fn refresh_container_name(i: usize) -> String {
 /// policy `Always`, running a command that exits at once, tolerating its
 /// taints, tiny, short-lived, labelled as imagedrift's, unprivileged.
 pub fn refresh_pod(w: &WorkloadRef, t: &RefreshTarget, cfg: &RefreshConfig) -> Pod {
+    // An image volume is pulled (policy Always) as a volume of the pod,
+    // mounted by a container running an image the node has already.
+    let volumes: Vec<Volume> = t
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(_, img)| img.volume_carrier.is_some())
+        .map(|(i, img)| Volume {
+            name: refresh_container_name(i),
+            image: Some(ImageVolumeSource {
+                reference: Some(img.spec_image.clone()),
+                pull_policy: Some("Always".to_string()),
+            }),
+            ..Volume::default()
+        })
+        .collect();
     let containers = t
         .images
         .iter()
         .enumerate()
         .map(|(i, img)| Container {
             name: refresh_container_name(i),
-            image: Some(img.spec_image.clone()),
-            image_pull_policy: Some("Always".to_string()),
+            image: Some(
+                img.volume_carrier
+                    .clone()
+                    .unwrap_or_else(|| img.spec_image.clone()),
+            ),
+            image_pull_policy: Some(
+                if img.volume_carrier.is_some() {
+                    "IfNotPresent"
+                } else {
+                    "Always"
+                }
+                .to_string(),
+            ),
+            volume_mounts: img.volume_carrier.as_ref().map(|_| {
+                vec![VolumeMount {
+                    name: refresh_container_name(i),
+                    mount_path: REFRESH_MOUNT.to_string(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                }]
+            }),
             command: Some(cfg.command.clone()),
             resources: Some(cfg.resources.clone()),
             security_context: Some(SecurityContext {
@@ -942,6 +1002,7 @@ pub fn refresh_pod(w: &WorkloadRef, t: &RefreshTarget, cfg: &RefreshConfig) -> P
                 ..PodSecurityContext::default()
             }),
             containers,
+            volumes: (!volumes.is_empty()).then_some(volumes),
             ..PodSpec::default()
         }),
         status: None,
@@ -973,6 +1034,15 @@ pub fn pin_patch(
         if !list.is_empty() {
             spec.insert(kind.field().to_string(), serde_json::Value::Array(list));
         }
+    }
+    // Image volumes by name (`volumes` merges on `name`).
+    let volumes: Vec<serde_json::Value> = pins
+        .iter()
+        .filter(|p| p.kind == ContainerKind::ImageVolume)
+        .map(|p| serde_json::json!({"name": p.name, "image": {"reference": p.to}}))
+        .collect();
+    if !volumes.is_empty() {
+        spec.insert("volumes".to_string(), serde_json::Value::Array(volumes));
     }
     serde_json::json!({
         "metadata": {"annotations": annotations},
@@ -1117,6 +1187,19 @@ fn template_of(t: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> Vec<T
         ContainerKind::Init,
         spec.init_containers.as_deref().unwrap_or_default(),
     ));
+    out.extend(
+        spec.volumes
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| {
+                Some(TemplateContainer {
+                    kind: ContainerKind::ImageVolume,
+                    name: v.name.clone(),
+                    image: v.image.as_ref()?.reference.clone()?,
+                })
+            }),
+    );
     out
 }
 
@@ -1196,6 +1279,7 @@ mod tests {
         RefreshTarget {
             node: "n1".into(),
             images: vec![RefreshImage {
+                volume_carrier: None,
                 spec_image: "nginx:1.25".into(),
                 current: d('a'),
                 accept: BTreeSet::from([d('a'), d('c')]),

@@ -106,6 +106,10 @@ pub struct RefreshImage {
     pub current: Digest,
     /// Every digest that proves the pull got current content.
     pub accept: BTreeSet<Digest>,
+    /// For an image volume: the image of a container of the stale pod
+    /// (cached on the node), run with `IfNotPresent` to mount the volume,
+    /// which is pulled with `Always`. `None` for a container image.
+    pub volume_carrier: Option<String>,
 }
 
 /// A refresh pod: one node, the images to pull there.
@@ -236,7 +240,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         if c.verdict != Verdict::Stale || c.image.is_pinned() {
             continue;
         }
-        let who = format!("container {} ({})", c.container, c.spec_image);
+        let who = match c.kind {
+            ContainerKind::ImageVolume => {
+                format!("image volume {} ({})", c.container, c.spec_image)
+            }
+            _ => format!("container {} ({})", c.container, c.spec_image),
+        };
         let pin = pin_target(c, &input.state.template).filter(|_| enabled.pin && kind.rolls_out());
         // Whether a step will handle this container.
         let handled = match c.policy.policy {
@@ -275,7 +284,23 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 }
             }
             PullPolicy::IfNotPresent => {
-                if let (true, Some(node)) = (enabled.refresh, c.node.as_ref()) {
+                // An image volume is pulled by a pod that mounts it, run
+                // from an image of the same pod (on that node already).
+                let carrier = (c.kind == ContainerKind::ImageVolume)
+                    .then(|| volume_carrier(c, input.containers));
+                if let Some(None) = &carrier
+                    && enabled.refresh
+                {
+                    note(
+                        Remedy::RefreshNode,
+                        SkipReason::Unsupported,
+                        format!(
+                            "{who}: no container image of pod {} is known to mount the volume in",
+                            c.pod
+                        ),
+                    );
+                    false
+                } else if let (true, Some(node)) = (enabled.refresh, c.node.as_ref()) {
                     let pulled = NodePull {
                         node: node.clone(),
                         spec_image: c.spec_image.clone(),
@@ -290,6 +315,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                             spec_image: c.spec_image.clone(),
                             current: c.current_digest.clone(),
                             accept,
+                            volume_carrier: carrier.flatten(),
                         });
                         secrets.extend(c.pull_secrets.iter().cloned());
                     }
@@ -459,6 +485,18 @@ fn guard(input: &PlanInput<'_>, digests: &BTreeSet<Digest>) -> Option<(SkipReaso
 
 fn with_remedy(r: Remedy) -> String {
     format!("{} (remedy {})", r.describe(), r.as_str())
+}
+
+/// The image a refresh pod runs to mount image volume `v`: a regular
+/// container's (else a sidecar's) image of the same pod, so the node has it.
+fn volume_carrier(v: &StaleContainer, all: &[StaleContainer]) -> Option<String> {
+    [ContainerKind::Container, ContainerKind::Init]
+        .into_iter()
+        .find_map(|kind| {
+            all.iter()
+                .find(|c| c.pod == v.pod && c.kind == kind)
+                .map(|c| c.spec_image.clone())
+        })
 }
 
 /// The pin for a container: only when its template entry still names the

@@ -8,6 +8,10 @@
 # deploy/ and tests/e2e/overlay/.
 #
 # What it proves:
+#   0. Every scenario of tests/e2e/cluster.sh (imagedrift out of cluster, two
+#      leader-elected replicas: report within one interval, remedies and the
+#      ImageUpToDate that closes each episode, image volumes, kill -9 of the
+#      leader), run against this kind cluster and its registry.
 #   1. A Deployment (imagePullPolicy Always) runs kind-registry:5000/e2e/app:v1
 #      and imagedrift judges it fresh.
 #   2. The tag v1 is re-pushed with new content: imagedrift posts a StaleImage
@@ -26,6 +30,11 @@
 #   KEEP_CLUSTER  1 = leave the cluster and registry running afterwards
 #   SKIP_BUILD    1 = reuse an existing imagedrift:e2e image
 #   ARTIFACTS     where diagnostics go on failure (default ./e2e-artifacts)
+#   FEATURE_GATES kind featureGates for the cluster, as JSON (default
+#                 {"ImageVolume": true}; add "ImageVolumeWithDigest": true on
+#                 a 1.35+ node image for image volume digests)
+#   NODE_IMAGE    kind node image (default: kind's)
+#   SKIP_CLUSTER_SH 1 = skip step 0
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -90,7 +99,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in docker kind kubectl curl; do need "$tool"; done
+for tool in docker kind kubectl curl python3; do need "$tool"; done
 
 # --- 1. Registry and cluster -------------------------------------------------
 log "local registry $REG_NAME on 127.0.0.1:$REG_PORT"
@@ -100,12 +109,14 @@ if [[ $(docker inspect -f '{{.State.Running}}' "$REG_NAME" 2>/dev/null || true) 
 fi
 
 log "kind cluster $CLUSTER"
+GATES=${FEATURE_GATES:-'{"ImageVolume": true}'}
 if ! kind get clusters | grep -qx "$CLUSTER"; then
     # Let containerd read per-registry hosts.toml files (not needed with kind
     # node images from v0.27 on, harmless with them).
-    kind create cluster --name "$CLUSTER" --wait 120s --config=- <<'EOF'
+    kind create cluster --name "$CLUSTER" --wait 120s ${NODE_IMAGE:+--image "$NODE_IMAGE"} --config=- <<EOF
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
+featureGates: $GATES
 containerdConfigPatches:
   - |-
     [plugins."io.containerd.grpc.v1.cri".registry]
@@ -127,6 +138,15 @@ done
 # Put the registry on the kind network, so nodes and pods resolve its name.
 if [[ $(docker inspect -f '{{json .NetworkSettings.Networks.kind}}' "$REG_NAME") == null ]]; then
     docker network connect kind "$REG_NAME"
+fi
+
+# --- 0. The cluster scenarios (imagedrift out of cluster) ---------------------
+# Nodes pull kind-registry:5000/...; this machine reaches it on localhost.
+SCENARIOS=0
+if [[ ${SKIP_CLUSTER_SH:-0} != 1 ]]; then
+    log "tests/e2e/cluster.sh against kind-$CLUSTER"
+    TIMEOUT=$TIMEOUT "$ROOT/tests/e2e/cluster.sh" --registry "$REG_NAME:5000" \
+        --push-registry "localhost:$REG_PORT" || SCENARIOS=1
 fi
 
 # --- 2. imagedrift ------------------------------------------------------------
@@ -276,4 +296,5 @@ series imagedrift_remedies_total 'remedy="restart"' 'result="applied"' | awk '$N
 ! series imagedrift_container_stale "pod=\"$POD\"" >/dev/null ||
     fail "series of the deleted pod $POD are still exported"
 
-log "e2e passed: StaleImage Event, stale metric, restart remedy ($DIGEST_V1 -> $DIGEST_V2)"
+log "in-cluster install passed: StaleImage Event, stale metric, restart remedy ($DIGEST_V1 -> $DIGEST_V2)"
+((SCENARIOS == 0)) || fail "tests/e2e/cluster.sh reported failures (above)"
