@@ -248,6 +248,9 @@ pub struct RunFlags {
     /// Log format. Key: log.format.
     #[arg(long, env = "IMAGEDRIFT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// kubelet credential-provider plugins.
+    #[command(flatten)]
+    pub credential_providers: crate::credentials::ProviderFlags,
     /// Cluster connection.
     #[command(flatten)]
     pub kube: KubeFlags,
@@ -326,6 +329,7 @@ impl Config {
         if let Some(f) = flags.log_format {
             c.log.format = f;
         }
+        flags.credential_providers.apply(&mut c.registries);
         c.validate()?;
         Ok(c)
     }
