@@ -1261,7 +1261,7 @@ async fn run_rereads_a_changed_credentials_file() {
                 "imagedrift_container_verdict",
                 &verdict("unknown", "unauthorized"),
             ) {
-                Some(v) if v == 1.0 => Ok(()),
+                Some(1.0) => Ok(()),
                 other => Err(format!("{other:?}\n{text}")),
             }
         }
@@ -1284,7 +1284,7 @@ async fn run_rereads_a_changed_credentials_file() {
         {
             let text = metrics(listen).await?;
             match sample(&text, "imagedrift_container_verdict", &verdict("fresh", "")) {
-                Some(v) if v == 1.0 => Ok(()),
+                Some(1.0) => Ok(()),
                 other => Err(format!("{other:?}\n{text}")),
             }
         }
