@@ -655,3 +655,67 @@ fi"#
         "{err}"
     );
 }
+
+/// The provider config and the credentials file are re-read when they
+/// change; a broken new version keeps the old one.
+#[tokio::test]
+async fn changed_files_are_reloaded_and_broken_ones_ignored() {
+    push("reload/app", "v1").await;
+    let (h1, _) = hosts();
+    let img = image(&format!("{h1}/reload/app:v1"));
+    let s = Setup::new("reload");
+    let wrong = answering_plugin(
+        &s.bin(),
+        "wrong",
+        &response("Global", None, &[(&h1, USER, "nope")]),
+    );
+    let right = answering_plugin(
+        &s.bin(),
+        "right",
+        &response("Global", None, &[(&h1, USER, PASS)]),
+    );
+    let hosts_matched = [h1.as_str()];
+    let entry = |name| Entry {
+        name,
+        match_images: &hosts_matched,
+        default_cache_duration: "1h",
+        extra: "",
+    };
+    provider_config(&s.config, &[entry("wrong")]);
+    let (r, _) = resolver(s.json("5s"), &ManualClock::new());
+    let node = r.node_credentials();
+    assert!(r.resolve_tag(&img, &[]).await.is_err());
+    assert_eq!(node.reload(), Vec::<PathBuf>::new(), "nothing changed");
+
+    // JSON is fine too, as for kubelet.
+    let json = serde_json::json!({
+        "apiVersion": "kubelet.config.k8s.io/v1", "kind": "CredentialProviderConfig",
+        "providers": [{"name": "right", "matchImages": [&h1], "defaultCacheDuration": "1h",
+            "apiVersion": PLUGIN_API}],
+    });
+    std::fs::write(&s.config, json.to_string()).unwrap();
+    assert_eq!(node.reload(), vec![s.config.clone()]);
+    r.resolve_tag(&img, &[])
+        .await
+        .expect("the new provider's credentials");
+    assert_eq!((runs(&wrong), runs(&right)), (1, 1));
+
+    // A broken edit: reported, the working config stays.
+    std::fs::write(&s.config, "apiVersion: [").unwrap();
+    assert_eq!(node.reload(), Vec::<PathBuf>::new());
+    assert_eq!(
+        node.reload(),
+        Vec::<PathBuf>::new(),
+        "parsed once, not on every poll"
+    );
+    let fresh_tag = image(&format!("{h1}/reload/app:v1"));
+    r.resolve_tag(&fresh_tag, &[])
+        .await
+        .expect("still the previous config");
+    // A deleted file: the same.
+    std::fs::remove_file(&s.config).unwrap();
+    assert_eq!(node.reload(), Vec::<PathBuf>::new());
+    r.resolve_tag(&fresh_tag, &[])
+        .await
+        .expect("still the previous config");
+}
