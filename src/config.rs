@@ -251,6 +251,9 @@ pub struct RunFlags {
     /// Log format. Key: log.format.
     #[arg(long, env = "IMAGEDRIFT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// kubelet credential-provider plugins.
+    #[command(flatten)]
+    pub credential_providers: crate::credentials::ProviderFlags,
     /// Cluster connection.
     #[command(flatten)]
     pub kube: KubeFlags,
@@ -329,6 +332,7 @@ impl Config {
         if let Some(f) = flags.log_format {
             c.log.format = f;
         }
+        flags.credential_providers.apply(&mut c.registries);
         c.validate()?;
         c.check_files()?;
         Ok(c)

@@ -91,6 +91,9 @@ pub enum FailureCategory {
     InvalidResponse,
     /// The reference itself can't be looked up (malformed, unsupported).
     InvalidReference,
+    /// A credential source failed: a kubelet credential-provider plugin or a
+    /// docker credential helper (exit status, hang, bad answer).
+    CredentialProvider,
 }
 
 impl FailureCategory {
@@ -107,6 +110,7 @@ impl FailureCategory {
             FailureCategory::ServerError => "server_error",
             FailureCategory::InvalidResponse => "invalid_response",
             FailureCategory::InvalidReference => "invalid_reference",
+            FailureCategory::CredentialProvider => "credential_provider",
         }
     }
 }

@@ -126,6 +126,12 @@ fn matches(key: &str, target: &str) -> bool {
         })
 }
 
+/// Whether a key or a credential provider's `matchImages` pattern matches
+/// the repository name `host[:port]/path`, by kubelet's rules.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    matches(&normalise_key(pattern), &normalise_key(name))
+}
+
 fn string_field(
     origin: &str,
     key: &str,

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod credentials;
 pub mod facts;
 pub mod http;
 pub mod image_id;

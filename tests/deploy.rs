@@ -42,6 +42,11 @@ pub const OVERLAYS: &[(&str, &[Feature])] = &[
     ),
     ("overlays/prometheus-operator", &[Feature::Core]),
     ("overlays/network-policy", &[Feature::Core]),
+    // Plugins run inside imagedrift's pod with its own cloud identity: no
+    // Kubernetes API call, so no RBAC beyond the base.
+    ("overlays/credentials-eks", &[Feature::Core]),
+    ("overlays/credentials-gke", &[Feature::Core]),
+    ("overlays/credentials-aks", &[Feature::Core]),
 ];
 
 pub fn render_overlay(rel: &str) -> Vec<Object> {
@@ -707,4 +712,216 @@ fn network_policy_admits_only_the_metrics_port() {
         named == "http" || named == 8080,
         "the metrics port, not {named}"
     );
+}
+
+/// Each cloud's credentials overlay: an init container copies the vendor's
+/// plugin into an emptyDir that imagedrift mounts read-only as its bin dir;
+/// the provider config comes from a ConfigMap, parses with imagedrift's own
+/// parser and names exactly the plugin copied; the ServiceAccount carries
+/// the cloud identity annotation (a placeholder to replace).
+#[test]
+fn credentials_overlays_mount_a_plugin_and_its_config() {
+    for (cloud, plugin, annotation, matches) in [
+        (
+            "eks",
+            "ecr-credential-provider",
+            "eks.amazonaws.com/role-arn",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app",
+        ),
+        (
+            "gke",
+            "auth-provider-gcp",
+            "iam.gke.io/gcp-service-account",
+            "europe-docker.pkg.dev/project/repo/app",
+        ),
+        (
+            "aks",
+            "acr-credential-provider",
+            "azure.workload.identity/client-id",
+            "myregistry.azurecr.io/team/app",
+        ),
+    ] {
+        let overlay = format!("overlays/credentials-{cloud}");
+        let objects = render_overlay(&overlay);
+        let d = deployment(&objects);
+        let spec = pod_spec(d);
+        let c = controller(spec);
+        let env = |name: &str| {
+            c.env
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+                .unwrap_or_else(|| panic!("{overlay}: env {name}"))
+        };
+        let config_path = env("IMAGEDRIFT_IMAGE_CREDENTIAL_PROVIDER_CONFIG");
+        let bin_dir = env("IMAGEDRIFT_IMAGE_CREDENTIAL_PROVIDER_BIN_DIR");
+        let mount_at = |path: &str| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| path.starts_with(&format!("{}/", m.mount_path)) || path == m.mount_path)
+                .unwrap_or_else(|| panic!("{overlay}: nothing mounted at {path}"))
+        };
+        let volume = |name: &str| {
+            spec.volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == name)
+                .unwrap_or_else(|| panic!("{overlay}: volume {name}"))
+        };
+        // The bin dir: an emptyDir, read-only for imagedrift, written by the init container.
+        let bin_mount = mount_at(&bin_dir);
+        assert_eq!(bin_mount.mount_path, bin_dir, "{overlay}");
+        assert_eq!(bin_mount.read_only, Some(true), "{overlay}");
+        assert!(
+            volume(&bin_mount.name).empty_dir.is_some(),
+            "{overlay}: bin dir is an emptyDir"
+        );
+        let inits = spec.init_containers.as_deref().unwrap_or_default();
+        let [init] = inits else {
+            panic!("{overlay}: one init container, found {}", inits.len())
+        };
+        let init_mount = init
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == bin_mount.name)
+            .unwrap_or_else(|| panic!("{overlay}: the init container mounts the bin dir"));
+        assert_ne!(init_mount.read_only, Some(true), "{overlay}");
+        let command = init.command.clone().unwrap_or_default();
+        assert_eq!(
+            command.first().map(String::as_str),
+            Some("cp"),
+            "{overlay}: {command:?}"
+        );
+        assert_eq!(
+            command.last(),
+            Some(&format!("{}/{plugin}", init_mount.mount_path)),
+            "{overlay}: copies {plugin} into the bin dir"
+        );
+        assert!(
+            init.image
+                .as_deref()
+                .is_some_and(|i| i.starts_with("example.invalid/")),
+            "{overlay}: the plugin image is a placeholder the user replaces"
+        );
+        // Restricted Pod Security, as the namespace enforces.
+        let sc = init
+            .security_context
+            .as_ref()
+            .expect("init securityContext");
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{overlay}");
+        assert_eq!(sc.run_as_non_root, Some(true), "{overlay}");
+        assert_eq!(
+            sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+            Some(vec!["ALL".to_string()])
+        );
+        assert!(
+            init.resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .is_some(),
+            "{overlay}"
+        );
+
+        // The provider config: a ConfigMap, parsed by imagedrift itself.
+        let config_mount = mount_at(&config_path);
+        assert_eq!(config_mount.read_only, Some(true), "{overlay}");
+        let cm_name = volume(&config_mount.name)
+            .config_map
+            .as_ref()
+            .map(|c| c.name.clone())
+            .expect("a configMap volume");
+        let cm = find(
+            &objects,
+            |o| match o {
+                Object::ConfigMap(c) if c.metadata.name.as_deref() == Some(cm_name.as_str()) => {
+                    Some(&**c)
+                }
+                _ => None,
+            },
+            "provider ConfigMap",
+        );
+        let key = config_path.rsplit('/').next().unwrap();
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .unwrap_or_else(|| panic!("{overlay}: key {key}"));
+        let bin =
+            std::env::temp_dir().join(format!("imagedrift-deploy-{cloud}-{}", std::process::id()));
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(bin.join(plugin), "").unwrap();
+        let providers = imagedrift::credentials::provider::Providers::parse(
+            text,
+            Path::new(&config_path),
+            &bin,
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{overlay}: {e}"));
+        fs::remove_dir_all(&bin).unwrap();
+        let names: Vec<&str> = providers.list.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, [plugin], "{overlay}");
+        let image = imagedrift::reference::ImageRef::parse(&format!("{matches}:v1")).unwrap();
+        assert_eq!(
+            providers.matching(&image).count(),
+            1,
+            "{overlay}: matches {matches}"
+        );
+        let other = imagedrift::reference::ImageRef::parse("quay.io/team/app:v1").unwrap();
+        assert_eq!(providers.matching(&other).count(), 0, "{overlay}");
+        // Files a provider's args name are in the same ConfigMap mount.
+        for arg in providers_args(text) {
+            if let Some(file) = arg.strip_prefix(&format!("{}/", config_mount.mount_path)) {
+                assert!(
+                    cm.data.as_ref().is_some_and(|d| d.contains_key(file)),
+                    "{overlay}: {arg}"
+                );
+            }
+        }
+
+        // The cloud identity, on the ServiceAccount the pod runs as.
+        let sa = find(
+            &objects,
+            |o| match o {
+                Object::ServiceAccount(s) => Some(&**s),
+                _ => None,
+            },
+            "ServiceAccount",
+        );
+        let value = sa
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(annotation))
+            .unwrap_or_else(|| panic!("{overlay}: annotation {annotation}"));
+        assert!(!value.is_empty(), "{overlay}");
+    }
+    // Azure's webhook mutates only pods labelled for it.
+    let objects = render_overlay("overlays/credentials-aks");
+    let labels = deployment(&objects)
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("azure.workload.identity/use")
+            .map(String::as_str),
+        Some("true")
+    );
+}
+
+fn providers_args(config: &str) -> Vec<String> {
+    let v: Value = serde_yaml_ng::from_str(config).expect("provider config YAML");
+    v["providers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["args"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
 }

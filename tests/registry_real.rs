@@ -605,6 +605,10 @@ async fn cli_run_prints_text_and_json() {
         image: format!("{host}/cli/single:v2"),
         platform: Some("linux/amd64".into()),
         creds: Some(creds),
+        credentials: imagedrift::credentials::CliCredentialFlags {
+            no_docker_config: true,
+            ..Default::default()
+        },
         config: None,
         output: OutputFormat::Text,
     };

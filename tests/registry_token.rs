@@ -298,3 +298,38 @@ async fn refusals_are_unauthorized() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_credential_provider_plugins_password_is_exchanged_for_a_token() {
+    use support::plugins::*;
+    let pushed = push("team/plugin", "token-plugin").await;
+    let host = registry().host();
+    let img = ImageRef::parse(&format!("{host}/team/plugin:v1")).unwrap();
+    let dir = TempDir::new("token-plugin");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let plugin = answering_plugin(
+        &bin,
+        "token-plugin",
+        &response("Registry", Some("1h"), &[(&host, USER, PASS)]),
+    );
+    let config = dir.path().join("providers.yaml");
+    provider_config(
+        &config,
+        &[Entry {
+            name: "token-plugin",
+            match_images: &[&host],
+            default_cache_duration: "1h",
+            extra: "",
+        }],
+    );
+    let cfg: RegistriesConfig = serde_json::from_value(serde_json::json!({
+        "credentialProviders": {"config": config, "binDir": bin}
+    }))
+    .unwrap();
+    let r = Resolver::new(cfg, &prometheus::Registry::new()).expect("resolver");
+    let d = r.resolve_tag(&img, &[]).await.expect("resolve");
+    assert_eq!(d.digest.as_str(), pushed.digest);
+    r.manifest(&img, &d.digest, &[]).await.expect("manifest");
+    assert_eq!(runs(&plugin), 1);
+}

@@ -1133,3 +1133,179 @@ async fn scan_judges_the_same_cluster_once() {
     );
     assert!(c.api.written().is_empty(), "scan writes nothing");
 }
+
+/// Writes `content` as `dir/config.json` the way kubelet updates a mounted
+/// Secret: a new timestamped directory, then an atomic swap of the `..data`
+/// symlink that `config.json` points through.
+fn atomic_write(dir: &std::path::Path, generation: u32, content: &str) {
+    let data = dir.join(format!("..gen_{generation}"));
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::write(data.join("config.json"), content).expect("write");
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(format!("..gen_{generation}"), &tmp).expect("symlink");
+    std::fs::rename(&tmp, dir.join("..data")).expect("swap ..data");
+    let link = dir.join("config.json");
+    if std::fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink("..data/config.json", &link).expect("link");
+    }
+}
+
+fn docker_auth(host: &str, user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    json!({"auths": {host: {"auth": auth}}}).to_string()
+}
+
+/// A rotated password in the credentials file (a Secret updated in place)
+/// reaches a running controller without a restart: the container goes from
+/// unknown (unauthorized) to fresh, and the log says the file was reloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_rereads_a_changed_credentials_file() {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let registry = tokio::task::spawn_blocking(|| {
+        RegistryProcess::start(Options {
+            htpasswd: Some(("ci".into(), "rotated-2".into())),
+            ..Default::default()
+        })
+    })
+    .await
+    .expect("start registry");
+    let host = registry.host();
+    let pushed = Pusher::new(
+        &host,
+        false,
+        RegistryAuth::Basic("ci".into(), "rotated-2".into()),
+    )
+    .image("private/app", "v1", OCI_MANIFEST, "amd64", "private app")
+    .await;
+    let image = format!("{host}/private/app:v1");
+    let api = FakeApi::new();
+    api.put(Kind::Nodes, node("node-a", "amd64"));
+    api.put(
+        Kind::ReplicaSets,
+        owned_meta("app-5d9c", "apps/v1", "Deployment", "app"),
+    );
+    api.put(
+        Kind::Pods,
+        app_pod(&image, &format!("{host}/private/app@{}", pushed.digest), 0),
+    );
+    let api_addr = serve_fake_api(api.clone()).await;
+    let dir = TempDir::new("run-reload");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{api_addr}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: nobody\n    namespace: default\n\
+             current-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let secret = dir.path().join("registry-credentials");
+    std::fs::create_dir_all(&secret).expect("secret dir");
+    // Yesterday's password.
+    atomic_write(&secret, 1, &docker_auth(&host, "ci", "rotated-1"));
+    let config = dir.path().join("imagedrift.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval: 10s\njitter: 0\nregistries:\n  defaults:\n    tagTtlSeconds: 1\n    failureTtlSeconds: 1\n  credentialsFile: {}\n",
+            secret.join("config.json").display()
+        ),
+    )
+    .expect("write config");
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{}", support::free_port())
+        .parse()
+        .expect("listen addr");
+    let log = dir.path().join("imagedrift.log");
+    let log_file = std::fs::File::create(&log).expect("create log");
+    let child = imagedrift()
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file.try_clone().expect("dup log")))
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("start imagedrift");
+    let mut guard = ChildGuard {
+        child: Some(child),
+        log,
+        api: api.clone(),
+    };
+    let verdict = |v: &'static str, reason: &'static str| {
+        let mut l = vec![
+            ("namespace", "shop"),
+            ("pod", "app-5d9c-x1"),
+            ("container", "app"),
+            ("verdict", v),
+        ];
+        if !reason.is_empty() {
+            l.push(("reason", reason));
+        }
+        l
+    };
+    wait_for!(
+        guard,
+        deadline,
+        "unknown (unauthorized) with the old password",
+        {
+            let text = metrics(listen).await?;
+            match sample(
+                &text,
+                "imagedrift_container_verdict",
+                &verdict("unknown", "unauthorized"),
+            ) {
+                Some(1.0) => Ok(()),
+                other => Err(format!("{other:?}\n{text}")),
+            }
+        }
+    );
+
+    // The Secret is rotated: kubelet swaps the ..data symlink.
+    atomic_write(&secret, 2, &docker_auth(&host, "ci", "rotated-2"));
+    wait_for!(guard, deadline, "the reload logged", {
+        let log = guard.log_text();
+        if log.contains("reloaded the registry credentials file") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    wait_for!(
+        guard,
+        deadline,
+        "fresh with the new password, same process",
+        {
+            let text = metrics(listen).await?;
+            match sample(&text, "imagedrift_container_verdict", &verdict("fresh", "")) {
+                Some(1.0) => Ok(()),
+                other => Err(format!("{other:?}\n{text}")),
+            }
+        }
+    );
+    guard.assert_alive("after the reload");
+
+    // A broken edit keeps the working credentials (and says so).
+    atomic_write(&secret, 3, "{not json");
+    wait_for!(guard, deadline, "the invalid file reported", {
+        let log = guard.log_text();
+        if log.contains("keeping the previous credentials") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    guard.assert_alive("after an invalid credentials file");
+    let log = guard.log_text();
+    assert!(
+        !log.contains("rotated-1") && !log.contains("rotated-2"),
+        "a password in the log:\n{log}"
+    );
+    drop(registry);
+}

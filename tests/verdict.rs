@@ -417,6 +417,13 @@ fn rows() -> Vec<Row> {
             Fail(F::InvalidResponse),
             Unknown("invalid_response"),
         ),
+        row(
+            "tag: credential provider plugin failed",
+            "registry.example/team/app@{IDX1}",
+            AMD,
+            Fail(F::CredentialProvider),
+            Unknown("credential_provider"),
+        ),
         // §3.3 same digest: no lookups at all
         Row {
             lookups: Some(0),

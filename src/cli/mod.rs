@@ -78,8 +78,9 @@ pub struct OneShotSetup {
 pub fn oneshot_setup(
     config: Option<&std::path::Path>,
     read_pull_secrets: bool,
+    credentials: &imagedrift::credentials::CliCredentialFlags,
 ) -> anyhow::Result<OneShotSetup> {
-    let c = match config {
+    let mut c = match config {
         Some(path) => {
             let c = Config::from_file(path)?;
             c.validate()?;
@@ -88,6 +89,7 @@ pub fn oneshot_setup(
         }
         None => Config::default(),
     };
+    credentials.apply(&mut c.registries);
     let pull_secrets =
         (read_pull_secrets || c.pull_secrets.enabled).then_some(c.pull_secrets.cache_ttl);
     Ok(OneShotSetup {

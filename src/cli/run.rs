@@ -96,6 +96,12 @@ async fn serve<C: PullCredentials>(
 ) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     spawn_signal_handler(token.clone());
+    // Rotated tokens and edited ConfigMaps are picked up without a restart.
+    tokio::spawn(imagedrift::credentials::reload::watch(
+        registry.node_credentials(),
+        imagedrift::credentials::reload::POLL_EVERY,
+        token.clone(),
+    ));
 
     let le = &config.leader_election;
     let lease = LeaseSettings::from_env(

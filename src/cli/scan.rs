@@ -49,6 +49,9 @@ pub struct ScanArgs {
     /// resolve private images as kubelet does. Key: pullSecrets.enabled.
     #[arg(long, env = "IMAGEDRIFT_READ_PULL_SECRETS")]
     pub read_pull_secrets: bool,
+    /// Plugins and your docker config.
+    #[command(flatten)]
+    pub credentials: imagedrift::credentials::CliCredentialFlags,
     /// Registry lookups at once.
     #[arg(long, env = "IMAGEDRIFT_MAX_CONCURRENT_CHECKS", default_value_t = 8)]
     pub concurrency: usize,
@@ -71,6 +74,9 @@ pub struct ExplainArgs {
     /// Read the pod's imagePullSecrets, as for `scan`. Key: pullSecrets.enabled.
     #[arg(long, env = "IMAGEDRIFT_READ_PULL_SECRETS")]
     pub read_pull_secrets: bool,
+    /// Plugins and your docker config.
+    #[command(flatten)]
+    pub credentials: imagedrift::credentials::CliCredentialFlags,
     /// Cluster connection.
     #[command(flatten)]
     pub kube: KubeFlags,
@@ -130,7 +136,11 @@ pub fn scan(args: ScanArgs) -> ExitCode {
             selector: args.selector.clone(),
             pod: None,
         };
-        let setup = oneshot_setup(args.config.as_deref(), args.read_pull_secrets)?;
+        let setup = oneshot_setup(
+            args.config.as_deref(),
+            args.read_pull_secrets,
+            &args.credentials,
+        )?;
         collect_with(client, &setup, &scope, args.concurrency).await
     });
     match result {
@@ -168,7 +178,11 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
             selector: None,
             pod: Some(args.pod.clone()),
         };
-        let setup = oneshot_setup(args.config.as_deref(), args.read_pull_secrets)?;
+        let setup = oneshot_setup(
+            args.config.as_deref(),
+            args.read_pull_secrets,
+            &args.credentials,
+        )?;
         collect_with(client, &setup, &scope, 8).await
     });
     match result {
@@ -190,16 +204,25 @@ mod tests {
 
     #[test]
     fn pull_secrets_are_read_when_the_flag_or_the_config_says_so() {
-        assert_eq!(oneshot_setup(None, false).unwrap().pull_secrets, None);
         assert_eq!(
-            oneshot_setup(None, true).unwrap().pull_secrets,
+            oneshot_setup(None, false, &Default::default())
+                .unwrap()
+                .pull_secrets,
+            None
+        );
+        assert_eq!(
+            oneshot_setup(None, true, &Default::default())
+                .unwrap()
+                .pull_secrets,
             Some(Duration::from_secs(300))
         );
         let dir = std::env::temp_dir().join(format!("imagedrift-scan-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("config.yaml");
         std::fs::write(&path, "pullSecrets:\n  enabled: true\n  cacheTtl: 1m\n").unwrap();
-        let got = oneshot_setup(Some(&path), false).unwrap().pull_secrets;
+        let got = oneshot_setup(Some(&path), false, &Default::default())
+            .unwrap()
+            .pull_secrets;
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(got, Some(Duration::from_secs(60)));
     }

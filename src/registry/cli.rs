@@ -2,7 +2,6 @@
 
 use super::{RegistriesConfig, Resolver};
 use crate::facts::{Credential, LookupFailure, Manifest, Registry as _};
-use crate::keyring::{Keyring, KeyringError};
 use crate::platform::{Platform, PlatformError};
 use crate::reference::{ImageRef, ReferenceError};
 use serde::Serialize;
@@ -26,9 +25,13 @@ pub struct ResolveArgs {
     /// Also resolve the manifest and config digest for this platform (os/arch[/variant]).
     #[arg(long, env = "IMAGEDRIFT_PLATFORM")]
     pub platform: Option<String>,
-    /// Docker config.json with credentials (`{"auths": …}`).
+    /// Docker config.json with credentials (`auths`, `credsStore`,
+    /// `credHelpers`), tried after the config's credentialsFile.
     #[arg(long, env = "IMAGEDRIFT_CREDS")]
     pub creds: Option<PathBuf>,
+    /// Plugins and your docker config.
+    #[command(flatten)]
+    pub credentials: crate::credentials::CliCredentialFlags,
     /// Configuration file (YAML, as for `run`); only its `registries:`
     /// section is used (mirrors, TLS, timeouts, the credentials file).
     #[arg(long, env = "IMAGEDRIFT_CONFIG")]
@@ -57,9 +60,6 @@ pub enum ResolveError {
         /// Why.
         source: std::io::Error,
     },
-    /// The credentials file is not a docker config.
-    #[error("--creds: {0}")]
-    Creds(#[from] KeyringError),
     /// The registries configuration is invalid.
     #[error("--config: {0}")]
     Config(String),
@@ -121,7 +121,7 @@ pub struct PlatformEntry {
 pub async fn run(args: &ResolveArgs) -> Result<String, ResolveError> {
     let image = ImageRef::parse(&args.image)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let config = match &args.config {
+    let mut config = match &args.config {
         None => RegistriesConfig::default(),
         Some(path) => {
             let c = crate::config::Config::from_file(path)
@@ -130,21 +130,18 @@ pub async fn run(args: &ResolveArgs) -> Result<String, ResolveError> {
             c.registries
         }
     };
-    let creds: Vec<Credential> = match &args.creds {
-        None => Vec::new(),
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|source| ResolveError::File {
-                flag: "--creds",
-                path: path.clone(),
-                source,
-            })?;
-            Keyring::from_docker_config_json(&bytes, &format!("--creds {}", path.display()))?
-                .lookup(&image)
-        }
-    };
+    if let Some(path) = &args.creds {
+        std::fs::metadata(path).map_err(|source| ResolveError::File {
+            flag: "--creds",
+            path: path.clone(),
+            source,
+        })?;
+        config.more_credentials_files.push(path.clone());
+    }
+    args.credentials.apply(&mut config);
     let resolver = Resolver::new(config, &prometheus::Registry::new())
         .map_err(|e| ResolveError::Config(e.to_string()))?;
-    let resolved = resolve(&resolver, &image, platform.as_ref(), &creds).await?;
+    let resolved = resolve(&resolver, &image, platform.as_ref(), &[]).await?;
     Ok(match args.output {
         OutputFormat::Json => serde_json::to_string_pretty(&resolved).unwrap_or_default() + "\n",
         OutputFormat::Text => text(&resolved),

@@ -113,6 +113,12 @@ pub struct RegistriesConfig {
     /// A docker `config.json` (`{"auths": …}`) with credentials the nodes
     /// have but the API doesn't show (node config, cloud credential plugins).
     pub credentials_file: Option<PathBuf>,
+    /// kubelet credential-provider plugins (`config`, `binDir`, `timeout`).
+    pub credential_providers: crate::credentials::CredentialProvidersConfig,
+    /// Docker config files tried after `credentialsFile` (the CLI's
+    /// `~/.docker/config.json`); not a configuration key.
+    #[serde(skip)]
+    pub more_credentials_files: Vec<PathBuf>,
 }
 
 /// A configuration error: which key, what is wrong, how to fix it.
@@ -144,6 +150,9 @@ pub enum ConfigError {
     /// The credentials file is not a valid docker config.
     #[error("registries.credentialsFile: {0}")]
     Credentials(#[from] crate::keyring::KeyringError),
+    /// A credential provider config, docker config or related setting is invalid.
+    #[error("{0}")]
+    Node(#[from] crate::credentials::CredentialsError),
     /// The metrics could not be registered (e.g. registered twice).
     #[error("registry metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -214,6 +223,7 @@ fn check_duration(key: &str, v: Duration, allow_zero: bool) -> Result<(), Config
 impl RegistriesConfig {
     /// Checks every value; the error names the key and the fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.credential_providers.validate()?;
         let d = &self.defaults;
         check_duration("defaults.timeout", d.timeout, false)?;
         check_duration("defaults.tagTtl", d.tag_ttl, true)?;

@@ -11,6 +11,8 @@ pub(crate) struct Metrics {
     pub cache: IntCounterVec,
     pub duration: HistogramVec,
     pub failures: IntCounterVec,
+    /// Credential plugin and helper runs, and their failures, by provider.
+    pub providers: crate::credentials::Counters,
 }
 
 impl Metrics {
@@ -54,6 +56,22 @@ impl Metrics {
             ),
             &["registry", "category"],
         )?;
+        let provider_execs = IntCounterVec::new(
+            Opts::new(
+                "imagedrift_credential_provider_execs_total",
+                "Runs of kubelet credential-provider plugins and docker credential helpers",
+            ),
+            &["provider"],
+        )?;
+        let provider_failures = IntCounterVec::new(
+            Opts::new(
+                "imagedrift_credential_provider_failures_total",
+                "Plugin or helper runs that gave no credentials (exit status, timeout, bad answer)",
+            ),
+            &["provider"],
+        )?;
+        registry.register(Box::new(provider_execs.clone()))?;
+        registry.register(Box::new(provider_failures.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(gets.clone()))?;
         registry.register(Box::new(cache.clone()))?;
@@ -65,6 +83,10 @@ impl Metrics {
             cache,
             duration,
             failures,
+            providers: crate::credentials::Counters {
+                execs: provider_execs,
+                failures: provider_failures,
+            },
         })
     }
 

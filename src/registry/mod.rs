@@ -14,10 +14,11 @@ mod metrics;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, Defaults, HostConfig, RegistriesConfig};
 
+use crate::credentials::NodeCredentials;
 use crate::facts::{Credential, Descriptor, FailureCategory, LookupFailure, Manifest};
-use crate::keyring::Keyring;
 use crate::reference::{DOCKER_HUB, Digest, ImageRef};
-use cache::{Flights, ManifestStore, until};
+pub(crate) use cache::until;
+use cache::{Flights, ManifestStore};
 use client::{Env, Fail, Host, Reply, fail, status_failure};
 use reqwest::Method;
 use std::collections::HashMap;
@@ -40,7 +41,8 @@ struct Inner {
     config: RegistriesConfig,
     clock: Arc<dyn Clock>,
     metrics: metrics::Metrics,
-    own_keyring: Keyring,
+    /// Plugins and the controller's own docker config file(s).
+    node: Arc<NodeCredentials>,
     /// Clients for configured hosts, and for every other host.
     clients: HashMap<String, reqwest::Client>,
     default_client: reqwest::Client,
@@ -114,20 +116,6 @@ impl Resolver {
         clock: Arc<dyn Clock>,
     ) -> Result<Resolver, ConfigError> {
         config.validate()?;
-        let own_keyring = match &config.credentials_file {
-            None => Keyring::default(),
-            Some(path) => {
-                let bytes = std::fs::read(path).map_err(|source| ConfigError::Unreadable {
-                    key: "credentialsFile".into(),
-                    path: path.clone(),
-                    source,
-                })?;
-                Keyring::from_docker_config_json(
-                    &bytes,
-                    &format!("credentials file {}", path.display()),
-                )?
-            }
-        };
         let mut clients = HashMap::new();
         for (host, h) in &config.hosts {
             clients.insert(
@@ -137,13 +125,19 @@ impl Resolver {
         }
         let default_client = build_client(None, config.limits("").timeout)?;
         let metrics = metrics::Metrics::register(metrics)?;
+        let node = Arc::new(NodeCredentials::new(
+            &config,
+            clock.clone(),
+            metrics.providers.clone(),
+            Duration::from_secs_f64(config.defaults.failure_ttl_seconds),
+        )?);
         let manifests = ManifestStore::new(config.defaults.manifest_cache_bytes);
         Ok(Resolver {
             inner: Arc::new(Inner {
                 config,
                 clock,
                 metrics,
-                own_keyring,
+                node,
                 clients,
                 default_client,
                 hosts: Mutex::new(HashMap::new()),
@@ -152,6 +146,30 @@ impl Resolver {
                 manifests,
             }),
         })
+    }
+}
+
+impl Resolver {
+    /// The plugins and credential files this resolver uses, to re-read
+    /// them when they change ([`crate::credentials::reload::watch`]).
+    pub fn node_credentials(&self) -> Arc<NodeCredentials> {
+        self.inner.node.clone()
+    }
+}
+
+/// The credentials a lookup tries, and the credential sources that failed.
+struct Tried {
+    creds: Vec<Credential>,
+    failures: Vec<LookupFailure>,
+}
+
+impl Tried {
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.creds.hash(&mut h);
+        self.failures.is_empty().hash(&mut h);
+        h.finish()
     }
 }
 
@@ -204,15 +222,20 @@ impl Inner {
         host
     }
 
-    /// The credentials to try: the caller's, then the controller's own.
-    fn credentials(&self, image: &ImageRef, creds: &[Credential]) -> Vec<Credential> {
+    /// The credentials to try, in kubelet's order: the caller's (the pod's
+    /// pull secrets), then the plugins', then the controller's own files.
+    async fn credentials(&self, image: &ImageRef, creds: &[Credential]) -> Tried {
         let mut all = creds.to_vec();
-        for c in self.own_keyring.lookup(image) {
+        let found = self.node.for_image(image).await;
+        for c in found.plugins.into_iter().chain(found.files) {
             if !all.contains(&c) {
                 all.push(c);
             }
         }
-        all
+        Tried {
+            creds: all,
+            failures: found.failures,
+        }
     }
 
     fn count_failure(&self, registry: &str, r: &Result<impl Sized, Fail>) {
@@ -245,18 +268,18 @@ impl Inner {
                 format!("{image} names no tag to resolve"),
             ));
         };
-        let creds = self.credentials(image, creds);
+        let tried = self.credentials(image, creds).await;
         let key = (
             image.domain().to_string(),
             image.path().to_string(),
             tag.to_string(),
-            fingerprint_all(&creds),
+            tried.fingerprint(),
         );
         let (answer, hit) = self
             .tags
             .get(key, self.clock.now(), || async {
                 let r = self
-                    .with_credentials(image, &creds, |host, cred| {
+                    .with_credentials(image, &tried, |host, cred| {
                         self.fetch_tag(host, image, tag, cred)
                     })
                     .await;
@@ -280,18 +303,18 @@ impl Inner {
             self.metrics.cache("manifest", true);
             return Ok(m);
         }
-        let creds = self.credentials(image, creds);
+        let tried = self.credentials(image, creds).await;
         let key = (
             image.domain().to_string(),
             image.path().to_string(),
             digest.to_string(),
-            fingerprint_all(&creds),
+            tried.fingerprint(),
         );
         let (answer, hit) = self
             .manifest_flights
             .get(key, self.clock.now(), || async {
                 let r = self
-                    .with_credentials(image, &creds, |host, cred| {
+                    .with_credentials(image, &tried, |host, cred| {
                         self.fetch_manifest(host, image, digest, cred)
                     })
                     .await
@@ -314,10 +337,12 @@ impl Inner {
 
     /// Runs `op` with each credential in order, then anonymously, until one
     /// is not refused (401/403), as kubelet tries every matching credential.
+    /// When all are refused the error says which were tried, and a failed
+    /// plugin or helper (the likely cause) decides the category.
     async fn with_credentials<'a, T, F, Fut>(
         &'a self,
         image: &ImageRef,
-        creds: &'a [Credential],
+        tried: &'a Tried,
         op: F,
     ) -> Result<T, Fail>
     where
@@ -326,7 +351,7 @@ impl Inner {
     {
         let host = self.host(image.domain());
         let mut refused: Vec<Fail> = Vec::new();
-        for cred in creds.iter().map(Some).chain([None]) {
+        for cred in tried.creds.iter().map(Some).chain([None]) {
             match op(host.clone(), cred).await {
                 Err(f)
                     if matches!(
@@ -352,12 +377,36 @@ impl Inner {
             FailureCategory::Unauthorized
         };
         let details: Vec<String> = refused.into_iter().map(|f| f.failure.detail).collect();
+        let name = image.name();
+        let refusals = details.join("; ");
+        if !tried.failures.is_empty() {
+            let broken: Vec<&str> = tried.failures.iter().map(|f| f.detail.as_str()).collect();
+            let after = match tried.creds.len() {
+                0 => "anonymous".to_string(),
+                n => format!("{n} other credential(s), then anonymous"),
+            };
+            return Err(fail(
+                FailureCategory::CredentialProvider,
+                format!(
+                    "{}; {name} was refused with {after}: {refusals}",
+                    broken.join("; ")
+                ),
+            ));
+        }
+        if tried.creds.is_empty() {
+            return Err(fail(
+                category,
+                format!(
+                    "anonymous only: no pull secret, plugin or credentials file matched {name} \
+                     ({refusals}); see \"Registry credentials\" in the README"
+                ),
+            ));
+        }
         Err(fail(
             category,
             format!(
-                "every credential was refused for {}: {}",
-                image.name(),
-                details.join("; ")
+                "{} credential(s) refused for {name}, then anonymous: {refusals}",
+                tried.creds.len()
             ),
         ))
     }
@@ -473,13 +522,6 @@ impl Inner {
             .insert(digest.clone(), m.clone(), mt.clone(), body.len() as u64);
         Ok((digest, mt, m))
     }
-}
-
-fn fingerprint_all(creds: &[Credential]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    creds.hash(&mut h);
-    h.finish()
 }
 
 impl crate::facts::Registry for Resolver {

@@ -536,10 +536,12 @@ pub fn apply_patch(dir: &Path, patch: &Value, docs: &mut [(Value, String)]) -> R
             let (parent, last) = path
                 .rsplit_once('/')
                 .ok_or(format!("{origin}: bad path {path}"))?;
+            // JSON pointer escapes (`~1` is `/`, as in label keys).
+            let last = &last.replace("~1", "/").replace("~0", "~");
             let target = doc.pointer_mut(parent).ok_or(format!(
                 "{origin}: {path}: no such location in {kind}/{name}"
             ))?;
-            match (target, last) {
+            match (target, last.as_str()) {
                 (Value::Array(a), "-") => a.push(value),
                 (Value::Object(m), key) => {
                     m.insert(key.to_string(), value);

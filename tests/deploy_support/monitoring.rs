@@ -27,6 +27,8 @@ pub const METRICS: &[&str] = &[
     "imagedrift_registry_request_duration_seconds",
     "imagedrift_registry_lookup_failures_total",
     "imagedrift_remedies_total",
+    "imagedrift_credential_provider_execs_total",
+    "imagedrift_credential_provider_failures_total",
 ];
 
 pub fn rules_file() -> Value {
