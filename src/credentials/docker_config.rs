@@ -6,7 +6,7 @@
 //!
 //! A helper's answer is reused for [`HELPER_CACHE`] (docker asks on every
 //! pull; a controller checks every few minutes, and helpers such as
-//! ecr-login are slow); a failure for `registries.defaults.failureTtlSeconds`.
+//! ecr-login are slow); a failure for `registries.defaults.failureTtl`.
 
 use super::exec::{self, ExecError};
 use super::{Counters, CredentialsError};

@@ -9,7 +9,7 @@
 //! cache key type is unknown, so its first exec runs alone; afterwards
 //! lookups queue per key of the type it last answered with, and re-read the
 //! cache when their turn comes. A failed exec is remembered per registry
-//! host for `registries.defaults.failureTtlSeconds`, so a broken plugin is
+//! host for `registries.defaults.failureTtl`, so a broken plugin is
 //! not run once per check.
 
 use super::exec::{self, ExecError};

@@ -129,7 +129,7 @@ impl Resolver {
             &config,
             clock.clone(),
             metrics.providers.clone(),
-            Duration::from_secs_f64(config.defaults.failure_ttl_seconds),
+            config.defaults.failure_ttl,
         )?);
         let manifests = ManifestStore::new(config.defaults.manifest_cache_bytes);
         Ok(Resolver {
