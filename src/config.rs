@@ -176,6 +176,8 @@ pub struct Config {
     pub registries: crate::registry::RegistriesConfig,
     /// Remedies (all off by default).
     pub remedies: crate::remedy::RemedyConfig,
+    /// Registry push webhooks (no listener by default).
+    pub webhooks: crate::webhook::WebhookConfig,
 }
 
 impl Default for Config {
@@ -193,6 +195,7 @@ impl Default for Config {
             log: Log::default(),
             registries: Default::default(),
             remedies: Default::default(),
+            webhooks: Default::default(),
         }
     }
 }
@@ -245,6 +248,9 @@ pub struct RunFlags {
     /// else is written. Key: remedies.dryRun.
     #[arg(long, env = "IMAGEDRIFT_DRY_RUN")]
     pub dry_run: bool,
+    /// Address of the registry webhook listener (off unless set). Key: webhooks.listen.
+    #[arg(long, env = "IMAGEDRIFT_WEBHOOK_LISTEN")]
+    pub webhook_listen: Option<String>,
     /// Log format. Key: log.format.
     #[arg(long, env = "IMAGEDRIFT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -325,6 +331,9 @@ impl Config {
         }
         if let Some(f) = flags.log_format {
             c.log.format = f;
+        }
+        if let Some(l) = &flags.webhook_listen {
+            c.webhooks.listen = l.clone();
         }
         c.validate()?;
         Ok(c)
@@ -442,6 +451,9 @@ impl Config {
             .validate()
             .map_err(|e| ConfigError::Section(e.to_string()))?;
         self.remedies
+            .validate()
+            .map_err(|e| ConfigError::Section(e.to_string()))?;
+        self.webhooks
             .validate()
             .map_err(|e| ConfigError::Section(e.to_string()))?;
         Ok(())

@@ -21,3 +21,4 @@ pub mod reference;
 pub mod registry;
 pub mod remedy;
 pub mod verdict;
+pub mod webhook;
