@@ -422,3 +422,186 @@ fn generic(body: &[u8]) -> Result<Vec<Push>, ParseError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/webhooks")
+            .join(format!("{name}.json"));
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    fn push(host: &str, repository: &str, tag: &str) -> Push {
+        Push {
+            host: host.into(),
+            repository: repository.into(),
+            tag: tag.into(),
+        }
+    }
+
+    /// One row per source: a payload of the shape each registry documents,
+    /// and the tags it announces (blob pushes, pulls, digests: none).
+    #[test]
+    fn captured_payloads_map_to_their_tags() {
+        let rows: [(Source, Option<&str>, &str, Vec<Push>); 8] = [
+            (
+                Source::Distribution,
+                None,
+                "distribution",
+                vec![push("registry.example:5000", "team/app", "v1")],
+            ),
+            (
+                Source::Harbor,
+                None,
+                "harbor",
+                vec![push("harbor.example.com", "library/nginx", "1.27")],
+            ),
+            (
+                Source::Dockerhub,
+                None,
+                "dockerhub",
+                vec![push("docker.io", "svendowideit/testhook", "latest")],
+            ),
+            (
+                Source::Github,
+                Some("package"),
+                "github",
+                vec![push("ghcr.io", "octo-org/app", "v2.1")],
+            ),
+            (
+                Source::Quay,
+                None,
+                "quay",
+                vec![
+                    push("quay.io", "mynamespace/repository", "latest"),
+                    push("quay.io", "mynamespace/repository", "v1.2"),
+                ],
+            ),
+            (
+                Source::Acr,
+                None,
+                "acr",
+                vec![push("myregistry.azurecr.io", "hello-world", "v1")],
+            ),
+            (
+                Source::Gitlab,
+                None,
+                "gitlab",
+                vec![push(
+                    "registry.gitlab.example.com",
+                    "group/project/api",
+                    "main",
+                )],
+            ),
+            (
+                Source::Generic,
+                None,
+                "generic",
+                vec![
+                    push("docker.io", "library/nginx", "1.27"),
+                    push("registry.example", "team/app", "v1"),
+                ],
+            ),
+        ];
+        for (source, event, file, want) in rows {
+            let got =
+                parse(source, event, &fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(got, want, "{file}");
+        }
+    }
+
+    #[test]
+    fn events_that_move_no_tag_yield_nothing() {
+        let gh = fixture("github");
+        assert_eq!(parse(Source::Github, Some("ping"), &gh), Ok(vec![]));
+        assert_eq!(
+            parse(
+                Source::Github,
+                Some("package"),
+                br#"{"zen": "hi", "hook_id": 1}"#
+            ),
+            Ok(vec![])
+        );
+        let untagged = String::from_utf8(gh)
+            .unwrap()
+            .replace(r#""name": "v2.1""#, r#""name": """#);
+        assert_eq!(
+            parse(
+                Source::Github,
+                Some("registry_package"),
+                untagged.as_bytes()
+            ),
+            Ok(vec![])
+        );
+        let npm = String::from_utf8(fixture("github"))
+            .unwrap()
+            .replace(r#""package_type": "CONTAINER""#, r#""package_type": "npm""#);
+        assert_eq!(
+            parse(Source::Github, Some("package"), npm.as_bytes()),
+            Ok(vec![])
+        );
+        let pull = String::from_utf8(fixture("harbor"))
+            .unwrap()
+            .replace("PUSH_ARTIFACT", "PULL_ARTIFACT");
+        assert_eq!(parse(Source::Harbor, None, pull.as_bytes()), Ok(vec![]));
+        let delete = String::from_utf8(fixture("acr"))
+            .unwrap()
+            .replace(r#""action": "push""#, r#""action": "delete""#);
+        assert_eq!(parse(Source::Acr, None, delete.as_bytes()), Ok(vec![]));
+        assert_eq!(
+            parse(Source::Distribution, None, br#"{"events": []}"#),
+            Ok(vec![])
+        );
+        assert_eq!(
+            parse(Source::Generic, None, br#"["busybox@sha256:2c4cd8d4a1ec4a0f9c8a6df4b2c6b1d0a3b9a7e6f5d4c3b2a1908f7e6d5c4b3a"]"#),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn generic_accepts_one_many_and_lists() {
+        let want = vec![push("registry.example", "team/app", "v1")];
+        for body in [
+            r#"{"image": "registry.example/team/app:v1"}"#,
+            r#"{"images": ["registry.example/team/app:v1"]}"#,
+            r#"["registry.example/team/app:v1", {"image": "registry.example/team/app:v1"}]"#,
+        ] {
+            assert_eq!(
+                parse(Source::Generic, None, body.as_bytes()),
+                Ok(want.clone()),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_bodies_name_the_source_and_the_problem() {
+        for source in Source::ALL {
+            let e = parse(source, Some("package"), b"{not json").unwrap_err();
+            assert_eq!(e.category(), "malformed");
+            assert!(e.to_string().starts_with(source.as_str()), "{e}");
+        }
+        let e = parse(Source::Generic, None, br#"{"image": "Not A Reference"}"#).unwrap_err();
+        assert!(e.to_string().contains("Not A Reference"), "{e}");
+        let e = parse(
+            Source::Quay,
+            None,
+            br#"{"docker_url": "quay.io", "updated_tags": ["x"]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("docker_url"), "{e}");
+        let e = parse(
+            Source::Distribution,
+            None,
+            br#"{"events": [{"action": "push", "target": {"repository": "a/b", "tag": "v1"}}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("request.host"), "{e}");
+        let e = parse(Source::Harbor, None, br#"{"type": "PUSH_ARTIFACT", "event_data": {"resources": [{"tag": "v1", "resource_url": "nohost"}], "repository": {"repo_full_name": "a/b"}}}"#).unwrap_err();
+        assert!(e.to_string().contains("resource_url"), "{e}");
+        assert!(parse(Source::Dockerhub, None, br#"{"push_data": {}}"#).is_err());
+    }
+}
