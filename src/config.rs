@@ -251,6 +251,10 @@ pub struct RunFlags {
     /// Address of the registry webhook listener (off unless set). Key: webhooks.listen.
     #[arg(long, env = "IMAGEDRIFT_WEBHOOK_LISTEN")]
     pub webhook_listen: Option<String>,
+    /// Directory whose files named after a webhook source enable it with
+    /// that secret. Key: webhooks.secretsDir.
+    #[arg(long, env = "IMAGEDRIFT_WEBHOOK_SECRETS_DIR")]
+    pub webhook_secrets_dir: Option<std::path::PathBuf>,
     /// Log format. Key: log.format.
     #[arg(long, env = "IMAGEDRIFT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -334,6 +338,9 @@ impl Config {
         }
         if let Some(l) = &flags.webhook_listen {
             c.webhooks.listen = l.clone();
+        }
+        if let Some(d) = &flags.webhook_secrets_dir {
+            c.webhooks.secrets_dir = Some(d.clone());
         }
         c.validate()?;
         Ok(c)

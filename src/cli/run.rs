@@ -229,8 +229,7 @@ async fn webhook_listener(
                 wc.listen
             )
         })?;
-    let names: Vec<&String> = wc.sources.keys().collect();
-    tracing::info!(listen = %wc.listen, sources = ?names, "serving POST /webhooks/<source>");
+    tracing::info!(listen = %wc.listen, "serving POST /webhooks/<source>");
     Ok((Some((listener, router)), Some(hints)))
 }
 

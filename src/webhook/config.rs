@@ -8,10 +8,11 @@
 //!   coalesce: 250ms               # pushes of one tag within this window: one re-resolve
 //!   requestsPerSecond: 10         # per source
 //!   burst: 100                    # per source
-//!   sources:
-//!     distribution: {secretFile: /etc/imagedrift/webhooks/distribution-token}
-//!     github: {secretFile: /etc/imagedrift/webhooks/github-secret}
-//!     harbor: {secretFile: /etc/imagedrift/webhooks/harbor-token, header: Authorization}
+//!   # Every file here named after a source enables it with that secret
+//!   # (a mounted Secret whose keys are source names).
+//!   secretsDir: /etc/imagedrift-webhooks
+//!   sources:                      # explicit settings win over secretsDir
+//!     harbor: {secretFile: /etc/harbor-token/token, header: X-Harbor-Token}
 //! ```
 
 use super::Source;
@@ -47,6 +48,9 @@ pub struct WebhookConfig {
     pub requests_per_second: f64,
     /// Requests accepted at once per source (token bucket size).
     pub burst: u32,
+    /// A directory (a mounted Secret) whose files named after a source
+    /// (`github`, `distribution`, …) enable that source with that secret.
+    pub secrets_dir: Option<PathBuf>,
     /// Enabled sources by name (`distribution`, `harbor`, `dockerhub`,
     /// `github`, `quay`, `acr`, `gitlab`, `generic`).
     pub sources: BTreeMap<String, SourceConfig>,
@@ -59,6 +63,7 @@ impl Default for WebhookConfig {
             coalesce: Duration::from_millis(250),
             requests_per_second: 10.0,
             burst: 100,
+            secrets_dir: None,
             sources: BTreeMap::new(),
         }
     }
@@ -140,15 +145,24 @@ impl WebhookConfig {
                 "use 1 or more (100 is the default)",
             ));
         }
-        if self.sources.is_empty() {
+        let mut sources = self.sources.clone();
+        if let Some(dir) = &self.secrets_dir {
+            for (name, path) in secret_files(dir)? {
+                sources.entry(name).or_insert(SourceConfig {
+                    secret_file: Some(path),
+                    ..Default::default()
+                });
+            }
+        }
+        if sources.is_empty() {
             return Err(invalid(
                 "sources",
                 "no source is enabled, so every request would be refused",
-                "enable at least one, e.g. `distribution: {secretFile: /etc/imagedrift/webhooks/token}`",
+                "enable at least one, e.g. `distribution: {secretFile: /etc/imagedrift-webhooks/distribution}`, or set secretsDir",
             ));
         }
         let mut out = Vec::new();
-        for (name, sc) in &self.sources {
+        for (name, sc) in &sources {
             let Some(source) = Source::from_name(name) else {
                 let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
                 return Err(invalid(
@@ -206,6 +220,44 @@ impl WebhookConfig {
     }
 }
 
+/// The files of a secrets directory, by source name. Kubernetes' own
+/// entries (`..data`, `..2026_…`) are skipped; any other name that is not
+/// a source is refused (a misspelt key would silently disable a source).
+fn secret_files(dir: &std::path::Path) -> Result<Vec<(String, PathBuf)>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        invalid(
+            "secretsDir",
+            format!("cannot read {}: {e}", dir.display()),
+            "mount the Secret there (see deploy/components/webhooks)",
+        )
+    })?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            invalid(
+                "secretsDir",
+                format!("cannot read {}: {e}", dir.display()),
+                "mount the Secret there",
+            )
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if Source::from_name(&name).is_none() {
+            let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
+            return Err(invalid(
+                "secretsDir",
+                format!("{} holds {name:?}, which is not a source", dir.display()),
+                &format!("name the Secret's keys after sources: {}", names.join(", ")),
+            ));
+        }
+        out.push((name, entry.path()));
+    }
+    out.sort();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +307,34 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.key, "sources.acr.header");
         assert!(serde_saphyr::from_str::<WebhookConfig>("listen: x\nsecret: y\n").is_err());
+    }
+
+    #[test]
+    fn a_secrets_dir_enables_the_sources_it_names() {
+        let dir = std::env::temp_dir().join(format!("imagedrift-whdir-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("..data")).unwrap();
+        std::fs::write(dir.join("github"), "k").unwrap();
+        std::fs::write(dir.join("distribution"), "t").unwrap();
+        let c = cfg(&format!(
+            "listen: 127.0.0.1:1\nsecretsDir: {}\nsources: {{distribution: {{unauthenticated: true}}}}\n",
+            dir.display()
+        ));
+        let e = c.enabled_sources().unwrap();
+        let got: Vec<(Source, bool)> = e.iter().map(|e| (e.source, e.secret.is_some())).collect();
+        // Explicit settings win over the directory.
+        assert_eq!(
+            got,
+            vec![(Source::Distribution, false), (Source::Github, true)]
+        );
+        std::fs::write(dir.join("githb"), "k").unwrap();
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.key, "secretsDir");
+        assert!(err.problem.contains("githb"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let err = cfg("listen: 127.0.0.1:1\nsecretsDir: /nonexistent/imagedrift\n")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.key, "secretsDir");
     }
 
     #[test]

@@ -69,11 +69,19 @@ impl Webhooks {
         metrics: WebhookMetrics,
         hints: mpsc::Sender<Hint>,
     ) -> Result<Webhooks, ConfigError> {
-        let sources = config
+        let sources: HashMap<Source, Enabled> = config
             .enabled_sources()?
             .into_iter()
             .map(|e| (e.source, e))
             .collect();
+        let mut names: Vec<&str> = sources.keys().map(|s| s.as_str()).collect();
+        names.sort();
+        let open: Vec<&str> = sources
+            .values()
+            .filter(|e| e.secret.is_none())
+            .map(|e| e.source.as_str())
+            .collect();
+        tracing::info!(sources = ?names, unauthenticated = ?open, "webhook sources enabled");
         Ok(Webhooks {
             shared: Arc::new(Shared {
                 sources,
