@@ -1,6 +1,7 @@
 //! A real `docker-registry` whose notifications go to a real `imagedrift
-//! run` (webhook listener on, `distribution` and `generic` sources enabled,
-//! otherwise the default configuration), and the fake API server with one
+//! run` (the default configuration plus `--webhook-listen` and
+//! `--webhook-secrets-dir` enabling the `distribution` and `generic`
+//! sources, as deploy/components/webhooks does), and the fake API server with one
 //! Deployment's pod running `team/app:v1`. Shared by tests/webhooks.rs and
 //! benches/webhook.rs (both declare `support` and `fake_api` at their root).
 #![allow(dead_code)]
@@ -88,7 +89,8 @@ pub fn registry_requests(text: &str, method: &str) -> f64 {
         .sum()
 }
 
-/// Starts it all; `extra` is appended under `webhooks:` (e.g. `  coalesce: 2s\n`).
+/// Starts it all; a non-empty `extra` is a config file's `webhooks:` keys
+/// (e.g. `  coalesce: 2s\n`).
 /// Returns once the pod was judged fresh and the registry's notification of
 /// the first push (queued while imagedrift was not up yet) was handled.
 pub async fn start(extra: &str) -> Setup {
@@ -155,17 +157,13 @@ pub async fn start(extra: &str) -> Setup {
     )
     .unwrap();
     std::fs::write(secrets.join("generic"), GENERIC_SECRET).unwrap();
-    // The default configuration, plus the listener and two sources.
+    // The default configuration (no file unless `extra` says more), the
+    // listener and the secrets directory given as the webhooks component
+    // does: flags, and a directory whose files name the sources.
     let config = dir.path().join("imagedrift.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "webhooks:\n  listen: {webhooks}\n{extra}  sources:\n    distribution: {{secretFile: {}}}\n    generic: {{secretFile: {}}}\n",
-            secrets.join("distribution").display(),
-            secrets.join("generic").display()
-        ),
-    )
-    .expect("write config");
+    if !extra.is_empty() {
+        std::fs::write(&config, format!("webhooks:\n{extra}")).expect("write config");
+    }
     let listen: SocketAddr = format!("127.0.0.1:{}", crate::support::free_port())
         .parse()
         .unwrap();
@@ -177,8 +175,15 @@ pub async fn start(extra: &str) -> Setup {
         .arg(&kubeconfig)
         .arg("--listen")
         .arg(listen.to_string())
-        .arg("--config")
-        .arg(&config)
+        .arg("--webhook-listen")
+        .arg(webhooks.to_string())
+        .arg("--webhook-secrets-dir")
+        .arg(&secrets)
+        .args(if extra.is_empty() {
+            vec![]
+        } else {
+            vec!["--config".into(), config.clone().into_os_string()]
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file.try_clone().expect("dup log")))
         .stderr(Stdio::from(log_file))
