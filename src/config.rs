@@ -179,6 +179,8 @@ pub struct Config {
     pub registries: crate::registry::RegistriesConfig,
     /// Remedies (all off by default).
     pub remedies: crate::remedy::RemedyConfig,
+    /// Registry push webhooks (no listener by default).
+    pub webhooks: crate::webhook::WebhookConfig,
 }
 
 impl Default for Config {
@@ -196,6 +198,7 @@ impl Default for Config {
             log: Log::default(),
             registries: Default::default(),
             remedies: Default::default(),
+            webhooks: Default::default(),
         }
     }
 }
@@ -248,6 +251,13 @@ pub struct RunFlags {
     /// else is written. Key: remedies.dryRun.
     #[arg(long, env = "IMAGEDRIFT_DRY_RUN")]
     pub dry_run: bool,
+    /// Address of the registry webhook listener (off unless set). Key: webhooks.listen.
+    #[arg(long, env = "IMAGEDRIFT_WEBHOOK_LISTEN")]
+    pub webhook_listen: Option<String>,
+    /// Directory whose files named after a webhook source enable it with
+    /// that secret. Key: webhooks.secretsDir.
+    #[arg(long, env = "IMAGEDRIFT_WEBHOOK_SECRETS_DIR")]
+    pub webhook_secrets_dir: Option<std::path::PathBuf>,
     /// Log format. Key: log.format.
     #[arg(long, env = "IMAGEDRIFT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -333,6 +343,12 @@ impl Config {
             c.log.format = f;
         }
         flags.credential_providers.apply(&mut c.registries);
+        if let Some(l) = &flags.webhook_listen {
+            c.webhooks.listen = l.clone();
+        }
+        if let Some(d) = &flags.webhook_secrets_dir {
+            c.webhooks.secrets_dir = Some(d.clone());
+        }
         c.validate()?;
         c.check_files()?;
         Ok(c)
@@ -469,6 +485,9 @@ impl Config {
             )));
         }
         self.remedies
+            .validate()
+            .map_err(|e| ConfigError::Section(e.to_string()))?;
+        self.webhooks
             .validate()
             .map_err(|e| ConfigError::Section(e.to_string()))?;
         Ok(())

@@ -203,6 +203,10 @@ pub trait Registry: Send + Sync {
         digest: &Digest,
         creds: &[Credential],
     ) -> impl Future<Output = Result<Arc<Manifest>, LookupFailure>> + Send;
+
+    /// Drops any remembered answer for `image`'s tag, so the next
+    /// [`Registry::resolve_tag`] asks the registry (a push was announced).
+    fn forget_tag(&self, _image: &ImageRef) {}
 }
 
 /// A [`Registry`] with fixed credentials, as the [`ManifestSource`] a

@@ -23,3 +23,4 @@ pub mod registry;
 pub mod remedy;
 pub mod selector;
 pub mod verdict;
+pub mod webhook;

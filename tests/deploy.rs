@@ -47,6 +47,7 @@ pub const OVERLAYS: &[(&str, &[Feature])] = &[
     ("overlays/credentials-eks", &[Feature::Core]),
     ("overlays/credentials-gke", &[Feature::Core]),
     ("overlays/credentials-aks", &[Feature::Core]),
+    ("overlays/webhooks", &[Feature::Core]),
 ];
 
 pub fn render_overlay(rel: &str) -> Vec<Object> {
@@ -924,4 +925,102 @@ fn providers_args(config: &str) -> Vec<String> {
         .flat_map(|p| p["args"].as_array().cloned().unwrap_or_default())
         .filter_map(|a| a.as_str().map(str::to_string))
         .collect()
+}
+
+#[test]
+fn webhooks_component_wires_listener_service_secret_and_ingress() {
+    let objects = render_overlay("overlays/webhooks");
+    let d = deployment(&objects);
+    let spec = pod_spec(d);
+    let c = controller(spec);
+    let env = |name: &str| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+            .unwrap_or_else(|| panic!("env {name}"))
+    };
+    // The listener's port is the container port the Service targets.
+    let listen: std::net::SocketAddr = env("IMAGEDRIFT_WEBHOOK_LISTEN").parse().expect("address");
+    let port = c
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("webhooks"))
+        .expect("container port webhooks");
+    assert_eq!(i64::from(port.container_port), i64::from(listen.port()));
+    let svc = find(
+        &objects,
+        |o| match o {
+            Object::Service(s) if s.metadata.name.as_deref() == Some("imagedrift-webhooks") => {
+                Some(&**s)
+            }
+            _ => None,
+        },
+        "webhook Service",
+    );
+    let svc_spec = svc.spec.as_ref().expect("Service spec");
+    let template_labels = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref());
+    assert!(labels_match(
+        svc_spec.selector.as_ref().expect("selector"),
+        template_labels
+    ));
+    let svc_port = &svc_spec.ports.as_ref().expect("ports")[0];
+    assert_eq!(
+        serde_json::to_value(&svc_port.target_port).expect("targetPort"),
+        "webhooks"
+    );
+    // The Secret is mounted where IMAGEDRIFT_WEBHOOK_SECRETS_DIR points.
+    let dir = env("IMAGEDRIFT_WEBHOOK_SECRETS_DIR");
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == dir)
+        .expect("a mount at the secrets dir");
+    assert_eq!(mount.read_only, Some(true));
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("the mounted volume");
+    let secret = volume.secret.as_ref().expect("a Secret volume");
+    assert_eq!(secret.secret_name.as_deref(), Some("imagedrift-webhooks"));
+    // The base stays without a listener.
+    let base = render_overlay("base");
+    assert!(
+        controller(pod_spec(deployment(&base)))
+            .env
+            .iter()
+            .flatten()
+            .all(|e| !e.name.starts_with("IMAGEDRIFT_WEBHOOK"))
+    );
+    // The Ingress example routes /webhooks/ to that Service port.
+    let path = deploy_dir().join("components/webhooks/ingress.example.yaml");
+    let docs = yaml_docs(&path);
+    let Ok(Object::Ingress(ing)) = parse_object(&docs[0], &path.display().to_string()) else {
+        panic!("{} is not an Ingress", path.display());
+    };
+    let rule = &ing
+        .spec
+        .as_ref()
+        .expect("spec")
+        .rules
+        .as_ref()
+        .expect("rules")[0];
+    let p = &rule.http.as_ref().expect("http").paths[0];
+    assert_eq!(p.path.as_deref(), Some("/webhooks/"));
+    let backend = p.backend.service.as_ref().expect("service backend");
+    assert_eq!(Some(backend.name.as_str()), svc.metadata.name.as_deref());
+    assert_eq!(
+        backend.port.as_ref().and_then(|p| p.name.as_deref()),
+        svc_port.name.as_deref()
+    );
+    assert_eq!(ing.metadata.namespace.as_deref(), Some(NAMESPACE));
 }

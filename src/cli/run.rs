@@ -128,11 +128,24 @@ async fn serve<C: PullCredentials>(
         })?;
     tracing::info!(listen = %config.listen, "serving /metrics, /livez, /readyz");
     let ready = Readiness::default();
-    let http = tokio::spawn(imagedrift::http::serve(
-        listener,
-        imagedrift::http::router(metrics.clone(), ready.clone()),
-        token.clone(),
-    ));
+    let (webhooks, hints) = webhook_listener(&config, &prom).await?;
+    let http = tokio::spawn({
+        let main = imagedrift::http::serve(
+            listener,
+            imagedrift::http::router(metrics.clone(), ready.clone()),
+            token.clone(),
+        );
+        let token = token.clone();
+        // One part: either server failing stops the process.
+        async move {
+            match webhooks {
+                Some((l, router)) => {
+                    tokio::try_join!(main, imagedrift::http::serve(l, router, token)).map(|_| ())
+                }
+                None => main.await,
+            }
+        }
+    });
 
     let recorder = Recorder::new(
         client.clone(),
@@ -176,11 +189,12 @@ async fn serve<C: PullCredentials>(
         remedies,
     };
     let inputs = watch_all(client, &config.namespaces, &config.label_selector);
-    let controller = tokio::spawn(runner::run(
+    let controller = tokio::spawn(runner::run_with_hints(
         ctx,
         inputs,
         Box::new(RandomJitter::default()),
         token.clone(),
+        hints,
     ));
     let mut parts = Parts {
         controller,
@@ -194,6 +208,35 @@ async fn serve<C: PullCredentials>(
     wind_down(parts, Duration::from_secs(10)).await;
     tracing::info!("stopped");
     outcome
+}
+
+/// The webhook listener's socket and router, and the loop's end of the
+/// hint channel; neither when `webhooks.listen` is empty.
+async fn webhook_listener(
+    config: &Config,
+    prom: &prometheus::Registry,
+) -> anyhow::Result<(
+    Option<(tokio::net::TcpListener, axum::Router)>,
+    Option<imagedrift::webhook::Hints>,
+)> {
+    use imagedrift::webhook::{self, WebhookMetrics, matcher::Matcher, server::Webhooks};
+    let wc = &config.webhooks;
+    if !wc.enabled() {
+        return Ok((None, None));
+    }
+    let metrics = WebhookMetrics::register(prom).context("registering webhook metrics")?;
+    let (tx, hints) = webhook::channel(wc.coalesce, metrics.clone());
+    let router = Webhooks::new(wc, Matcher::new(&config.registries), metrics, tx)?.router();
+    let listener = tokio::net::TcpListener::bind(&wc.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (key `webhooks.listen`, flag --webhook-listen)",
+                wc.listen
+            )
+        })?;
+    tracing::info!(listen = %wc.listen, "serving POST /webhooks/<source>");
+    Ok((Some((listener, router)), Some(hints)))
 }
 
 /// The long-running tasks; whichever stops first stops the others.

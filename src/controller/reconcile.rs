@@ -100,6 +100,9 @@ pub struct CheckJob {
     pub secrets: Vec<(Str, Vec<Str>)>,
     /// The containers using it (their `tag` is filled in after resolving).
     pub judge: Vec<JudgeJob>,
+    /// When a webhook announced a push of it: the resolve bypasses the
+    /// tag cache (the cached answer predates the push).
+    pub hinted: Option<Instant>,
 }
 
 /// One container's new judgement, with the imageID it was made for.
@@ -266,6 +269,9 @@ pub async fn run_check<R: Registry, C: PullCredentials>(
                 credentials.push(c);
             }
         }
+    }
+    if job.hinted.is_some() {
+        registry.forget_tag(&job.image);
     }
     let answer: Answer = Arc::new(registry.resolve_tag(&job.image, &credentials).await);
     let mut judged = Vec::with_capacity(job.judge.len());
@@ -673,6 +679,7 @@ impl State {
                 judge.push(self.job_for(pod, c, Ok(image.clone())));
             }
             jobs.push(CheckJob {
+                hinted: self.schedule.flight_hint(&name),
                 reference: name,
                 image,
                 secrets,
@@ -680,6 +687,14 @@ impl State {
             });
         }
         jobs
+    }
+
+    /// A webhook announced a push of `reference` (normalised) at `received`:
+    /// a reference already checked is due within `window`, once however
+    /// many pushes arrive. Returns `false` (and changes nothing) for a
+    /// reference no container uses or a pinned one.
+    pub fn hint(&mut self, reference: &str, received: Instant, window: Duration) -> bool {
+        self.schedule.hint(reference, received, window)
     }
 
     /// A check of `reference` ended without an outcome (its task panicked):

@@ -286,16 +286,41 @@ async fn publish_events(
 }
 
 enum Done {
-    Check(Outcome),
+    /// A check, with when the webhook it answers arrived.
+    Check(Outcome, Option<Instant>),
     Judge(Outcome),
 }
 
 /// Runs the controller until `token` is cancelled or the watches end.
 pub async fn run<R, C>(
     ctx: Context<R, C>,
+    inputs: Inputs,
+    jitter: Box<dyn Jitter>,
+    token: CancellationToken,
+) -> Result<(), RunError>
+where
+    R: Registry + 'static,
+    C: PullCredentials,
+{
+    run_with_hints(ctx, inputs, jitter, token, None).await
+}
+
+/// The next webhook hint; never, without a webhook listener.
+async fn next_hint(hints: &mut Option<crate::webhook::Hints>) -> Option<crate::webhook::Hint> {
+    match hints {
+        Some(h) => h.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// [`run`], also taking push hints from the webhook listener: each marks
+/// the watched references it names as due (see [`State::hint`]).
+pub async fn run_with_hints<R, C>(
+    ctx: Context<R, C>,
     mut inputs: Inputs,
     jitter: Box<dyn Jitter>,
     token: CancellationToken,
+    mut hints: Option<crate::webhook::Hints>,
 ) -> Result<(), RunError>
 where
     R: Registry + 'static,
@@ -338,8 +363,9 @@ where
                 Work::default()
             }
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let mut hinted = None;
                 let outcome = match done {
-                    Ok((id, Done::Check(o))) => { checks.remove(&id); o }
+                    Ok((id, Done::Check(o, h))) => { checks.remove(&id); hinted = h; o }
                     Ok((_, Done::Judge(o))) => o,
                     Err(e) => {
                         match checks.remove(&e.id()) {
@@ -353,7 +379,21 @@ where
                     }
                 };
                 let (judge, effects) = state.apply_outcome(outcome, Instant::now());
+                if let (Some(at), Some(h)) = (hinted, &hints) {
+                    h.metrics.to_verdict.observe(at.elapsed().as_secs_f64());
+                }
                 Work { judge, effects }
+            }
+            Some(hint) = next_hint(&mut hints) => {
+                if let Some(h) = &hints {
+                    let mut matched = false;
+                    for r in &hint.references {
+                        matched |= state.hint(r, hint.received, h.coalesce);
+                    }
+                    tracing::debug!(source = %hint.source, references = ?hint.references, matched, "push hint");
+                    h.metrics.count(hint.source.as_str(), if matched { "accepted" } else { "no_match" });
+                }
+                Work::default()
             }
             input = inputs.next() => match input {
                 None => break Err(RunError::WatchEnded),
@@ -431,7 +471,8 @@ fn spawn_check<R: Registry + 'static, C: PullCredentials>(
         .spawn(async move {
             let _timer = metrics.time_check();
             tracing::debug!(image = %job.image, containers = job.judge.len(), "checking reference");
-            Done::Check(run_check(&*reg, &*creds, job).await)
+            let hinted = job.hinted;
+            Done::Check(run_check(&*reg, &*creds, job).await, hinted)
         })
         .id()
 }

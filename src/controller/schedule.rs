@@ -49,6 +49,13 @@ impl Jitter for RandomJitter {
 struct Entry {
     due: Instant,
     in_flight: bool,
+    /// A webhook said the tag moved (when it arrived); not yet handed out.
+    hint: Option<Instant>,
+    /// The hint the check in flight answers.
+    flight_hint: Option<Instant>,
+    /// A hint that arrived while a check was in flight (which may have read
+    /// the tag before the push): one more check once it ends, due then.
+    follow_up: Option<(Instant, Instant)>,
 }
 
 /// Which references are due for a registry check.
@@ -81,6 +88,9 @@ impl Schedule {
             Entry {
                 due: now,
                 in_flight: false,
+                hint: None,
+                flight_hint: None,
+                follow_up: None,
             },
         );
         true
@@ -109,9 +119,34 @@ impl Schedule {
         for k in &picked {
             if let Some(e) = self.entries.get_mut(k) {
                 e.in_flight = true;
+                e.flight_hint = e.hint.take();
             }
         }
         picked
+    }
+
+    /// A webhook announced a push of `reference` at `received`: due within
+    /// `window` of it (pushes within the window share one check), or, if a
+    /// check is in flight, once more after it. Never adds a reference:
+    /// returns whether `reference` is scheduled at all.
+    pub fn hint(&mut self, reference: &str, received: Instant, window: Duration) -> bool {
+        let Some(e) = self.entries.get_mut(reference) else {
+            return false;
+        };
+        let due = received + window;
+        if e.in_flight {
+            let f = e.follow_up.get_or_insert((received, due));
+            f.1 = f.1.min(due);
+        } else {
+            e.due = e.due.min(due);
+            e.hint.get_or_insert(received);
+        }
+        true
+    }
+
+    /// When the webhook that the in-flight check of `reference` answers arrived.
+    pub fn flight_hint(&self, reference: &str) -> Option<Instant> {
+        self.entries.get(reference).and_then(|e| e.flight_hint)
     }
 
     /// A check of `reference` finished at `now`: next one in one jittered
@@ -123,6 +158,11 @@ impl Schedule {
         if let Some(e) = self.entries.get_mut(reference) {
             e.due = now + next;
             e.in_flight = false;
+            e.flight_hint = None;
+            if let Some((received, due)) = e.follow_up.take() {
+                e.due = due.max(now);
+                e.hint = Some(received);
+            }
         }
     }
 
@@ -240,6 +280,71 @@ mod tests {
             sch.observe(&s("late"), t0),
             "forgotten reference is new again"
         );
+    }
+
+    #[test]
+    fn hints_collapse_into_one_check_and_never_add_a_reference() {
+        let t0 = Instant::now();
+        let w = Duration::from_millis(250);
+        let mut sch = Schedule::new(Duration::from_secs(300), Duration::ZERO, Box::new(NoJitter));
+        assert!(
+            !sch.hint("unwatched", t0, w),
+            "a hint never adds a reference"
+        );
+        assert!(sch.is_empty());
+        sch.observe(&s("a"), t0);
+        sch.take_due(t0, 10);
+        sch.completed("a", t0);
+        // A burst of 100 pushes within the window: one check, due at the
+        // window's end after the first push, answering the first push.
+        let t1 = t0 + Duration::from_secs(10);
+        for i in 0..100 {
+            assert!(sch.hint("a", t1 + Duration::from_millis(i), w));
+        }
+        assert_eq!(sch.next_due(), Some(t1 + w));
+        assert!(
+            sch.take_due(t1 + w - Duration::from_millis(1), 10)
+                .is_empty()
+        );
+        assert_eq!(sch.take_due(t1 + w, 10), vec![s("a")]);
+        assert_eq!(sch.flight_hint("a"), Some(t1));
+        assert!(sch.take_due(t1 + w, 10).is_empty(), "not resolved twice");
+        sch.completed("a", t1 + w);
+        assert_eq!(sch.flight_hint("a"), None);
+        assert_eq!(sch.next_due(), Some(t1 + w + Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn a_hint_during_a_check_asks_for_one_more_after_it() {
+        let t0 = Instant::now();
+        let w = Duration::from_millis(100);
+        let mut sch = Schedule::new(Duration::from_secs(300), Duration::ZERO, Box::new(NoJitter));
+        sch.observe(&s("a"), t0);
+        assert_eq!(sch.take_due(t0, 10), vec![s("a")]);
+        // In flight: neither handed out again nor lost.
+        for i in 0..5 {
+            assert!(sch.hint("a", t0 + Duration::from_millis(10 + i), w));
+        }
+        assert!(sch.take_due(t0 + Duration::from_secs(1), 10).is_empty());
+        let done = t0 + Duration::from_millis(50);
+        sch.completed("a", done);
+        assert_eq!(sch.next_due(), Some(t0 + Duration::from_millis(110)));
+        assert_eq!(
+            sch.take_due(t0 + Duration::from_millis(110), 10),
+            vec![s("a")]
+        );
+        assert_eq!(sch.flight_hint("a"), Some(t0 + Duration::from_millis(10)));
+        sch.completed("a", t0 + Duration::from_millis(120));
+        assert_eq!(
+            sch.next_due(),
+            Some(t0 + Duration::from_millis(120) + Duration::from_secs(300)),
+            "one follow-up only"
+        );
+        // A hint for a reference due anyway keeps the earlier time.
+        sch.forget("a");
+        sch.observe(&s("b"), t0);
+        assert!(sch.hint("b", t0 + Duration::from_secs(1), w));
+        assert_eq!(sch.next_due(), Some(t0));
     }
 
     #[test]

@@ -76,6 +76,15 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
         )
     }
 
+    /// Drops every answer whose key matches `pred` (a lookup in progress
+    /// finishes for its callers; the next caller fetches anew).
+    pub fn forget(&self, pred: impl Fn(&K) -> bool) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| !pred(k));
+    }
+
     /// Number of keys held (live or expired).
     #[cfg(test)]
     pub fn len(&self) -> usize {

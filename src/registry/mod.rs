@@ -533,6 +533,15 @@ impl crate::facts::Registry for Resolver {
         self.inner.resolve_tag(image, creds)
     }
 
+    fn forget_tag(&self, image: &ImageRef) {
+        // Every credentials fingerprint: the tag moved for all of them.
+        if let Some(tag) = image.effective_tag() {
+            self.inner.tags.forget(|(domain, path, t, _)| {
+                domain == image.domain() && path == image.path() && t == tag
+            });
+        }
+    }
+
     async fn manifest(
         &self,
         image: &ImageRef,

@@ -106,6 +106,8 @@ pub enum Object {
     Deployment(Box<Deployment>),
     Service(Box<Service>),
     NetworkPolicy(Box<NetworkPolicy>),
+    /// Only in examples (the webhooks component's Ingress).
+    Ingress(Box<k8s_openapi::api::networking::v1::Ingress>),
     /// monitoring.coreos.com/v1 (no k8s-openapi type): checked by hand.
     ServiceMonitor(Value),
     /// monitoring.coreos.com/v1 (no k8s-openapi type): checked by hand.
@@ -174,6 +176,7 @@ pub fn parse_object(v: &Value, origin: &str) -> Result<Object, String> {
         ("v1", "Service") => Object::Service(typed(v, origin)?),
         ("apps/v1", "Deployment") => Object::Deployment(typed(v, origin)?),
         ("networking.k8s.io/v1", "NetworkPolicy") => Object::NetworkPolicy(typed(v, origin)?),
+        ("networking.k8s.io/v1", "Ingress") => Object::Ingress(typed(v, origin)?),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => Object::ClusterRole(typed(v, origin)?),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
             Object::ClusterRoleBinding(typed(v, origin)?)

@@ -29,6 +29,8 @@ pub const METRICS: &[&str] = &[
     "imagedrift_remedies_total",
     "imagedrift_credential_provider_execs_total",
     "imagedrift_credential_provider_failures_total",
+    "imagedrift_webhook_requests_total",
+    "imagedrift_webhook_to_verdict_seconds",
 ];
 
 pub fn rules_file() -> Value {

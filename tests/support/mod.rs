@@ -104,6 +104,9 @@ pub struct Options {
     pub htpasswd: Option<(String, String)>,
     pub tls: Option<(String, String)>,
     pub token: Option<TokenAuth>,
+    /// Appended to the registry's YAML config as is (top-level sections
+    /// such as `notifications:`).
+    pub extra_config: Option<String>,
 }
 
 /// A running `docker-registry`, stopped on drop (and when the test process
@@ -187,6 +190,9 @@ impl RegistryProcess {
                 t.issuer,
                 dir.path().join("token.pem").display()
             );
+        }
+        if let Some(extra) = &opts.extra_config {
+            cfg += extra;
         }
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).expect("write config");
