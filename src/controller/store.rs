@@ -2,9 +2,10 @@
 //! or a remedy needs, built once when an object arrives so the cache holds a
 //! few hundred bytes per pod instead of the whole object.
 
+use super::wire::{ContainerStatusWire, ContainerWire, PodStatusWire, SlimNode, SlimPod};
 use crate::platform::Platform;
 use crate::policy::PullPolicy;
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, EphemeralContainer, Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -148,66 +149,49 @@ pub struct PodView {
 pub struct ViewError(&'static str);
 
 fn status_of<'a>(
-    statuses: Option<&'a Vec<ContainerStatus>>,
+    statuses: &'a [ContainerStatusWire],
     name: &str,
-) -> Option<&'a ContainerStatus> {
-    statuses?.iter().find(|s| s.name == name)
-}
-
-fn running(status: Option<&ContainerStatus>) -> bool {
-    status
-        .and_then(|s| s.state.as_ref())
-        .is_some_and(|st| st.running.is_some())
+) -> Option<&'a ContainerStatusWire> {
+    statuses.iter().find(|s| s.name == name)
 }
 
 impl PodView {
-    /// Strips a pod. Terminated init containers that are not sidecars are
-    /// left out: they are history, not drift (SEMANTICS.md §1).
+    /// Strips a pod decoded in full (tests, tools): re-decodes it slim and
+    /// builds the view from that, exactly as the watch path does.
     pub fn from_pod(pod: &Pod, strings: &mut Interner) -> Result<PodView, ViewError> {
+        PodView::from_slim(&SlimPod::from(pod), strings)
+    }
+
+    /// Builds the view of a pod as decoded from a list or watch. Terminated
+    /// init containers that are not sidecars are left out: they are history,
+    /// not drift (SEMANTICS.md §1).
+    pub fn from_slim(pod: &SlimPod, strings: &mut Interner) -> Result<PodView, ViewError> {
         let meta = &pod.metadata;
         let namespace = strings.get(meta.namespace.as_deref().ok_or(ViewError("namespace"))?);
         let name: Str = Arc::from(meta.name.as_deref().ok_or(ViewError("name"))?);
         let uid: Str = Arc::from(meta.uid.as_deref().unwrap_or_default());
         let spec = pod.spec.as_ref().ok_or(ViewError("spec"))?;
-        let status = pod.status.as_ref();
+        let empty = PodStatusWire::default();
+        let status = pod.status.as_ref().unwrap_or(&empty);
         let mut containers = Vec::with_capacity(spec.containers.len());
-        let mut push =
-            |c: &Container, kind, st: Option<&ContainerStatus>, strings: &mut Interner| {
-                containers.push(container_view(
-                    &c.name,
-                    c.image.as_deref(),
-                    c.image_pull_policy.as_deref(),
-                    kind,
-                    st,
-                    strings,
-                ));
-            };
         for c in &spec.containers {
-            let st = status_of(status.and_then(|s| s.container_statuses.as_ref()), &c.name);
-            push(c, ContainerKind::Container, st, strings);
+            let st = status_of(&status.container_statuses, &c.name);
+            containers.push(container_view(c, ContainerKind::Container, st, strings));
         }
-        for c in spec.init_containers.as_deref().unwrap_or_default() {
-            let st = status_of(
-                status.and_then(|s| s.init_container_statuses.as_ref()),
-                &c.name,
-            );
+        for c in &spec.init_containers {
+            let st = status_of(&status.init_container_statuses, &c.name);
             let sidecar = c.restart_policy.as_deref() == Some("Always");
-            if sidecar || running(st) {
-                push(c, ContainerKind::Init, st, strings);
+            if sidecar || st.is_some_and(|s| s.state.running) {
+                containers.push(container_view(c, ContainerKind::Init, st, strings));
             }
         }
-        for c in spec.ephemeral_containers.as_deref().unwrap_or_default() {
-            let st = status_of(
-                status.and_then(|s| s.ephemeral_container_statuses.as_ref()),
-                &c.name,
-            );
-            containers.push(ephemeral_view(c, st, strings));
+        for c in &spec.ephemeral_containers {
+            let st = status_of(&status.ephemeral_container_statuses, &c.name);
+            containers.push(container_view(c, ContainerKind::Ephemeral, st, strings));
         }
         containers.shrink_to_fit();
         let pull_secrets = spec
             .image_pull_secrets
-            .as_deref()
-            .unwrap_or_default()
             .iter()
             .filter(|r| !r.name.is_empty())
             .map(|r| strings.get(&r.name))
@@ -228,36 +212,22 @@ impl PodView {
     }
 }
 
-fn ephemeral_view(
-    c: &EphemeralContainer,
-    st: Option<&ContainerStatus>,
-    strings: &mut Interner,
-) -> ContainerView {
-    container_view(
-        &c.name,
-        c.image.as_deref(),
-        c.image_pull_policy.as_deref(),
-        ContainerKind::Ephemeral,
-        st,
-        strings,
-    )
-}
-
 fn container_view(
-    name: &str,
-    image: Option<&str>,
-    policy: Option<&str>,
+    c: &ContainerWire,
     kind: ContainerKind,
-    st: Option<&ContainerStatus>,
+    st: Option<&ContainerStatusWire>,
     strings: &mut Interner,
 ) -> ContainerView {
     ContainerView {
-        name: strings.get(name),
+        name: strings.get(&c.name),
         kind,
-        image: strings.get(image.unwrap_or_default()),
-        pull_policy: policy.and_then(|p| PullPolicy::parse(p).ok()),
+        image: strings.get(c.image.as_deref().unwrap_or_default()),
+        pull_policy: c
+            .image_pull_policy
+            .as_deref()
+            .and_then(|p| PullPolicy::parse(p).ok()),
         image_id: strings.get(st.map(|s| s.image_id.as_str()).unwrap_or_default()),
-        running: running(st),
+        running: st.is_some_and(|s| s.state.running),
         restarts: st.map(|s| s.restart_count).unwrap_or_default(),
     }
 }
@@ -273,7 +243,7 @@ pub const VARIANT_LABEL: &str = "imagedrift.io/arch-variant";
 
 /// A node's platform, from `status.nodeInfo`, falling back to the
 /// well-known `kubernetes.io/{os,arch}` labels; `None` when neither says.
-pub fn node_platform(node: &Node) -> Option<Platform> {
+pub fn node_platform(node: &SlimNode) -> Option<Platform> {
     let labels = node.metadata.labels.as_ref();
     let label = |k: &str| {
         labels
@@ -316,14 +286,6 @@ impl OwnerMeta {
             owner: OwnerRef::controller_of(meta, strings),
         })
     }
-}
-
-/// Clears what a watch cache never needs from an object's metadata
-/// (used with `WatchStreamExt::modify` before conversion).
-pub fn strip_meta(meta: &mut ObjectMeta) {
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.finalizers = None;
 }
 
 #[cfg(test)]
@@ -438,7 +400,7 @@ mod tests {
         assert_eq!(e.unwrap_err().to_string(), "pod has no name");
     }
 
-    fn node(v: serde_json::Value) -> Node {
+    fn node(v: serde_json::Value) -> SlimNode {
         serde_json::from_value(v).unwrap()
     }
 
