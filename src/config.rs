@@ -146,6 +146,15 @@ impl Default for Log {
     }
 }
 
+/// The `metrics:` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsConfig {
+    /// Which containers get per-container series (workload-level series
+    /// are always on).
+    pub container_series: crate::metrics::ContainerSeriesMode,
+}
+
 /// The whole configuration of `imagedrift run`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
@@ -176,6 +185,8 @@ pub struct Config {
     pub registries: crate::registry::RegistriesConfig,
     /// Remedies (all off by default).
     pub remedies: crate::remedy::RemedyConfig,
+    /// What `/metrics` exports.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -193,6 +204,7 @@ impl Default for Config {
             log: Log::default(),
             registries: Default::default(),
             remedies: Default::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
