@@ -11,7 +11,8 @@
 //! `scan -A -o json` through wait4's rusage. Figures only; nothing asserted.
 //!
 //! `cargo bench --bench scale` (`IMAGEDRIFT_BENCH_PODS` scales it,
-//! `IMAGEDRIFT_BENCH_IDLE_SECS` sets the idle window, 60 by default).
+//! `IMAGEDRIFT_BENCH_IDLE_SECS` sets the idle window, 60 by default;
+//! `IMAGEDRIFT_BENCH_BIN` measures another build of the binary).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -222,8 +223,12 @@ impl Drop for Run {
     }
 }
 
+/// The binary measured: this build, or `IMAGEDRIFT_BENCH_BIN` (another
+/// build, for before/after figures).
 fn imagedrift() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_imagedrift"));
+    let bin = std::env::var("IMAGEDRIFT_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_imagedrift").to_string());
+    let mut c = Command::new(bin);
     c.env("RUST_LOG", "warn");
     for v in [
         "KUBECONFIG",
