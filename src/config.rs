@@ -149,6 +149,15 @@ impl Default for Log {
     }
 }
 
+/// The `metrics:` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsConfig {
+    /// Which containers get per-container series (workload-level series
+    /// are always on).
+    pub container_series: crate::metrics::ContainerSeriesMode,
+}
+
 /// The whole configuration of `imagedrift run`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
@@ -181,6 +190,8 @@ pub struct Config {
     pub remedies: crate::remedy::RemedyConfig,
     /// Registry push webhooks (no listener by default).
     pub webhooks: crate::webhook::WebhookConfig,
+    /// What `/metrics` exports.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -199,6 +210,7 @@ impl Default for Config {
             registries: Default::default(),
             remedies: Default::default(),
             webhooks: Default::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 use prometheus::{Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry};
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -26,6 +27,31 @@ pub struct Metrics {
     pub unique_images: IntGauge,
     /// `imagedrift_build_info`: always 1, with the version.
     pub build_info: IntGaugeVec,
+}
+
+/// Which containers `/metrics` gives per-container series
+/// (`metrics.containerSeries`). Workload-level series and the per-verdict
+/// totals (`imagedrift_containers`) are exported in every mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerSeriesMode {
+    /// Every container: two series each (the dashboard's per-container panels).
+    #[default]
+    All,
+    /// Only stale containers: two series each.
+    Stale,
+    /// None.
+    None,
+}
+
+impl ContainerSeriesMode {
+    fn admits(self, s: &ContainerSeries) -> bool {
+        match self {
+            ContainerSeriesMode::All => true,
+            ContainerSeriesMode::Stale => s.stale,
+            ContainerSeriesMode::None => false,
+        }
+    }
 }
 
 /// Label names of `imagedrift_container_stale`.
@@ -76,27 +102,59 @@ pub struct ContainerSeries {
 #[derive(Clone, Default)]
 struct ContainerCollector {
     series: Arc<Mutex<HashMap<SeriesKey, ContainerSeries>>>,
+    /// A [`ContainerSeriesMode`] as its index.
+    mode: Arc<AtomicU8>,
 }
 
 const STALE_NAME: &str = "imagedrift_container_stale";
 const STALE_HELP: &str = "1 when the container runs content its tag no longer serves, else 0";
 const VERDICT_NAME: &str = "imagedrift_container_verdict";
 const VERDICT_HELP: &str = "1 for the container's current verdict and reason";
+const TOTAL_NAME: &str = "imagedrift_containers";
+const TOTAL_HELP: &str =
+    "Containers judged, by verdict and reason (exported in every containerSeries mode)";
 
 impl ContainerCollector {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesKey, ContainerSeries>> {
         self.series.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends both families in the Prometheus text format.
+    fn mode(&self) -> ContainerSeriesMode {
+        match self.mode.load(Ordering::Relaxed) {
+            0 => ContainerSeriesMode::All,
+            1 => ContainerSeriesMode::Stale,
+            _ => ContainerSeriesMode::None,
+        }
+    }
+
+    /// Appends the per-verdict totals and, as the mode admits, both
+    /// per-container families in the Prometheus text format.
     fn write_text(&self, out: &mut String) {
         let map = self.lock();
-        out.reserve(map.len() * 320);
+        let mode = self.mode();
+        let mut totals: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+        for s in map.values() {
+            *totals.entry((s.verdict, s.reason)).or_default() += 1;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {TOTAL_NAME} {TOTAL_HELP}\n# TYPE {TOTAL_NAME} gauge"
+        );
+        for ((verdict, reason), n) in &totals {
+            out.push_str(TOTAL_NAME);
+            labels(out, &[("reason", reason), ("verdict", verdict)]);
+            let _ = writeln!(out, " {n}");
+        }
+        let admitted = || map.iter().filter(|(_, s)| mode.admits(s));
+        if mode == ContainerSeriesMode::None {
+            return;
+        }
+        out.reserve(admitted().count() * 320);
         let _ = writeln!(
             out,
             "# HELP {STALE_NAME} {STALE_HELP}\n# TYPE {STALE_NAME} gauge"
         );
-        for ((ns, pod, container, kind), s) in map.iter() {
+        for ((ns, pod, container, kind), s) in admitted() {
             out.push_str(STALE_NAME);
             labels(
                 out,
@@ -117,7 +175,7 @@ impl ContainerCollector {
             out,
             "# HELP {VERDICT_NAME} {VERDICT_HELP}\n# TYPE {VERDICT_NAME} gauge"
         );
-        for ((ns, pod, container, kind), s) in map.iter() {
+        for ((ns, pod, container, kind), s) in admitted() {
             out.push_str(VERDICT_NAME);
             labels(
                 out,
@@ -193,6 +251,16 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         Ok(m)
+    }
+
+    /// Chooses which containers get per-container series.
+    pub fn set_container_series(&self, mode: ContainerSeriesMode) {
+        let i = match mode {
+            ContainerSeriesMode::All => 0,
+            ContainerSeriesMode::Stale => 1,
+            ContainerSeriesMode::None => 2,
+        };
+        self.containers.mode.store(i, Ordering::Relaxed);
     }
 
     /// Writes (or replaces) one container's series.
@@ -316,6 +384,49 @@ mod tests {
         assert!(!text.contains("owner_name=\"web\""), "{text}");
         assert!(text.contains("imagedrift_build_info{version="), "{text}");
         assert_eq!(m.container_series(), 0);
+    }
+
+    #[test]
+    fn container_series_modes() {
+        let reg = Registry::new();
+        let m = Metrics::register(&reg).unwrap();
+        m.set_container(key("p1"), series("fresh"));
+        m.set_container(key("p2"), series("stale"));
+        m.set_workload("ns", "Deployment", "web", 1);
+        let count = |text: &str, name: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{name}{{")))
+                .count()
+        };
+        let all = m.render().unwrap();
+        assert_eq!(count(&all, STALE_NAME), 2, "{all}");
+        assert_eq!(count(&all, VERDICT_NAME), 2, "{all}");
+        m.set_container_series(ContainerSeriesMode::Stale);
+        let stale = m.render().unwrap();
+        assert_eq!(count(&stale, STALE_NAME), 1, "{stale}");
+        assert!(
+            stale.contains(r#"pod="p2""#) && !stale.contains(r#"pod="p1""#),
+            "{stale}"
+        );
+        m.set_container_series(ContainerSeriesMode::None);
+        let none = m.render().unwrap();
+        assert_eq!(
+            count(&none, STALE_NAME) + count(&none, VERDICT_NAME),
+            0,
+            "{none}"
+        );
+        // In every mode: workload series and the per-verdict totals.
+        for text in [&all, &stale, &none] {
+            assert!(text.contains(r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="Deployment",owner_name="web"} 1"#), "{text}");
+            assert!(
+                text.contains(r#"imagedrift_containers{reason="",verdict="fresh"} 1"#),
+                "{text}"
+            );
+            assert!(
+                text.contains(r#"imagedrift_containers{reason="",verdict="stale"} 1"#),
+                "{text}"
+            );
+        }
     }
 
     #[test]

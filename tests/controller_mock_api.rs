@@ -9,6 +9,7 @@ use imagedrift::controller::reconcile::Settings;
 use imagedrift::controller::runner::{self, Context, Input, Inputs, Readiness};
 use imagedrift::controller::schedule::NoJitter;
 use imagedrift::controller::secrets::Anonymous;
+use imagedrift::controller::wire::{SlimNode as Node, SlimOwner, SlimPod as Pod};
 use imagedrift::facts::{
     Credential, Descriptor, IndexEntry, LookupFailure, Manifest, OCI_INDEX, OCI_MANIFEST, Registry,
 };
@@ -17,8 +18,6 @@ use imagedrift::platform::Platform;
 use imagedrift::reference::{Digest, ImageRef};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::PartialObjectMeta;
 use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
@@ -71,13 +70,12 @@ fn owner_meta<K: kube::Resource<DynamicType = ()> + Default>(
     name: &str,
     owner_kind: &str,
     owner: &str,
-) -> PartialObjectMeta<K> {
-    PartialObjectMeta::<K> {
-        metadata: serde_json::from_value(json!({"namespace": "shop", "name": name,
+) -> SlimOwner<K> {
+    SlimOwner::new(
+        serde_json::from_value(json!({"namespace": "shop", "name": name,
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner_kind, "name": owner, "uid": format!("uid-{owner}"), "controller": true}]}))
         .unwrap(),
-        ..Default::default()
-    }
+    )
 }
 
 struct Harness {
@@ -165,7 +163,7 @@ impl Harness {
         self.send(Input::Nodes(Event::InitDone));
     }
 
-    fn list_replicasets(&self, items: Vec<PartialObjectMeta<ReplicaSet>>) {
+    fn list_replicasets(&self, items: Vec<SlimOwner<ReplicaSet>>) {
         self.send(Input::ReplicaSets(Event::Init));
         for o in items {
             self.send(Input::ReplicaSets(Event::InitApply(o)));

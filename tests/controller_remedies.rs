@@ -9,13 +9,12 @@ use imagedrift::controller::reconcile::Settings;
 use imagedrift::controller::runner::{self, Context, Input, Inputs, Readiness};
 use imagedrift::controller::schedule::NoJitter;
 use imagedrift::controller::secrets::Anonymous;
+use imagedrift::controller::wire::{SlimNode as Node, SlimOwner, SlimPod as Pod};
 use imagedrift::facts::{Descriptor, Manifest, OCI_MANIFEST};
 use imagedrift::metrics::Metrics;
 use imagedrift::reference::{Digest, ImageRef};
 use imagedrift::remedy::{Remedies, RemedyConfig};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::PartialObjectMeta;
 use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
@@ -95,12 +94,11 @@ fn inputs() -> (mpsc::UnboundedSender<Input>, Inputs) {
 
 fn objects(tx: &mpsc::UnboundedSender<Input>) {
     let node: Node = serde_json::from_value(json!({"metadata": {"name": "node-a", "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}}})).unwrap();
-    let rs = PartialObjectMeta::<ReplicaSet> {
-        metadata: serde_json::from_value(json!({"namespace": "shop", "name": "web-5d9c",
+    let rs = SlimOwner::<ReplicaSet>::new(
+        serde_json::from_value(json!({"namespace": "shop", "name": "web-5d9c",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "uid-web", "controller": true}]}))
         .unwrap(),
-        ..Default::default()
-    };
+    );
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"namespace": "shop", "name": "web-5d9c-x1", "uid": "p1", "ownerReferences": [
             {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9c", "uid": "rs", "controller": true}]},

@@ -85,27 +85,33 @@ async fn scan_lists_once_judges_and_prints_the_documented_json() {
         ]});
         answer(
             &mut api,
-            "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb",
+            "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb&limit=500",
             200,
             pods,
         )
         .await;
         let forbidden = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "Forbidden",
             "message": "nodes is forbidden", "code": 403, "metadata": {}});
-        answer(&mut api, "/api/v1/nodes?", 403, forbidden).await;
+        answer(&mut api, "/api/v1/nodes?&limit=500", 403, forbidden).await;
         let rs = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": [
             {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"namespace": "shop", "name": "web-5d9c",
               "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d", "controller": true}]}}
         ]});
         answer(
             &mut api,
-            "/apis/apps/v1/namespaces/shop/replicasets?",
+            "/apis/apps/v1/namespaces/shop/replicasets?&limit=500",
             200,
             rs,
         )
         .await;
         let jobs = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": []});
-        answer(&mut api, "/apis/batch/v1/namespaces/shop/jobs?", 200, jobs).await;
+        answer(
+            &mut api,
+            "/apis/batch/v1/namespaces/shop/jobs?&limit=500",
+            200,
+            jobs,
+        )
+        .await;
         api
     });
     let scope = Scope {
@@ -162,7 +168,7 @@ async fn explain_of_a_missing_pod_is_an_error() {
         let empty = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []});
         answer(
             &mut api,
-            "/api/v1/namespaces/shop/pods?&fieldSelector=metadata.name%3Dghost",
+            "/api/v1/namespaces/shop/pods?&fieldSelector=metadata.name%3Dghost&limit=500",
             200,
             empty,
         )
@@ -234,20 +240,26 @@ async fn scan_with_pull_secrets_reads_them_by_name_and_resolves_with_them() {
         );
         p["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
         let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [p]});
-        answer(&mut api, "/api/v1/namespaces/shop/pods?", 200, pods).await;
-        let empty =
-            |kind: &str| json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": []});
-        answer(&mut api, "/api/v1/nodes?", 200, empty("NodeList")).await;
         answer(
             &mut api,
-            "/apis/apps/v1/namespaces/shop/replicasets?",
+            "/api/v1/namespaces/shop/pods?&limit=500",
+            200,
+            pods,
+        )
+        .await;
+        let empty =
+            |kind: &str| json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": []});
+        answer(&mut api, "/api/v1/nodes?&limit=500", 200, empty("NodeList")).await;
+        answer(
+            &mut api,
+            "/apis/apps/v1/namespaces/shop/replicasets?&limit=500",
             200,
             empty("PartialObjectMetadataList"),
         )
         .await;
         answer(
             &mut api,
-            "/apis/batch/v1/namespaces/shop/jobs?",
+            "/apis/batch/v1/namespaces/shop/jobs?&limit=500",
             200,
             empty("PartialObjectMetadataList"),
         )

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use imagedrift::facts::{FailureCategory, Registry as _};
 use imagedrift::reference::{Digest, ImageRef};
-use imagedrift::registry::{ManualClock, Resolver};
+use imagedrift::registry::{Clock as _, ManualClock, Resolver};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -492,4 +492,81 @@ async fn rate_limit_spaces_requests() {
         clock.sleeps(),
         vec![Duration::from_millis(500), Duration::from_millis(500)]
     );
+}
+
+/// A registry that answers 429 (`Retry-After: 1`) to every request past
+/// `per_second` within one second of the resolver's (manual) clock.
+struct Quota {
+    clock: ManualClock,
+    start: tokio::time::Instant,
+    per_second: usize,
+    /// (second, answered 429) of every request.
+    log: Mutex<Vec<(u64, bool)>>,
+}
+
+async fn quota_handle(State(q): State<Arc<Quota>>, req: Request) -> Response {
+    let second = q.clock.now().duration_since(q.start).as_secs();
+    let refused = {
+        let mut log = q.log.lock().unwrap();
+        let n = log.iter().filter(|(s, _)| *s == second).count();
+        let refused = n >= q.per_second;
+        log.push((second, refused));
+        refused
+    };
+    if refused {
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
+    }
+    let (body, digest) = manifest_body(req.uri().path());
+    let full = [
+        ("content-type", OCI_MANIFEST),
+        ("docker-content-digest", digest.as_str()),
+    ];
+    ok(body, &full, req.method() == Method::GET)
+}
+
+#[tokio::test]
+async fn pacing_adapts_to_a_per_second_quota() {
+    let clock = ManualClock::new();
+    let q = Arc::new(Quota {
+        clock: clock.clone(),
+        start: clock.now(),
+        per_second: 20,
+        log: Mutex::new(Vec::new()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = axum::Router::new()
+        .fallback(quota_handle)
+        .with_state(q.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Default settings: no configured rate, so the pace starts unpaced.
+    let (r, _) = resolver(serde_json::json!({}), &clock);
+    for i in 0..200 {
+        r.resolve_tag(
+            &ImageRef::parse(&format!("{addr}/quota:t{i}")).unwrap(),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("tag {i}: {e}"));
+    }
+    let log = q.log.lock().unwrap().clone();
+    let refused = log.iter().filter(|(_, r)| *r).count();
+    let mut per_second = std::collections::BTreeMap::<u64, (usize, usize)>::new();
+    for (s, r) in &log {
+        let e = per_second.entry(*s).or_default();
+        e.0 += 1;
+        e.1 += usize::from(*r);
+    }
+    eprintln!("request pattern (second: sent, refused): {per_second:?}");
+    // The first burst meets the quota once; after that the pace stays
+    // under it while recovering, instead of hammering it.
+    assert!(refused >= 1, "the quota was reached: {per_second:?}");
+    assert!(refused <= 3, "{refused} refusals: {per_second:?}");
+    let (first, _) = per_second.iter().find(|(_, (_, r))| *r > 0).unwrap();
+    for (s, (sent, _)) in per_second.range(first + 1..) {
+        assert!(*sent <= 20, "second {s}: {sent} requests");
+    }
+    // …and did not crawl: 200 tags in well under 200 s of clock time.
+    let span = per_second.keys().last().unwrap();
+    assert!(*span < 30, "took {span} s: {per_second:?}");
 }

@@ -55,6 +55,7 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
     let client = kube_client(&flags.kube).await?;
     let prom = prometheus::Registry::new();
     let metrics = Metrics::register(&prom).context("registering metrics")?;
+    metrics.set_container_series(config.metrics.container_series);
     let registry = Arc::new(Resolver::new(config.registries.clone(), &prom)?);
     if config.pull_secrets.enabled {
         tracing::info!("reading pods' imagePullSecrets by name");

@@ -14,3 +14,4 @@ pub mod runner;
 pub mod schedule;
 pub mod secrets;
 pub mod store;
+pub mod wire;

@@ -5,12 +5,12 @@ use super::reconcile::{Outcome, Row, Settings, State, run_check, run_judge};
 use super::schedule::NoJitter;
 use super::secrets::PullCredentials;
 use super::store::{OwnerMeta, PodView, node_platform};
+use super::wire::{SlimNode, SlimOwner, SlimPod};
 use crate::facts::Registry;
 use crate::metrics::Metrics;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use std::time::Duration;
@@ -57,25 +57,48 @@ impl OneShotError {
     }
 }
 
+/// Objects per list page: client-go's default, and the watcher's.
+pub const PAGE_SIZE: u32 = 500;
+
+/// Lists `api` page by page (`limit` + `continue`), handing each object to
+/// `each` as its page arrives: at most one page of slim objects is held.
+async fn list_paged<K>(
+    api: &Api<K>,
+    lp: &ListParams,
+    mut each: impl FnMut(K),
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut lp = lp.clone().limit(PAGE_SIZE);
+    loop {
+        let page = api.list(&lp).await?;
+        let next = page.metadata.continue_.filter(|c| !c.is_empty());
+        page.items.into_iter().for_each(&mut each);
+        match next {
+            Some(token) => lp = lp.continue_token(&token),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// Lists one owner kind's metadata into the store. Without it (RBAC), the
 /// owner chain stops at that kind: worth a warning, not an error.
 async fn list_owners<K>(client: &Client, ns: Option<&str>, kind: &'static str, state: &mut State)
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+        + std::fmt::Debug
+        + 'static,
 {
-    match api::<K>(client, ns)
-        .list_metadata(&ListParams::default())
-        .await
-    {
-        Ok(list) => {
-            let items = list
-                .items
-                .iter()
-                .filter_map(|o| OwnerMeta::from_meta(kind, &o.metadata, state.strings()))
-                .collect();
+    let mut items = Vec::new();
+    let listed = list_paged(
+        &api::<SlimOwner<K>>(client, ns),
+        &ListParams::default(),
+        |o| items.extend(OwnerMeta::from_meta(kind, &o.metadata, state.strings())),
+    )
+    .await;
+    match listed {
+        Ok(()) => {
             state.replace_owners(kind, items);
         }
         Err(e) => {
@@ -97,9 +120,10 @@ where
     }
 }
 
-/// Lists, checks and judges; returns one row per container.
-/// Nodes, ReplicaSets and Jobs that can't be listed (RBAC) only cost
-/// precision: platforms become unknown, owners stop at the first level.
+/// Lists, checks and judges; returns one row per container. Lists are
+/// paged and decoded slim, each pod folded into the state as its page
+/// arrives. Nodes, ReplicaSets and Jobs that can't be listed (RBAC) only
+/// cost precision: platforms become unknown, owners stop at the first level.
 pub async fn collect<R: Registry, C: PullCredentials>(
     client: Client,
     registry: &R,
@@ -115,16 +139,6 @@ pub async fn collect<R: Registry, C: PullCredentials>(
     if let Some(pod) = &scope.pod {
         lp = lp.fields(&format!("metadata.name={pod}"));
     }
-    let pods = api::<Pod>(&client, ns)
-        .list(&lp)
-        .await
-        .map_err(OneShotError::ListPods)?;
-    if let (Some(pod), true) = (&scope.pod, pods.items.is_empty()) {
-        return Err(OneShotError::PodNotFound {
-            namespace: ns.unwrap_or("(all)").to_string(),
-            pod: pod.clone(),
-        });
-    }
     let settings = Settings {
         interval: Duration::from_secs(3600),
         spread: Duration::ZERO,
@@ -132,26 +146,43 @@ pub async fn collect<R: Registry, C: PullCredentials>(
     };
     let metrics = Metrics::register(&prometheus::Registry::new())?;
     let mut state = State::new(settings, metrics, Box::new(NoJitter));
-    match Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-    {
-        Ok(nodes) => {
-            for n in &nodes.items {
-                state.apply_node(&n.name_any(), node_platform(n));
-            }
+    // Pods first (a missing pod fails before anything else is asked), each
+    // page turned into the views the state keeps as it arrives.
+    let mut views = Vec::new();
+    let mut listed = 0usize;
+    list_paged(&api::<SlimPod>(&client, ns), &lp, |p| {
+        listed += 1;
+        match PodView::from_slim(&p, state.strings()) {
+            Ok(v) => views.push(v),
+            Err(e) => tracing::warn!(pod = p.name_any(), error = %e, "ignoring pod"),
         }
-        Err(e) => tracing::warn!(error = %e, "cannot list nodes; platforms unknown"),
+    })
+    .await
+    .map_err(OneShotError::ListPods)?;
+    if let (Some(pod), 0) = (&scope.pod, listed) {
+        return Err(OneShotError::PodNotFound {
+            namespace: ns.unwrap_or("(all)").to_string(),
+            pod: pod.clone(),
+        });
+    }
+    let nodes = list_paged(
+        &Api::<SlimNode>::all(client.clone()),
+        &ListParams::default(),
+        |n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            state.apply_node(&name, node_platform(&n));
+        },
+    )
+    .await;
+    if let Err(e) = nodes {
+        tracing::warn!(error = %e, "cannot list nodes; platforms unknown");
     }
     list_owners::<ReplicaSet>(&client, ns, "ReplicaSet", &mut state).await;
     list_owners::<Job>(&client, ns, "Job", &mut state).await;
     let now = Instant::now();
     let mut pending = Vec::new();
-    for p in &pods.items {
-        match PodView::from_pod(p, state.strings()) {
-            Ok(v) => pending.extend(state.apply_pod(v, now).0),
-            Err(e) => tracing::warn!(pod = p.name_any(), error = %e, "ignoring pod"),
-        }
+    for v in views {
+        pending.extend(state.apply_pod(v, now).0);
     }
     judge_everything(&mut state, registry, creds, concurrency, pending).await;
     Ok(state.rows())

@@ -398,6 +398,11 @@ impl State {
         if let Some(seen) = &mut self.relist_pods {
             seen.insert(key.clone());
         }
+        // A resourceVersion bump (a condition, an annotation, a re-list)
+        // that leaves the view as it was is nothing to judge.
+        if self.pods.get(&key) == Some(&pod) {
+            return (Vec::new(), Vec::new());
+        }
         let old = self.pods.remove(&key);
         let mut effects = Vec::new();
         let mut jobs = Vec::new();

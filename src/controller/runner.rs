@@ -7,15 +7,15 @@ use super::reconcile::{
 };
 use super::schedule::Jitter;
 use super::secrets::PullCredentials;
-use super::store::{OwnerMeta, PodView, node_platform, strip_meta};
+use super::store::{OwnerMeta, PodView, node_platform};
+use super::wire::{SlimNode, SlimOwner, SlimPod};
 use crate::config::Namespaces;
 use crate::facts::Registry;
 use crate::metrics::Metrics;
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, PartialObjectMeta};
+use kube::api::Api;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -34,13 +34,13 @@ use tokio_util::sync::CancellationToken;
 #[allow(clippy::large_enum_variant)]
 pub enum Input {
     /// A pod event.
-    Pods(watcher::Event<Pod>),
+    Pods(watcher::Event<SlimPod>),
     /// A node event.
-    Nodes(watcher::Event<Node>),
+    Nodes(watcher::Event<SlimNode>),
     /// A ReplicaSet metadata event.
-    ReplicaSets(watcher::Event<PartialObjectMeta<ReplicaSet>>),
+    ReplicaSets(watcher::Event<SlimOwner<ReplicaSet>>),
     /// A Job metadata event.
-    Jobs(watcher::Event<PartialObjectMeta<Job>>),
+    Jobs(watcher::Event<SlimOwner<Job>>),
 }
 
 /// A merged stream of watch events.
@@ -100,8 +100,9 @@ impl RunError {
 }
 
 /// Watches pods (filtered as configured), nodes, and ReplicaSet and Job
-/// metadata, stripping managed fields and annotations before anything
-/// is kept.
+/// metadata, each decoded straight into its slim wire type (nothing else
+/// of an object is ever allocated). Initial lists are paged (the watcher's
+/// 500 objects a page), so a re-list holds one page of slim objects at most.
 pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) -> Inputs {
     let mut pod_cfg = watcher::Config::default();
     if !label_selector.is_empty() {
@@ -115,31 +116,28 @@ pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) 
     if !excluded.is_empty() {
         pod_cfg = pod_cfg.fields(&excluded.join(","));
     }
-    let pods: Api<Pod> = match namespaces.include.as_slice() {
+    let pods: Api<SlimPod> = match namespaces.include.as_slice() {
         [one] => Api::namespaced(client.clone(), one),
         _ => Api::all(client.clone()),
     };
-    let pods = watcher(pods, pod_cfg)
-        .default_backoff()
-        .modify(|p: &mut Pod| strip_meta(&mut p.metadata))
-        .map_ok(Input::Pods);
-    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(|n: &mut Node| strip_meta(&mut n.metadata))
-        .map_ok(Input::Nodes);
-    let rs = watcher(
-        Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()),
+    let pods = watcher(pods, pod_cfg).default_backoff().map_ok(Input::Pods);
+    let nodes = watcher(
+        Api::<SlimNode>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
-    .modify(|o: &mut PartialObjectMeta<ReplicaSet>| strip_meta(&mut o.metadata))
+    .map_ok(Input::Nodes);
+    let rs = watcher(
+        Api::<SlimOwner<ReplicaSet>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
     .map_ok(Input::ReplicaSets);
     let jobs = watcher(
-        Api::<PartialObjectMeta<Job>>::all(client),
+        Api::<SlimOwner<Job>>::all(client),
         watcher::Config::default(),
     )
     .default_backoff()
-    .modify(|o: &mut PartialObjectMeta<Job>| strip_meta(&mut o.metadata))
     .map_ok(Input::Jobs);
     Box::pin(futures::stream::select_all([
         pods.boxed(),
@@ -180,7 +178,7 @@ fn handle<R, C>(
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
                 let ns = p.namespace().unwrap_or_default();
                 if ctx.namespaces.admits(&ns) {
-                    match PodView::from_pod(&p, state.strings()) {
+                    match PodView::from_slim(&p, state.strings()) {
                         Ok(view) => (w.judge, w.effects) = state.apply_pod(view, now),
                         Err(e) => {
                             tracing::warn!(namespace = ns, pod = p.name_any(), error = %e, "ignoring pod")
@@ -212,7 +210,7 @@ fn handle<R, C>(
 fn owner_event<K: Resource<DynamicType = ()>>(
     state: &mut State,
     relist: &mut OwnerRelist,
-    ev: watcher::Event<PartialObjectMeta<K>>,
+    ev: watcher::Event<SlimOwner<K>>,
 ) -> Vec<JudgeJob> {
     let kind: &'static str = if K::kind(&()) == "ReplicaSet" {
         "ReplicaSet"

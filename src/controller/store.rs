@@ -2,11 +2,10 @@
 //! or a remedy needs, built once when an object arrives so the cache holds a
 //! few hundred bytes per pod instead of the whole object.
 
+use super::wire::{ContainerStatusWire, ContainerWire, PodSpecWire, PodStatusWire, SlimNode, SlimPod};
 use crate::platform::Platform;
 use crate::policy::PullPolicy;
-use k8s_openapi::api::core::v1::{
-    Container, ContainerStatus, EphemeralContainer, Node, Pod, PodSpec, PodStatus, VolumeMount,
-};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -160,67 +159,50 @@ pub struct PodView {
 pub struct ViewError(&'static str);
 
 fn status_of<'a>(
-    statuses: Option<&'a Vec<ContainerStatus>>,
+    statuses: &'a [ContainerStatusWire],
     name: &str,
-) -> Option<&'a ContainerStatus> {
-    statuses?.iter().find(|s| s.name == name)
-}
-
-fn running(status: Option<&ContainerStatus>) -> bool {
-    status
-        .and_then(|s| s.state.as_ref())
-        .is_some_and(|st| st.running.is_some())
+) -> Option<&'a ContainerStatusWire> {
+    statuses.iter().find(|s| s.name == name)
 }
 
 impl PodView {
-    /// Strips a pod. Terminated init containers that are not sidecars are
-    /// left out: they are history, not drift (SEMANTICS.md §1).
+    /// Strips a pod decoded in full (tests, tools): re-decodes it slim and
+    /// builds the view from that, exactly as the watch path does.
     pub fn from_pod(pod: &Pod, strings: &mut Interner) -> Result<PodView, ViewError> {
+        PodView::from_slim(&SlimPod::from(pod), strings)
+    }
+
+    /// Builds the view of a pod as decoded from a list or watch. Terminated
+    /// init containers that are not sidecars are left out: they are history,
+    /// not drift (SEMANTICS.md §1).
+    pub fn from_slim(pod: &SlimPod, strings: &mut Interner) -> Result<PodView, ViewError> {
         let meta = &pod.metadata;
         let namespace = strings.get(meta.namespace.as_deref().ok_or(ViewError("namespace"))?);
         let name: Str = Arc::from(meta.name.as_deref().ok_or(ViewError("name"))?);
         let uid: Str = Arc::from(meta.uid.as_deref().unwrap_or_default());
         let spec = pod.spec.as_ref().ok_or(ViewError("spec"))?;
-        let status = pod.status.as_ref();
+        let empty = PodStatusWire::default();
+        let status = pod.status.as_ref().unwrap_or(&empty);
         let mut containers = Vec::with_capacity(spec.containers.len());
-        let mut push =
-            |c: &Container, kind, st: Option<&ContainerStatus>, strings: &mut Interner| {
-                containers.push(container_view(
-                    &c.name,
-                    c.image.as_deref(),
-                    c.image_pull_policy.as_deref(),
-                    kind,
-                    st,
-                    strings,
-                ));
-            };
         for c in &spec.containers {
-            let st = status_of(status.and_then(|s| s.container_statuses.as_ref()), &c.name);
-            push(c, ContainerKind::Container, st, strings);
+            let st = status_of(&status.container_statuses, &c.name);
+            containers.push(container_view(c, ContainerKind::Container, st, strings));
         }
-        for c in spec.init_containers.as_deref().unwrap_or_default() {
-            let st = status_of(
-                status.and_then(|s| s.init_container_statuses.as_ref()),
-                &c.name,
-            );
+        for c in &spec.init_containers {
+            let st = status_of(&status.init_container_statuses, &c.name);
             let sidecar = c.restart_policy.as_deref() == Some("Always");
-            if sidecar || running(st) {
-                push(c, ContainerKind::Init, st, strings);
+            if sidecar || st.is_some_and(|s| s.state.running) {
+                containers.push(container_view(c, ContainerKind::Init, st, strings));
             }
         }
-        for c in spec.ephemeral_containers.as_deref().unwrap_or_default() {
-            let st = status_of(
-                status.and_then(|s| s.ephemeral_container_statuses.as_ref()),
-                &c.name,
-            );
-            containers.push(ephemeral_view(c, st, strings));
+        for c in &spec.ephemeral_containers {
+            let st = status_of(&status.ephemeral_container_statuses, &c.name);
+            containers.push(container_view(c, ContainerKind::Ephemeral, st, strings));
         }
         containers.extend(image_volume_views(spec, status, strings));
         containers.shrink_to_fit();
         let pull_secrets = spec
             .image_pull_secrets
-            .as_deref()
-            .unwrap_or_default()
             .iter()
             .filter(|r| !r.name.is_empty())
             .map(|r| strings.get(&r.name))
@@ -248,70 +230,42 @@ impl PodView {
 /// report wins. Without one the entry keeps an empty `image_id` while
 /// `running`, which the verdict turns into "digest not reported".
 pub fn image_volume_views(
-    spec: &PodSpec,
-    status: Option<&PodStatus>,
+    spec: &PodSpecWire,
+    status: &PodStatusWire,
     strings: &mut Interner,
 ) -> Vec<ContainerView> {
-    let volumes = spec.volumes.as_deref().unwrap_or_default();
-    if !volumes.iter().any(|v| v.image.is_some()) {
+    if !spec.volumes.iter().any(|v| v.image.is_some()) {
         return Vec::new();
     }
     // Every container with its spec mounts and its status, all three lists.
     let lists = [
-        (
-            spec.containers
-                .iter()
-                .map(|c| (c.name.as_str(), c.volume_mounts.as_deref()))
-                .collect::<Vec<_>>(),
-            status.and_then(|s| s.container_statuses.as_ref()),
-        ),
-        (
-            spec.init_containers
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .map(|c| (c.name.as_str(), c.volume_mounts.as_deref()))
-                .collect(),
-            status.and_then(|s| s.init_container_statuses.as_ref()),
-        ),
-        (
-            spec.ephemeral_containers
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .map(|c| (c.name.as_str(), c.volume_mounts.as_deref()))
-                .collect(),
-            status.and_then(|s| s.ephemeral_container_statuses.as_ref()),
-        ),
+        (&spec.containers, &status.container_statuses),
+        (&spec.init_containers, &status.init_container_statuses),
+        (&spec.ephemeral_containers, &status.ephemeral_container_statuses),
     ];
-    let mounts = |m: Option<&[VolumeMount]>, volume: &str| {
-        m.unwrap_or_default().iter().any(|m| m.name == volume)
-    };
     let mut out = Vec::new();
-    for v in volumes {
+    for v in &spec.volumes {
         let Some(image) = &v.image else { continue };
         let mut running_any = false;
         let mut restarts = 0;
         // (running, imageRef) of the best report so far.
         let mut reported: Option<(bool, &str)> = None;
-        for (containers, statuses) in &lists {
-            for (name, spec_mounts) in containers {
-                let st = status_of(*statuses, name);
+        for (containers, statuses) in lists {
+            for c in containers {
+                let st = status_of(statuses, &c.name);
                 let status_mount = st
-                    .and_then(|s| s.volume_mounts.as_deref())
+                    .map(|s| s.volume_mounts.as_slice())
                     .unwrap_or_default()
                     .iter()
                     .find(|m| m.name == v.name);
-                if !mounts(*spec_mounts, &v.name) && status_mount.is_none() {
+                if !c.volume_mounts.iter().any(|m| m.name == v.name) && status_mount.is_none() {
                     continue;
                 }
-                let run = running(st);
+                let run = st.is_some_and(|s| s.state.running);
                 running_any |= run;
                 restarts += st.map_or(0, |s| s.restart_count);
                 let image_ref = status_mount
-                    .and_then(|m| m.volume_status.as_ref())
-                    .and_then(|s| s.image.as_ref())
-                    .map(|i| i.image_ref.as_str())
+                    .and_then(|m| m.volume_status.as_deref())
                     .filter(|r| !r.is_empty());
                 if let Some(r) = image_ref
                     && reported.is_none_or(|(was_running, _)| run && !was_running)
@@ -336,36 +290,22 @@ pub fn image_volume_views(
     out
 }
 
-fn ephemeral_view(
-    c: &EphemeralContainer,
-    st: Option<&ContainerStatus>,
-    strings: &mut Interner,
-) -> ContainerView {
-    container_view(
-        &c.name,
-        c.image.as_deref(),
-        c.image_pull_policy.as_deref(),
-        ContainerKind::Ephemeral,
-        st,
-        strings,
-    )
-}
-
 fn container_view(
-    name: &str,
-    image: Option<&str>,
-    policy: Option<&str>,
+    c: &ContainerWire,
     kind: ContainerKind,
-    st: Option<&ContainerStatus>,
+    st: Option<&ContainerStatusWire>,
     strings: &mut Interner,
 ) -> ContainerView {
     ContainerView {
-        name: strings.get(name),
+        name: strings.get(&c.name),
         kind,
-        image: strings.get(image.unwrap_or_default()),
-        pull_policy: policy.and_then(|p| PullPolicy::parse(p).ok()),
+        image: strings.get(c.image.as_deref().unwrap_or_default()),
+        pull_policy: c
+            .image_pull_policy
+            .as_deref()
+            .and_then(|p| PullPolicy::parse(p).ok()),
         image_id: strings.get(st.map(|s| s.image_id.as_str()).unwrap_or_default()),
-        running: running(st),
+        running: st.is_some_and(|s| s.state.running),
         restarts: st.map(|s| s.restart_count).unwrap_or_default(),
     }
 }
@@ -381,7 +321,7 @@ pub const VARIANT_LABEL: &str = "imagedrift.io/arch-variant";
 
 /// A node's platform, from `status.nodeInfo`, falling back to the
 /// well-known `kubernetes.io/{os,arch}` labels; `None` when neither says.
-pub fn node_platform(node: &Node) -> Option<Platform> {
+pub fn node_platform(node: &SlimNode) -> Option<Platform> {
     let labels = node.metadata.labels.as_ref();
     let label = |k: &str| {
         labels
@@ -424,14 +364,6 @@ impl OwnerMeta {
             owner: OwnerRef::controller_of(meta, strings),
         })
     }
-}
-
-/// Clears what a watch cache never needs from an object's metadata
-/// (used with `WatchStreamExt::modify` before conversion).
-pub fn strip_meta(meta: &mut ObjectMeta) {
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.finalizers = None;
 }
 
 #[cfg(test)]
@@ -731,10 +663,10 @@ mod tests {
             ),
         ];
         for (case, spec, status, want) in cases {
-            let spec: PodSpec = serde_json::from_value(spec).unwrap();
-            let status: PodStatus = serde_json::from_value(status).unwrap();
+            let spec: PodSpecWire = serde_json::from_value(spec).unwrap();
+            let status: PodStatusWire = serde_json::from_value(status).unwrap();
             let mut s = Interner::default();
-            let got: Vec<Want> = image_volume_views(&spec, Some(&status), &mut s)
+            let got: Vec<Want> = image_volume_views(&spec, &status, &mut s)
                 .iter()
                 .map(|v| {
                     assert_eq!(v.kind, ContainerKind::ImageVolume, "{case}");
@@ -801,7 +733,7 @@ mod tests {
         assert_eq!(e.unwrap_err().to_string(), "pod has no name");
     }
 
-    fn node(v: serde_json::Value) -> Node {
+    fn node(v: serde_json::Value) -> SlimNode {
         serde_json::from_value(v).unwrap()
     }
 

@@ -10,6 +10,7 @@
 
 use super::clock::Clock;
 use super::metrics::{Metrics, status_class};
+use super::pace::Pace;
 use crate::facts::{ACCEPT_ALL, Credential, FailureCategory, LookupFailure, Secret};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
@@ -75,35 +76,6 @@ struct AuthState {
     tokens: HashMap<(String, u64), (String, Instant)>,
 }
 
-/// A token bucket: `rate` per second, bursts up to `max(1, rate)`.
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-    last: Option<Instant>,
-}
-
-impl Bucket {
-    /// Takes one token, returning how long to wait for it (reserving it, so
-    /// concurrent callers queue up behind each other).
-    fn reserve(&mut self, now: Instant) -> Duration {
-        if self.rate <= 0.0 {
-            return Duration::ZERO;
-        }
-        let burst = self.rate.max(1.0);
-        if let Some(last) = self.last {
-            let elapsed = now.saturating_duration_since(last).as_secs_f64();
-            self.tokens = (self.tokens + elapsed * self.rate).min(burst);
-        }
-        self.last = Some(now);
-        self.tokens -= 1.0;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / self.rate)
-        }
-    }
-}
-
 /// One registry host and its limits and auth state.
 pub(crate) struct Host {
     /// The host as written in references (metric label).
@@ -120,7 +92,9 @@ pub(crate) struct Host {
     /// other tags fail fast instead of each dialling a dead registry.
     down: Mutex<Option<(Instant, LookupFailure)>>,
     sem: Semaphore,
-    bucket: Mutex<Bucket>,
+    /// Adaptive pacing (registry/pace.rs): generous start, halved on
+    /// 429/5xx, slow recovery, the configured rate as ceiling.
+    pace: Mutex<Pace>,
     auth: Mutex<AuthState>,
 }
 
@@ -266,11 +240,7 @@ impl Host {
             down_for,
             down: Mutex::new(None),
             sem: Semaphore::new(limits.max_concurrent),
-            bucket: Mutex::new(Bucket {
-                rate: limits.requests_per_second,
-                tokens: limits.requests_per_second.max(1.0),
-                last: None,
-            }),
+            pace: Mutex::new(Pace::new(limits.start_rate, limits.requests_per_second)),
             auth: Mutex::new(AuthState::default()),
         }
     }
@@ -304,7 +274,9 @@ impl Host {
         }
         loop {
             let auth = self.auth_header(env, &scope, cred).await?;
-            let result = self.send(env, method.clone(), &url, auth).await;
+            let result = self
+                .send(env, method.clone(), &url, auth, attempt > 0)
+                .await;
             let reply = match result {
                 Ok(r) => r,
                 Err(f)
@@ -347,6 +319,10 @@ impl Host {
                 }
                 429 => {
                     let wait = retry_after(&reply.headers, std::time::SystemTime::now());
+                    // Every request to the host waits out the pause, up to
+                    // the longest inline wait (a longer one fails lookups).
+                    let hold = wait.map(|w| w.min(self.max_retry_wait));
+                    self.pace().throttled(env.clock.now(), hold);
                     let inline = wait.is_none_or(|w| w <= self.max_retry_wait);
                     if attempt < self.max_retries && inline {
                         env.clock
@@ -366,15 +342,27 @@ impl Host {
                 }
                 500..=599 if attempt < self.max_retries => {
                     // A 503 may say when to come back; otherwise back off.
-                    let wait = retry_after(&reply.headers, std::time::SystemTime::now())
-                        .filter(|w| *w <= self.max_retry_wait)
-                        .unwrap_or_else(|| backoff(attempt));
+                    let asked = retry_after(&reply.headers, std::time::SystemTime::now())
+                        .filter(|w| *w <= self.max_retry_wait);
+                    self.pace().throttled(env.clock.now(), asked);
+                    let wait = asked.unwrap_or_else(|| backoff(attempt));
                     env.clock.sleep(wait).await;
                     attempt += 1;
                 }
-                _ => return Ok(reply),
+                500..=599 => {
+                    self.pace().throttled(env.clock.now(), None);
+                    return Ok(reply);
+                }
+                _ => {
+                    self.pace().succeeded(env.clock.now());
+                    return Ok(reply);
+                }
             }
         }
+    }
+
+    fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
+        self.pace.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The `Authorization` header for `cred` under the challenge this host
@@ -535,17 +523,21 @@ impl Host {
         method: Method,
         url: &str,
         auth: Option<String>,
+        retry: bool,
     ) -> Result<Reply, Fail> {
         let _permit = self
             .sem
             .acquire()
             .await
             .map_err(|_| fail(FailureCategory::RateLimited, "registry limiter closed"))?;
-        let wait = self
-            .bucket
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .reserve(env.clock.now());
+        // A retry has already waited its backoff or Retry-After (and
+        // retries are bounded): it is counted, not paced again.
+        let wait = if retry {
+            self.pace().note(env.clock.now());
+            Duration::ZERO
+        } else {
+            self.pace().reserve(env.clock.now())
+        };
         if !wait.is_zero() {
             env.clock.sleep(wait).await;
         }
@@ -702,25 +694,5 @@ mod tests {
                 "{n}: {b:?}"
             );
         }
-    }
-
-    #[test]
-    fn bucket_spaces_requests() {
-        let t0 = Instant::now();
-        let mut b = Bucket {
-            rate: 2.0,
-            tokens: 2.0,
-            last: None,
-        };
-        assert_eq!(b.reserve(t0), Duration::ZERO);
-        assert_eq!(b.reserve(t0), Duration::ZERO);
-        assert_eq!(b.reserve(t0), Duration::from_millis(500));
-        assert_eq!(b.reserve(t0), Duration::from_millis(1000));
-        let mut unlimited = Bucket {
-            rate: 0.0,
-            tokens: 0.0,
-            last: None,
-        };
-        assert_eq!(unlimited.reserve(t0), Duration::ZERO);
     }
 }

@@ -7,7 +7,7 @@
 //!   defaults:
 //!     timeout: 10s               # one HTTP request, body included
 //!     maxConcurrent: 8           # concurrent requests per registry
-//!     requestsPerSecond: 10      # per registry; 0 = unlimited
+//!     requestsPerSecond: 0       # ceiling per registry; 0 = none (adaptive; Docker Hub: 5)
 //!     tagTtl: 60s                # how long a tag's digest is reused (below `interval`)
 //!     failureTtl: 30s            # how long a failed lookup is remembered
 //!     manifestCacheBytes: 67108864
@@ -46,7 +46,8 @@ pub struct Defaults {
     pub timeout: Duration,
     /// Concurrent requests per registry.
     pub max_concurrent: usize,
-    /// Requests per second per registry (0 = unlimited).
+    /// Ceiling of requests per second per registry (0 = none: the pace
+    /// adapts to what the registry answers; Docker Hub has its own).
     pub requests_per_second: f64,
     /// How long a tag's answer is reused.
     #[serde(with = "duration_str")]
@@ -69,7 +70,7 @@ impl Default for Defaults {
         Defaults {
             timeout: Duration::from_secs(10),
             max_concurrent: 8,
-            requests_per_second: 10.0,
+            requests_per_second: 0.0,
             tag_ttl: Duration::from_secs(60),
             failure_ttl: Duration::from_secs(30),
             manifest_cache_bytes: 64 << 20,
@@ -203,8 +204,18 @@ fn readable_file(key: &str, path: &std::path::Path) -> Result<(), ConfigError> {
 pub(crate) struct Limits {
     pub timeout: Duration,
     pub max_concurrent: usize,
+    /// The ceiling (0 = none).
     pub requests_per_second: f64,
+    /// Where the adaptive pace starts (0 = unpaced until pushed back).
+    pub start_rate: f64,
 }
+
+/// Docker Hub's default ceiling and start, requests per second. Its
+/// documented limits count manifest GETs ("pulls": 10 an hour per IP
+/// anonymous, 100 an hour authenticated Personal), not HEADs; the resolver
+/// HEADs tags and GETs a manifest only for a digest it has not cached, so
+/// the ceiling here keeps the HEADs polite (Hub answers 429 to bursts).
+pub const DOCKER_HUB_REQUESTS_PER_SECOND: f64 = 5.0;
 
 fn check_duration(key: &str, v: Duration, allow_zero: bool) -> Result<(), ConfigError> {
     let ok = (allow_zero || !v.is_zero()) && v <= Duration::from_secs(86_400 * 30);
@@ -363,12 +374,22 @@ impl RegistriesConfig {
     pub(crate) fn limits(&self, host: &str) -> Limits {
         let h = self.hosts.get(host);
         let d = &self.defaults;
+        // Docker Hub itself (not a mirror configured in its place) gets its
+        // own ceiling unless one is configured for it; a lower default wins.
+        let hub = host == "docker.io" && h.and_then(|h| h.endpoint.as_ref()).is_none();
+        let requests_per_second = match h.and_then(|h| h.requests_per_second) {
+            Some(r) => r,
+            None if hub && d.requests_per_second > 0.0 => {
+                d.requests_per_second.min(DOCKER_HUB_REQUESTS_PER_SECOND)
+            }
+            None if hub => DOCKER_HUB_REQUESTS_PER_SECOND,
+            None => d.requests_per_second,
+        };
         Limits {
             timeout: h.and_then(|h| h.timeout).unwrap_or(d.timeout),
             max_concurrent: h.and_then(|h| h.max_concurrent).unwrap_or(d.max_concurrent),
-            requests_per_second: h
-                .and_then(|h| h.requests_per_second)
-                .unwrap_or(d.requests_per_second),
+            requests_per_second,
+            start_rate: requests_per_second,
         }
     }
 }
@@ -473,6 +494,27 @@ mod tests {
             assert!(e.contains("credentialsFile"), "{e}");
             assert!(!e.contains("s3cr3t"), "{e} leaks the password");
         }
+    }
+
+    #[test]
+    fn docker_hub_gets_its_own_ceiling_others_none() {
+        let c = cfg("{}");
+        assert_eq!(c.limits("registry.example").requests_per_second, 0.0);
+        assert_eq!(
+            c.limits("docker.io").requests_per_second,
+            DOCKER_HUB_REQUESTS_PER_SECOND
+        );
+        let c = cfg(r#"{"defaults":{"requestsPerSecond":2}}"#);
+        assert_eq!(c.limits("docker.io").requests_per_second, 2.0, "lower wins");
+        assert_eq!(c.limits("registry.example").requests_per_second, 2.0);
+        let c = cfg(r#"{"hosts":{"docker.io":{"requestsPerSecond":50}}}"#);
+        assert_eq!(
+            c.limits("docker.io").requests_per_second,
+            50.0,
+            "configured"
+        );
+        let c = cfg(r#"{"hosts":{"docker.io":{"endpoint":"https://m.internal"}}}"#);
+        assert_eq!(c.limits("docker.io").requests_per_second, 0.0, "a mirror");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod clock;
 mod config;
 mod manifest;
 mod metrics;
+pub mod pace;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, Defaults, HostConfig, RegistriesConfig};

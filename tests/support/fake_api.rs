@@ -1,8 +1,10 @@
-//! The fake Kubernetes API server of `tests/run_end_to_end.rs` (list +
-//! watch of pods, nodes, ReplicaSet and Job metadata; Events recorded),
-//! with its object builders, the child-process guard and the polling
-//! helpers, shared by tests/webhooks.rs and benches/webhook.rs.
-//! (A copy: run_end_to_end.rs keeps its own until it switches to this one.)
+//! A small fake Kubernetes API server for the end-to-end test and the
+//! scale benchmark: objects with resource versions, paged lists (`limit` +
+//! `continue`), watches that replay history after the requested version
+//! (with bookmarks) and then stay open, metadata-only collections, and
+//! Event writes recorded. Any other request is logged as unexpected.
+//! Also its object builders, the child-process guard and the polling
+//! helpers (tests/webhooks.rs, benches/webhook.rs).
 #![allow(dead_code)]
 
 use axum::body::{Body, Bytes};
@@ -15,11 +17,9 @@ use std::convert::Infallible;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Child;
-use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
-
-// ---------------------------------------------------------------- fake API
 
 /// The four collections the controller watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,7 +31,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Pods, Kind::Nodes, Kind::ReplicaSets, Kind::Jobs];
+    pub const ALL: [Kind; 4] = [Kind::Pods, Kind::Nodes, Kind::ReplicaSets, Kind::Jobs];
 
     /// The cluster-wide collection path.
     pub fn path(self) -> &'static str {
@@ -98,29 +98,31 @@ pub struct Written {
 #[derive(Default)]
 pub struct Collection {
     /// Current objects by `namespace/name`.
-    pub objects: BTreeMap<String, Value>,
+    objects: BTreeMap<String, Value>,
     /// Every change as a watch event, with its resourceVersion.
-    pub history: Vec<(u64, Value)>,
+    history: Vec<(u64, Value)>,
 }
 
 #[derive(Default)]
 pub struct Inner {
-    pub rv: u64,
-    pub collections: BTreeMap<Kind, Collection>,
-    pub written: Vec<Written>,
+    rv: u64,
+    collections: BTreeMap<Kind, Collection>,
+    written: Vec<Written>,
     pub requests: Vec<String>,
     pub unexpected: Vec<String>,
     /// Watches opened per kind.
     pub watches: BTreeMap<Kind, usize>,
     /// BOOKMARK events sent per kind.
     pub bookmarks: BTreeMap<Kind, usize>,
+    /// List pages served per kind (a `continue` page counts too).
+    pub pages: BTreeMap<Kind, usize>,
 }
 
 /// A tiny API server: objects with resource versions, lists, watches that
 /// replay history after the requested version and then stay open.
 pub struct FakeApi {
-    pub inner: Mutex<Inner>,
-    pub changed: watch::Sender<u64>,
+    inner: Mutex<Inner>,
+    changed: watch::Sender<u64>,
     /// While `true`, lists of ReplicaSets and Jobs wait: the pods arrive
     /// (and are judged) before their owners, as happens at random in a cluster.
     pub hold_owner_lists: watch::Sender<bool>,
@@ -143,7 +145,7 @@ impl FakeApi {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn key(obj: &Value) -> String {
+    fn key(obj: &Value) -> String {
         format!(
             "{}/{}",
             obj["metadata"]["namespace"].as_str().unwrap_or(""),
@@ -192,30 +194,41 @@ impl FakeApi {
         self.changed.send_replace(rv);
     }
 
-    pub fn list(&self, kind: Kind) -> Value {
+    /// One page of a list: at most `limit` objects (all when `None`) after
+    /// the `continue` token, which carries the first page's version and the
+    /// last key served, as a real API server's does in its own format.
+    pub fn list(&self, kind: Kind, limit: Option<usize>, cont: Option<&str>) -> Value {
         let mut inner = self.lock();
-        let rv = inner.rv;
-        let items: Vec<Value> = inner
-            .collections
-            .entry(kind)
-            .or_default()
-            .objects
-            .values()
-            .map(|o| kind.wire(o))
-            .collect();
+        let (rv, after) = match cont.and_then(|c| c.split_once('|')) {
+            Some((rv, key)) => (rv.parse().unwrap_or(inner.rv), Some(key.to_string())),
+            None => (inner.rv, None),
+        };
+        *inner.pages.entry(kind).or_default() += 1;
+        let c = inner.collections.entry(kind).or_default();
+        let from = match &after {
+            Some(k) => std::ops::Bound::Excluded(k.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut range = c.objects.range((from, std::ops::Bound::Unbounded));
+        let mut items = Vec::new();
+        let mut last = None;
+        for (k, o) in range.by_ref().take(limit.unwrap_or(usize::MAX)) {
+            items.push(kind.wire(o));
+            last = Some(k.clone());
+        }
+        let more = range.next().is_some();
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
+        if let (true, Some(last)) = (more, last) {
+            metadata["continue"] = json!(format!("{rv}|{last}"));
+            metadata["remainingItemCount"] = json!(c.objects.len() - items.len());
+        }
         let (api_version, list_kind) = kind.list_type_meta();
-        json!({"apiVersion": api_version, "kind": list_kind,
-               "metadata": {"resourceVersion": rv.to_string()}, "items": items})
+        json!({"apiVersion": api_version, "kind": list_kind, "metadata": metadata, "items": items})
     }
 
     /// The next line of a watch from `cursor`: a change after it, else a
     /// bookmark if one is owed, else `None` (wait for a change).
-    pub fn next_watch_line(
-        &self,
-        kind: Kind,
-        cursor: &mut u64,
-        bookmark: &mut bool,
-    ) -> Option<Value> {
+    fn next_watch_line(&self, kind: Kind, cursor: &mut u64, bookmark: &mut bool) -> Option<Value> {
         let mut inner = self.lock();
         let rv = inner.rv;
         let c = inner.collections.entry(kind).or_default();
@@ -248,7 +261,7 @@ impl FakeApi {
     }
 }
 
-pub fn query_pairs(q: &str) -> BTreeMap<String, String> {
+fn query_pairs(q: &str) -> BTreeMap<String, String> {
     q.split('&')
         .filter(|s| !s.is_empty())
         .map(|kv| match kv.split_once('=') {
@@ -258,7 +271,35 @@ pub fn query_pairs(q: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-pub fn status(code: StatusCode, message: String) -> Response {
+/// Decodes `%XX` escapes (continue tokens travel URL-encoded).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(h))
+                if u8::from_str_radix(std::str::from_utf8(h).unwrap_or(""), 16).is_ok() =>
+            {
+                out.push(
+                    u8::from_str_radix(std::str::from_utf8(h).unwrap_or("0"), 16).unwrap_or(0),
+                );
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status(code: StatusCode, message: String) -> Response {
     let body = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
         "message": message, "reason": code.canonical_reason().unwrap_or(""), "code": code.as_u16()});
     (
@@ -269,7 +310,7 @@ pub fn status(code: StatusCode, message: String) -> Response {
         .into_response()
 }
 
-pub fn json_response(code: StatusCode, body: &Value) -> Response {
+fn json_response(code: StatusCode, body: &Value) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "application/json")],
@@ -278,7 +319,7 @@ pub fn json_response(code: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-pub async fn handle(State(api): State<Arc<FakeApi>>, req: Request) -> Response {
+async fn handle(State(api): State<Arc<FakeApi>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let q = query_pairs(req.uri().query().unwrap_or(""));
@@ -319,7 +360,12 @@ pub async fn handle(State(api): State<Arc<FakeApi>>, req: Request) -> Response {
                     return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
                 }
             }
-            return json_response(StatusCode::OK, &api.list(kind));
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .filter(|l| *l > 0);
+            let cont = q.get("continue").map(|c| percent_decode(c));
+            return json_response(StatusCode::OK, &api.list(kind, limit, cont.as_deref()));
         }
         let Some(Ok(from)) = q.get("resourceVersion").map(|v| v.parse::<u64>()) else {
             return unexpected("watch without a numeric resourceVersion");
@@ -516,6 +562,7 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 /// Polls `$check` (a block giving `Result<T, String>`) until it is `Ok`,
 /// failing with `$what` and the last observation at `$deadline`; fails at
 /// once if the child exited or the fake API saw a request it does not serve.
+#[allow(unused_macros)]
 macro_rules! wait_for {
     ($guard:expr, $deadline:expr, $what:expr, $check:block) => {{
         let started = tokio::time::Instant::now();

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod plugins;
+pub mod fake_api;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -441,4 +442,35 @@ pub fn requests(reg: &prometheus::Registry, method: &str) -> f64 {
         "imagedrift_registry_requests_total",
         &[("method", method)],
     )
+}
+
+/// Pushes an old and then a current single-arch image for `n` tags on
+/// `host` (16 at a time): `(image, current digest, old digest)` each.
+pub async fn push_old_and_new(host: &str, n: usize) -> Vec<(String, String, String)> {
+    use futures::StreamExt as _;
+    let pusher = Pusher::new(host, false, RegistryAuth::Anonymous);
+    let t = Instant::now();
+    let pushed: Vec<(String, String, String)> = futures::stream::iter(0..n)
+        .map(|i| {
+            let pusher = &pusher;
+            async move {
+                let repo = format!("team-{}/service-{i}", i % 40);
+                let tag = format!("v{}", i % 13);
+                let old = pusher
+                    .image(&repo, &tag, OCI_MANIFEST, "amd64", &format!("old-{i}"))
+                    .await;
+                let new = pusher
+                    .image(&repo, &tag, OCI_MANIFEST, "amd64", &format!("new-{i}"))
+                    .await;
+                (format!("{host}/{repo}:{tag}"), new.digest, old.digest)
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    eprintln!(
+        "pushed {n} tags (old and current) in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    pushed
 }
