@@ -83,6 +83,10 @@ pub struct LeaderElection {
     pub lease_namespace: String,
     /// How long a lease is held without renewal, in seconds.
     pub lease_duration_seconds: u64,
+    /// How often the leader renews and followers look at the Lease: a
+    /// released Lease is taken within this long.
+    #[serde(with = "duration_str")]
+    pub retry_period: Duration,
 }
 
 impl Default for LeaderElection {
@@ -92,6 +96,7 @@ impl Default for LeaderElection {
             lease_name: "imagedrift".into(),
             lease_namespace: String::new(),
             lease_duration_seconds: 30,
+            retry_period: Duration::from_secs(2),
         }
     }
 }
@@ -429,6 +434,15 @@ impl Config {
                 "leaderElection.leaseDurationSeconds",
                 format!("{} is out of range", le.lease_duration_seconds),
                 "use 10 to 600 seconds (30 is the default)",
+            );
+        }
+        if le.retry_period < Duration::from_millis(100)
+            || le.retry_period * 2 >= Duration::from_secs(le.lease_duration_seconds)
+        {
+            return invalid(
+                "leaderElection.retryPeriod",
+                format!("{:?} is out of range", le.retry_period),
+                "use at least 100ms and less than half of leaseDurationSeconds (2s is the default)",
             );
         }
         if self.pull_secrets.cache_ttl < Duration::from_secs(1) {
