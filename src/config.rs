@@ -86,6 +86,10 @@ pub struct LeaderElection {
     /// How long a lease is held without renewal (whole seconds).
     #[serde(with = "duration_str")]
     pub lease_duration: Duration,
+    /// How often the leader renews and followers look at the Lease: a
+    /// released Lease is taken within this long.
+    #[serde(with = "duration_str")]
+    pub retry_period: Duration,
 }
 
 impl Default for LeaderElection {
@@ -95,6 +99,7 @@ impl Default for LeaderElection {
             lease_name: "imagedrift".into(),
             lease_namespace: String::new(),
             lease_duration: Duration::from_secs(30),
+            retry_period: Duration::from_secs(2),
         }
     }
 }
@@ -475,6 +480,15 @@ impl Config {
                 "leaderElection.leaseDuration",
                 format!("{:?} is out of range", le.lease_duration),
                 "use 10s to 10m (30s is the default)",
+            );
+        }
+        if le.retry_period < Duration::from_millis(100)
+            || le.retry_period * 2 >= le.lease_duration
+        {
+            return invalid(
+                "leaderElection.retryPeriod",
+                format!("{:?} is out of range", le.retry_period),
+                "use at least 100ms and less than half of leaseDuration (2s is the default)",
             );
         }
         if self.pull_secrets.cache_ttl < Duration::from_secs(1) {

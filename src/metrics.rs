@@ -27,6 +27,8 @@ pub struct Metrics {
     pub unique_images: IntGauge,
     /// `imagedrift_build_info`: always 1, with the version.
     pub build_info: IntGaugeVec,
+    /// `imagedrift_leader`: 1 while this replica leads, else 0.
+    pub leader: IntGauge,
 }
 
 /// Which containers `/metrics` gives per-container series
@@ -237,6 +239,10 @@ impl Metrics {
                 "Unix time at which every unique reference had been checked since the previous full check",
             )?,
             unique_images: IntGauge::new("imagedrift_unique_images", "Unique image references being checked")?,
+            leader: IntGauge::new(
+                "imagedrift_leader",
+                "1 while this replica holds the leader Lease (or runs without election), else 0",
+            )?,
             build_info: IntGaugeVec::new(
                 Opts::new("imagedrift_build_info", "Always 1; labels name the build"),
                 &["version"],
@@ -247,6 +253,7 @@ impl Metrics {
         registry.register(Box::new(m.last_full_check.clone()))?;
         registry.register(Box::new(m.unique_images.clone()))?;
         registry.register(Box::new(m.build_info.clone()))?;
+        registry.register(Box::new(m.leader.clone()))?;
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);

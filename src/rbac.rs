@@ -66,11 +66,17 @@ pub const API_CALLS: &[ApiCall] = &[
         "patch",
         "repeated Events become a series (kube Recorder)",
     ),
+    (
+        "events.k8s.io",
+        "events",
+        "list",
+        "a leader reads back the Events on an object (fieldSelector regarding.*) before its first word on it, so nothing another replica wrote is written twice",
+    ),
 ];
 
 /// Calls made for leader election (`--leader-elect`), namespaced to the
-/// Lease's namespace (a Role). kube-lease-manager reads, creates and
-/// patches the Lease; it never uses `update`.
+/// Lease's namespace (a Role). The lease loop reads, creates and patches
+/// the Lease (a merge patch with `resourceVersion`); it never uses `update`.
 pub const LEASE_CALLS: &[ApiCall] = &[
     (
         "coordination.k8s.io",

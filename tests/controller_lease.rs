@@ -81,9 +81,10 @@ async fn takes_and_releases_the_lease_with_only_the_granted_verbs() {
         namespace: "imagedrift".into(),
         identity: "imagedrift-7d9f-abcde".into(),
         duration_seconds: 30,
+        retry_period: Duration::from_secs(2),
     };
     let mut leadership = elect(client, &settings).await.unwrap();
-    let mut rx = leadership.is_leader.clone();
+    let mut rx = leadership.is_leader.subscribe();
     tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|l| *l))
         .await
         .expect("never became leader")

@@ -4,7 +4,7 @@
 
 use http::{Request, Response};
 use imagedrift::controller::fake::FakeRegistry;
-use imagedrift::controller::leader::Leadership;
+use imagedrift::controller::leader::{Leader, Leadership};
 use imagedrift::controller::reconcile::Settings;
 use imagedrift::controller::runner::{self, Context, Input, Inputs, Readiness};
 use imagedrift::controller::schedule::NoJitter;
@@ -21,7 +21,7 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const APP: &str = "registry.example/app:v1";
@@ -52,6 +52,9 @@ fn api_server(mut api: tower_test::mock::Handle<Request<Body>, Response<Body>>, 
                 .unwrap()
                 .push((method.clone(), path.clone(), body.clone()));
             let answer = match (method.as_str(), path.as_str()) {
+                ("GET", p) if p.contains("/events") => {
+                    json!({"apiVersion": "events.k8s.io/v1", "kind": "EventList", "metadata": {}, "items": []})
+                }
                 (_, p) if p.contains("/events") => body,
                 ("GET", "/api/v1/namespaces/shop") => {
                     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
@@ -119,7 +122,7 @@ fn objects(tx: &mpsc::UnboundedSender<Input>) {
 }
 
 fn start(
-    leader: watch::Receiver<bool>,
+    leader: Leader,
     log: Log,
 ) -> (
     mpsc::UnboundedSender<Input>,
@@ -163,7 +166,14 @@ fn start(
         },
     );
     let config: RemedyConfig = serde_json::from_value(json!({"enabled": ["restart"]})).unwrap();
-    let remedies = Remedies::new(client, recorder.clone(), config, &prom, leader.clone()).unwrap();
+    let remedies = Remedies::new(
+        client.clone(),
+        recorder.clone(),
+        config,
+        &prom,
+        leader.clone(),
+    )
+    .unwrap();
     let ctx = Context {
         registry: reg,
         credentials: Arc::new(Anonymous),
@@ -177,6 +187,7 @@ fn start(
         max_concurrent_checks: 2,
         namespaces: Default::default(),
         leader,
+        client,
         ready: Readiness::default(),
         remedies: Some(remedies),
     };
@@ -244,13 +255,13 @@ fn patched(log: &Log) -> bool {
 #[tokio::test(start_paused = true)]
 async fn a_follower_that_becomes_leader_acts_on_what_it_judged_stale() {
     let log: Log = Arc::default();
-    let (leader, is_leader) = watch::channel(false);
+    let (leader, is_leader) = Leader::manual();
     let (tx, token, task) = start(is_leader, log.clone());
     objects(&tx);
     // One check has judged the container stale; a follower writes nothing.
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
-    leader.send(true).unwrap();
+    leader.grant_until(tokio::time::Instant::now() + Duration::from_secs(3600));
     // The next event the loop handles (well before the reference's next
     // check at 300s) hands the kept work to the remedies.
     tx.send(Input::Nodes(Event::Delete(Node {

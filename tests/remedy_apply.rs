@@ -4,6 +4,7 @@
 //! Time is injected (patch bodies) or paused (refresh timeouts).
 
 use http::{Request, Response};
+use imagedrift::controller::leader::{Leader, ManualLease};
 use imagedrift::policy::{EffectivePolicy, PullPolicy};
 use imagedrift::reference::{Digest, ImageRef};
 use imagedrift::remedy::apply::Outcome;
@@ -18,7 +19,6 @@ use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
 
 // ---------------------------------------------------------------- harness
 
@@ -48,7 +48,7 @@ struct World {
     refresh_status: Option<Value>,
     log: Vec<Req>,
     /// This replica's leadership (the test flips it).
-    leader: Option<watch::Sender<bool>>,
+    leader: Option<ManualLease>,
     /// Lose leadership when the refresh pod's watch starts.
     lose_leadership_on_watch: bool,
     /// Responses never sent (hanging watches), kept alive.
@@ -155,7 +155,7 @@ fn respond(w: &mut World, req: &Req) -> Option<(u16, Value)> {
             if w.lose_leadership_on_watch
                 && let Some(l) = &w.leader
             {
-                let _ = l.send(false);
+                l.revoke();
             }
             let status = w.refresh_status.clone()?;
             let ev = json!({"type": "MODIFIED", "object": {
@@ -242,8 +242,11 @@ fn setup(dep: Value, config: Value, leader: bool) -> Setup {
     );
     let config: RemedyConfig = serde_json::from_value(config).unwrap();
     let registry = prometheus::Registry::new();
-    let (tx, rx) = watch::channel(leader);
-    w.lock().unwrap().leader = Some(tx);
+    let (ctl, rx) = Leader::manual();
+    if leader {
+        ctl.grant_until(tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+    }
+    w.lock().unwrap().leader = Some(ctl);
     let clock = Arc::new(TestClock(Mutex::new(T0.parse().unwrap())));
     let remedies = Remedies::new(client, recorder, config, &registry, rx)
         .unwrap()
@@ -959,12 +962,9 @@ async fn losing_leadership_mid_refresh_stops_before_the_restart() {
             (Restart, Outcome::NotLeader)
         ]
     );
-    // The refresh pod is still cleaned up (it is ours); no restart patch,
-    // and no Event once this replica no longer leads.
-    assert_eq!(
-        s.calls(),
-        vec![GET_NS, GET_WEB, POST_POD, WATCH_POD, DELETE_POD]
-    );
+    // No write at all without the lease, not even deleting the refresh
+    // pod (its activeDeadlineSeconds ends it): no restart patch, no Event.
+    assert_eq!(s.calls(), vec![GET_NS, GET_WEB, POST_POD, WATCH_POD]);
     assert!(s.events().is_empty());
     assert_eq!(s.metric("restart", "skipped_not_leader"), 1.0);
 }

@@ -109,6 +109,7 @@ async fn serve<C: PullCredentials>(
         &le.lease_name,
         &le.lease_namespace,
         le.lease_duration.as_secs(),
+        le.retry_period,
     );
     let mut leadership = if le.enabled {
         tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "leader election on");
@@ -118,6 +119,7 @@ async fn serve<C: PullCredentials>(
     } else {
         Leadership::always()
     };
+    leadership.export(metrics.leader.clone());
 
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -186,6 +188,7 @@ async fn serve<C: PullCredentials>(
         max_concurrent_checks: config.max_concurrent_checks,
         namespaces: config.namespaces.clone(),
         leader: leadership.is_leader.clone(),
+        client: client.clone(),
         ready,
         remedies,
     };

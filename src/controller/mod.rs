@@ -8,6 +8,7 @@ pub mod leader;
 pub mod oneshot;
 pub mod output;
 pub mod owner;
+pub mod publish;
 pub mod reconcile;
 pub mod report;
 pub mod runner;

@@ -171,6 +171,8 @@ struct ContainerState {
 struct WorkloadState {
     stale: usize,
     reported_stale: bool,
+    /// The remedies imagedrift applied during this episode (`refresh,restart`).
+    fixed_by: Option<String>,
 }
 
 /// Whether a judgement was applied.
@@ -846,22 +848,22 @@ impl State {
             effects.push(EventEffect {
                 notice: n,
                 note,
-                regarding: pod_reference(&pod),
+                regarding: container_reference(&pod, &c),
             });
         }
         let same = counted_before.as_deref().map(wkey) == Some(wkey(&workload));
         match counted_before {
+            // Moving to another workload (owner learnt late) is not news.
             Some(old) if !(counts && same) => {
-                // Moving to another workload (owner learnt late) is not news,
-                // nor is a container that stopped: only a fresh verdict is.
-                let fresh = matches!(verdict, Verdict::Fresh | Verdict::Pinned);
-                effects.extend(self.workload_delta(&old, -1, None, fresh));
+                effects.extend(self.workload_delta(&old, -1, None, !counts));
             }
             _ => {}
         }
         if counts && !same {
             effects.extend(self.workload_delta(&workload, 1, first_note.as_deref(), true));
         }
+        // A judgement of a workload whose episode is closing may close it.
+        effects.extend(self.try_close(&workload));
         Applied::Yes(effects)
     }
 
@@ -907,6 +909,11 @@ impl State {
         }
     }
 
+    /// Moves a workload's stale count. The episode opens (one
+    /// `StaleImage`) when it leaves 0; it closes in [`State::try_close`]
+    /// once no stale container remains and the current pods are judged
+    /// fresh. `announce: false` (a container moving to the workload its
+    /// owner turned out to be) closes silently.
     fn workload_delta(
         &mut self,
         w: &Workload,
@@ -918,34 +925,188 @@ impl State {
         let ws = self.workloads.entry(key.clone()).or_insert(WorkloadState {
             stale: 0,
             reported_stale: false,
+            fixed_by: None,
         });
         ws.stale = (ws.stale as i64 + delta).max(0) as usize;
         let stale = ws.stale;
         self.metrics
             .set_workload(&w.namespace, &w.kind, &w.name, stale);
-        let mut notice = None;
-        if stale > 0 && !ws.reported_stale {
+        let opens = stale > 0 && !ws.reported_stale;
+        if opens {
             ws.reported_stale = true;
-            notice = Some(Notice::BecameStale);
-        } else if stale == 0 && ws.reported_stale {
-            ws.reported_stale = false;
-            notice = Some(Notice::BecameFresh);
         }
-        if stale == 0 {
+        if stale == 0 && (!ws.reported_stale || !announce) {
             self.workloads.remove(&key);
+            return Vec::new();
         }
         // A bare pod's Events already go to the pod itself.
-        match notice {
-            Some(n) if announce && &*w.kind != "Pod" => {
-                let note = report::workload_message(n, &w.kind, &w.name, stale, first);
-                vec![EventEffect {
-                    notice: n,
-                    note,
-                    regarding: workload_reference(w),
-                }]
-            }
-            _ => Vec::new(),
+        if opens && &*w.kind != "Pod" {
+            let counts = self.pod_counts(w);
+            let note = report::workload_message(Notice::BecameStale, w, &counts, first);
+            return vec![EventEffect {
+                notice: Notice::BecameStale,
+                note,
+                regarding: workload_reference(w),
+            }];
         }
+        self.try_close(w)
+    }
+
+    /// How many of a workload's pods run stale content, and in which containers.
+    fn pod_counts(&self, w: &Workload) -> report::PodCounts {
+        let mut counts = report::PodCounts::default();
+        for pod in self.pods.values().filter(|p| p.namespace == w.namespace) {
+            if wkey(&self.owners.workload_of(pod)) != wkey(w) {
+                continue;
+            }
+            counts.total += 1;
+            let mut stale = false;
+            for c in &pod.containers {
+                let key = ContainerKey {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                    container: c.name.clone(),
+                    kind: c.kind,
+                };
+                let st = self.containers.get(&key);
+                if st.is_some_and(|s| s.counted_in.is_some()) {
+                    stale = true;
+                    if !counts.containers.iter().any(|n| **n == *c.name) {
+                        counts.containers.push(c.name.to_string());
+                    }
+                }
+            }
+            counts.stale += usize::from(stale);
+        }
+        counts.containers.sort();
+        counts
+    }
+
+    /// Closes a workload's stale episode when no stale container is left
+    /// and its current pods are judged fresh (containers not running, such
+    /// as terminating old pods, don't count; one not judged yet, or
+    /// unknown, holds the close back). One `ImageUpToDate` names what fixed
+    /// it. A workload left without pods closes too.
+    fn try_close(&mut self, w: &Workload) -> Vec<EventEffect> {
+        let key = wkey(w);
+        match self.workloads.get(&key) {
+            Some(ws) if ws.stale == 0 && ws.reported_stale => {}
+            _ => return Vec::new(),
+        }
+        let mut pods = 0;
+        let mut fresh = 0;
+        for pod in self.pods.values().filter(|p| p.namespace == w.namespace) {
+            if wkey(&self.owners.workload_of(pod)) != wkey(w) {
+                continue;
+            }
+            pods += 1;
+            for c in &pod.containers {
+                let key = ContainerKey {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                    container: c.name.clone(),
+                    kind: c.kind,
+                };
+                let verdict = self
+                    .containers
+                    .get(&key)
+                    .and_then(|s| s.judgement.as_deref())
+                    .map(|j| &j.verdict);
+                match verdict {
+                    Some(Verdict::Fresh | Verdict::Pinned) if c.running => fresh += 1,
+                    _ if !c.running => {}
+                    _ => return Vec::new(),
+                }
+            }
+        }
+        if pods > 0 && fresh == 0 {
+            return Vec::new();
+        }
+        let Some(ws) = self.workloads.remove(&key) else {
+            return Vec::new();
+        };
+        if &*w.kind == "Pod" {
+            return Vec::new();
+        }
+        let cause = match (&ws.fixed_by, pods) {
+            (_, 0) => "none of its pods remain".to_string(),
+            (Some(r), _) => {
+                format!("imagedrift's remedy {r} was applied and its pods run the current digest")
+            }
+            (None, _) => "new pods run the current digest".to_string(),
+        };
+        let counts = report::PodCounts {
+            total: pods,
+            ..Default::default()
+        };
+        let note = report::workload_message(Notice::BecameFresh, w, &counts, Some(&cause));
+        vec![EventEffect {
+            notice: Notice::BecameFresh,
+            note,
+            regarding: workload_reference(w),
+        }]
+    }
+
+    /// A remedy was applied to a workload: its close names it.
+    pub fn remedy_applied(&mut self, namespace: &str, kind: &str, name: &str, remedies: &str) {
+        let key = (Str::from(namespace), Str::from(kind), Str::from(name));
+        if let Some(ws) = self.workloads.get_mut(&key) {
+            ws.fixed_by = Some(remedies.to_string());
+        }
+    }
+
+    /// Everything open, as the Events that announce it: containers stale
+    /// or failing for too long, and workloads with an open episode. A new
+    /// leader writes those the record lacks ([`super::publish`]).
+    pub fn open_notices(&self) -> Vec<EventEffect> {
+        let mut out = Vec::new();
+        for (key, st) in &self.containers {
+            if !st.tracker.reported_stale && !st.tracker.failure_reported {
+                continue;
+            }
+            let Some(pod) = self.pods.get(&(key.namespace.clone(), key.pod.clone())) else {
+                continue;
+            };
+            let Some(c) = pod.containers.iter().find(|c| c.name == key.container) else {
+                continue;
+            };
+            let Some(j) = st.judgement.as_deref() else {
+                continue;
+            };
+            let mut notices = Vec::new();
+            if st.tracker.reported_stale {
+                notices.push(Notice::BecameStale);
+            }
+            if st.tracker.failure_reported {
+                notices.push(Notice::CheckFailing);
+            }
+            for n in notices {
+                out.push(EventEffect {
+                    notice: n,
+                    note: self.note(pod, c, j, n, None),
+                    regarding: container_reference(pod, c),
+                });
+            }
+        }
+        for ((ns, kind, name), ws) in &self.workloads {
+            if !ws.reported_stale || ws.stale == 0 || &**kind == "Pod" {
+                continue;
+            }
+            let Some(w) = self.pods.values().find_map(|p| {
+                (p.namespace == *ns)
+                    .then(|| self.owners.workload_of(p))
+                    .filter(|w| &w.kind == kind && &w.name == name)
+            }) else {
+                continue;
+            };
+            let counts = self.pod_counts(&w);
+            out.push(EventEffect {
+                notice: Notice::BecameStale,
+                note: report::workload_message(Notice::BecameStale, &w, &counts, None),
+                regarding: workload_reference(&w),
+            });
+        }
+        out
     }
 
     /// Starts collecting workloads for the remedies (off by default).
@@ -1111,6 +1272,17 @@ pub fn pod_reference(pod: &PodView) -> ObjectReference {
         name: Some(pod.name.to_string()),
         uid: Some(pod.uid.to_string()).filter(|u| !u.is_empty()),
         ..ObjectReference::default()
+    }
+}
+
+/// The Event reference of one container of a pod: the pod, with the
+/// container's field path as kubelet writes it (`spec.containers{app}`), so
+/// Events about two containers of one pod stay apart.
+pub fn container_reference(pod: &PodView, c: &ContainerView) -> ObjectReference {
+    let list = c.kind.field();
+    ObjectReference {
+        field_path: Some(format!("spec.{list}{{{}}}", c.name)),
+        ..pod_reference(pod)
     }
 }
 

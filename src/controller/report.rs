@@ -215,27 +215,54 @@ pub fn message(notice: Notice, f: &ContainerFacts<'_>, failing_for: Option<Durat
     truncate(text, NOTE_LIMIT)
 }
 
-/// The note for a workload-level Event: how many of its containers are
-/// stale, then the first one's message.
+/// A workload's pods, as its Events count them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodCounts {
+    /// Its pods.
+    pub total: usize,
+    /// Those running stale content in some container.
+    pub stale: usize,
+    /// The stale containers' names, sorted.
+    pub containers: Vec<String>,
+}
+
+/// The note for a workload-level Event: "2 of 2 pods of Deployment app run
+/// stale content (container app)." then the first container's message;
+/// on close, what fixed it (`detail`).
 pub fn workload_message(
     notice: Notice,
-    kind: &str,
-    name: &str,
-    stale: usize,
-    first: Option<&str>,
+    w: &super::owner::Workload,
+    counts: &PodCounts,
+    detail: Option<&str>,
 ) -> String {
-    let head = match notice {
+    let (kind, name) = (&w.kind, &w.name);
+    let text = match notice {
         Notice::BecameStale => {
-            format!("{kind} {name} has {stale} container(s) running stale content.")
+            let which = match counts.containers.as_slice() {
+                [] => String::new(),
+                [one] => format!(" (container {one})"),
+                many => format!(" (containers {})", many.join(", ")),
+            };
+            let verb = if counts.stale == 1 { "runs" } else { "run" };
+            let head = format!(
+                "{} of {} pod{} of {kind} {name} {verb} stale content{which}.",
+                counts.stale,
+                counts.total,
+                if counts.total == 1 { "" } else { "s" },
+            );
+            match detail {
+                Some(m) => format!("{head} First: {m}"),
+                None => head,
+            }
         }
         Notice::BecameFresh => {
-            format!("{kind} {name} runs current content again in every container.")
+            let head = format!("{kind} {name} runs current content again");
+            match detail {
+                Some(why) => format!("{head}: {why}."),
+                None => format!("{head}."),
+            }
         }
         Notice::CheckFailing => format!("{kind} {name} could not be checked."),
-    };
-    let text = match first {
-        Some(m) => format!("{head} First: {m}"),
-        None => head,
     };
     truncate(text, NOTE_LIMIT)
 }
@@ -370,13 +397,75 @@ mod tests {
         assert!(remedy_sentence(None).contains("pull policy is unknown"));
     }
 
+    fn web() -> super::super::owner::Workload {
+        super::super::owner::Workload {
+            namespace: "shop".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+            uid: None,
+        }
+    }
+
     #[test]
     fn workload_message_is_bounded() {
         let long = "x".repeat(3000);
-        let m = workload_message(Notice::BecameStale, "Deployment", "web", 3, Some(&long));
+        let counts = PodCounts {
+            total: 3,
+            stale: 3,
+            containers: vec!["app".into()],
+        };
+        let m = workload_message(Notice::BecameStale, &web(), &counts, Some(&long));
         assert!(
-            m.starts_with("Deployment web has 3 container(s) running stale content. First: xxx")
+            m.starts_with(
+                "3 of 3 pods of Deployment web run stale content (container app). First: xxx"
+            ),
+            "{m}"
         );
         assert!(m.len() <= NOTE_LIMIT);
+    }
+
+    #[test]
+    fn workload_messages_count_pods() {
+        let rows = [
+            (
+                2,
+                2,
+                vec!["app"],
+                "2 of 2 pods of Deployment web run stale content (container app).",
+            ),
+            (
+                1,
+                3,
+                vec!["app", "sidecar"],
+                "1 of 3 pods of Deployment web runs stale content (containers app, sidecar).",
+            ),
+            (
+                1,
+                1,
+                vec!["app"],
+                "1 of 1 pod of Deployment web runs stale content (container app).",
+            ),
+        ];
+        for (stale, total, containers, want) in rows {
+            let counts = PodCounts {
+                total,
+                stale,
+                containers: containers.into_iter().map(String::from).collect(),
+            };
+            assert_eq!(
+                workload_message(Notice::BecameStale, &web(), &counts, None),
+                want
+            );
+        }
+        assert_eq!(
+            workload_message(
+                Notice::BecameFresh,
+                &web(),
+                &PodCounts::default(),
+                Some("new pods run the current digest")
+            ),
+            "Deployment web runs current content again: new pods run the current digest."
+        );
     }
 }

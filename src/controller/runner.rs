@@ -1,7 +1,8 @@
 //! The long-running loop: watch events in, registry checks and verdicts
-//! out, Events written by the leader only. One task owns the [`State`];
+//! out, Events written by the leader only (see [`super::publish`]). One task owns the [`State`];
 //! registry work runs in spawned tasks whose outcomes come back to it.
 
+use super::publish::{Publish, publish_events};
 use super::reconcile::{
     CheckJob, EventEffect, JudgeJob, Outcome, Settings, State, run_check, run_judge,
 };
@@ -16,14 +17,14 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -76,8 +77,10 @@ pub struct Context<R, C> {
     pub max_concurrent_checks: usize,
     /// Which namespaces count.
     pub namespaces: Namespaces,
-    /// `true` while this replica leads (may write).
-    pub leader: watch::Receiver<bool>,
+    /// Whether this replica leads, and the write guard.
+    pub leader: super::leader::Leader,
+    /// The API client the Events are read back with.
+    pub client: Client,
     /// Readiness flags.
     pub ready: Readiness,
     /// The remedies, when enabled; they act only while this replica leads.
@@ -244,45 +247,6 @@ fn owner_event<K: Resource<DynamicType = ()>>(
     }
 }
 
-/// Writes Events while this replica leads; drops them otherwise (the
-/// leader reports the same transitions).
-async fn publish_events(
-    recorder: Recorder,
-    leader: watch::Receiver<bool>,
-    mut rx: mpsc::Receiver<EventEffect>,
-    token: CancellationToken,
-) {
-    loop {
-        let effect = tokio::select! {
-            _ = token.cancelled() => return,
-            e = rx.recv() => match e { Some(e) => e, None => return },
-        };
-        if !*leader.borrow() {
-            continue;
-        }
-        let ev = Event {
-            type_: if effect.notice.is_warning() {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: effect.notice.reason().into(),
-            note: Some(effect.note),
-            action: super::report::ACTION.into(),
-            secondary: None,
-        };
-        if let Err(e) = recorder.publish(&ev, &effect.regarding).await {
-            tracing::warn!(
-                error = %e,
-                reason = effect.notice.reason(),
-                namespace = effect.regarding.namespace.as_deref().unwrap_or_default(),
-                name = effect.regarding.name.as_deref().unwrap_or_default(),
-                "cannot write Event"
-            );
-        }
-    }
-}
-
 enum Done {
     /// A check, with when the webhook it answers arrived.
     Check(Outcome, Option<Instant>),
@@ -334,10 +298,18 @@ where
     let (tx, rx) = mpsc::channel(4096);
     let publisher = tokio::spawn(publish_events(
         ctx.recorder.clone(),
+        ctx.client.clone(),
         ctx.leader.clone(),
         rx,
+        ctx.settings.interval,
         token.clone(),
     ));
+    // Becoming leader (also at start-up, once the lease is won): reconcile
+    // everything open with the Events on record.
+    let mut leading = ctx.leader.subscribe();
+    if *leading.borrow_and_update() {
+        let _ = tx.send(Publish::Takeover(state.open_notices())).await;
+    }
     let mut tasks: JoinSet<Done> = JoinSet::new();
     // Which reference each check task checks, so a task that panics still
     // frees its slot and its reference is scheduled again.
@@ -353,6 +325,12 @@ where
         let now_work = tokio::select! {
             biased;
             _ = token.cancelled() => break Ok(()),
+            Ok(()) = leading.changed() => {
+                if *leading.borrow_and_update() {
+                    let _ = tx.send(Publish::Takeover(state.open_notices())).await;
+                }
+                Work::default()
+            }
             Some(done) = remedy_tasks.join_next(), if !remedy_tasks.is_empty() => {
                 match done {
                     Ok(w) => { remedying.remove(&w); }
@@ -401,7 +379,7 @@ where
             _ = tokio::time::sleep_until(wake) => Work::default(),
         };
         for e in now_work.effects {
-            if tx.send(e).await.is_err() {
+            if tx.send(Publish::Live(e)).await.is_err() {
                 break;
             }
         }
@@ -425,7 +403,7 @@ where
         // Only the leader acts; a follower keeps the (per-workload, bounded)
         // work for when it leads instead of building it to throw away.
         if let Some(remedies) = &ctx.remedies
-            && *ctx.leader.borrow()
+            && ctx.leader.may_write()
         {
             // One remedy task per workload at a time; the remedies keep
             // their own cooldowns, caps and loop guard.

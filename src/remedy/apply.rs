@@ -14,6 +14,7 @@ use super::plan::{
     TemplateContainer, WorkloadState, plan,
 };
 use super::{ContainerKind, StaleContainer, WorkloadKind, WorkloadRef};
+use crate::controller::leader::Leader;
 use crate::image_id::RuntimeImageId;
 use crate::policy::Remedy;
 use crate::reference::Digest;
@@ -34,7 +35,6 @@ use kube::{Client, Resource};
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
 
 /// The annotation `kubectl rollout restart` sets on the pod template.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -124,7 +124,7 @@ struct Inner {
     recorder: Recorder,
     config: RemedyConfig,
     counter: IntCounterVec,
-    leader: watch::Receiver<bool>,
+    leader: Leader,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
 }
@@ -162,7 +162,7 @@ impl Remedies {
         recorder: Recorder,
         config: RemedyConfig,
         metrics: &Registry,
-        leader: watch::Receiver<bool>,
+        leader: Leader,
     ) -> Result<Remedies, RemedyError> {
         config.validate()?;
         let counter = IntCounterVec::new(
@@ -526,8 +526,10 @@ impl Remedies {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The write guard: leads, with an unexpired lease by this replica's
+    /// monotonic clock. Checked right before every write.
     fn is_leader(&self) -> bool {
-        *self.inner.leader.borrow()
+        self.inner.leader.may_write()
     }
 
     fn in_flight_len(&self) -> usize {
@@ -629,6 +631,11 @@ impl Remedies {
             ..PatchParams::default()
         };
         let p = Patch::Strategic(patch);
+        if !self.is_leader() {
+            return Err(format!(
+                "not patching {w}: this replica no longer holds an unexpired lease"
+            ));
+        }
         let generation = match w.kind {
             WorkloadKind::Deployment => Api::<Deployment>::namespaced(c, ns)
                 .patch(&w.name, &pp, &p)
@@ -674,6 +681,12 @@ impl Remedies {
         let cfg = &self.inner.config.refresh;
         let pods: Api<Pod> = Api::namespaced(self.inner.client.clone(), &w.namespace);
         let pod = refresh_pod(w, t, cfg);
+        if !self.is_leader() {
+            return Err(
+                "not creating the refresh pod: this replica no longer holds an unexpired lease"
+                    .into(),
+            );
+        }
         let created = pods
             .create(&PostParams::default(), &pod)
             .await
@@ -699,7 +712,12 @@ impl Remedies {
             PullStatus::Pulled => Ok(()),
             PullStatus::Failed(e) => Err(e),
         };
-        // Cleaned up even if leadership was lost meanwhile: it is our own pod.
+        // No write without the lease, not even deleting our own pod: its
+        // activeDeadlineSeconds ends it.
+        if !self.is_leader() {
+            tracing::info!(pod = %name, namespace = %w.namespace, "lease lost: leaving the refresh pod to its activeDeadlineSeconds");
+            return result;
+        }
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
             ..DeleteParams::default()

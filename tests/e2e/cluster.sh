@@ -146,11 +146,11 @@ interval: $INTERVAL
 jitter: 0.1
 driftCheckFailedAfter: 30s
 leaderElection:
-  leaseDurationSeconds: $LEASE_S
+  leaseDuration: ${LEASE_S}s
 registries:
   defaults:
-    tagTtlSeconds: $TAG_TTL_S
-    failureTtlSeconds: 5
+    tagTtl: ${TAG_TTL_S}s
+    failureTtl: 5s
   hosts:
 $HOSTS
 remedies:

@@ -399,6 +399,42 @@ async fn handle(State(api): State<Arc<FakeApi>>, req: Request) -> Response {
 
     if let Some(rest) = path.strip_prefix("/apis/events.k8s.io/v1/namespaces/") {
         let parts: Vec<&str> = rest.split('/').collect();
+        // A leader reads back the Events on an object (fieldSelector on
+        // regarding.kind/name/uid) before its first word about it.
+        if let (&Method::GET, [ns, "events"]) = (&method, parts.as_slice()) {
+            let query = req.uri().query().unwrap_or("").to_string();
+            let selector = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("fieldSelector="))
+                .map(|v| v.replace("%3D", "=").replace("%2C", ","))
+                .unwrap_or_default();
+            let wanted: Vec<(String, String)> = selector
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| {
+                    (
+                        k.trim_start_matches("regarding.").to_string(),
+                        v.to_string(),
+                    )
+                })
+                .collect();
+            let items: Vec<Value> = api
+                .lock()
+                .written
+                .iter()
+                .filter(|w| w.method == Method::POST && w.body["metadata"]["namespace"] == *ns)
+                .filter(|w| {
+                    wanted
+                        .iter()
+                        .all(|(k, v)| w.body["regarding"][k] == v.as_str())
+                })
+                .map(|w| w.body.clone())
+                .collect();
+            return json_response(
+                StatusCode::OK,
+                &json!({"apiVersion": "events.k8s.io/v1", "kind": "EventList", "metadata": {}, "items": items}),
+            );
+        }
         let ok = match (&method, parts.as_slice()) {
             (&Method::POST, [_, "events"]) => StatusCode::CREATED,
             (&Method::PATCH, [_, "events", _]) => StatusCode::OK,
