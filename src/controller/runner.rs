@@ -102,7 +102,12 @@ impl RunError {
 /// Watches pods (filtered as configured), nodes, and ReplicaSet and Job
 /// metadata, stripping managed fields and annotations before anything
 /// is kept.
-pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) -> Inputs {
+pub fn watch_all(
+    client: Client,
+    namespaces: &Namespaces,
+    label_selector: &str,
+    server: &str,
+) -> Inputs {
     let mut pod_cfg = watcher::Config::default();
     if !label_selector.is_empty() {
         pod_cfg = pod_cfg.labels(label_selector);
@@ -121,10 +126,12 @@ pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) 
     };
     let pods = watcher(pods, pod_cfg)
         .default_backoff()
+        .inspect_err(logged("pods", server))
         .modify(|p: &mut Pod| strip_meta(&mut p.metadata))
         .map_ok(Input::Pods);
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .default_backoff()
+        .inspect_err(logged("nodes", server))
         .modify(|n: &mut Node| strip_meta(&mut n.metadata))
         .map_ok(Input::Nodes);
     let rs = watcher(
@@ -132,6 +139,7 @@ pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) 
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect_err(logged("replicasets", server))
     .modify(|o: &mut PartialObjectMeta<ReplicaSet>| strip_meta(&mut o.metadata))
     .map_ok(Input::ReplicaSets);
     let jobs = watcher(
@@ -139,6 +147,7 @@ pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) 
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect_err(logged("jobs", server))
     .modify(|o: &mut PartialObjectMeta<Job>| strip_meta(&mut o.metadata))
     .map_ok(Input::Jobs);
     Box::pin(futures::stream::select_all([
@@ -147,6 +156,45 @@ pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) 
         rs.boxed(),
         jobs.boxed(),
     ]))
+}
+
+/// Logs one failed list/watch of `resource` (one line per back-off step of
+/// its watcher), naming the resource and the API server.
+fn logged(resource: &'static str, server: &str) -> impl Fn(&watcher::Error) + use<> {
+    let server = server.to_string();
+    move |e| {
+        tracing::warn!(
+            resource,
+            server = %server,
+            error = %watch_cause(e),
+            "cannot list/watch {resource} at {server}; retrying with back-off"
+        )
+    }
+}
+
+/// The useful part of a watcher error: the API server's answer, or the
+/// innermost cause of a failed connection ("Connection refused"), without
+/// the layers that repeat "client error (Connect)".
+pub fn watch_cause(e: &watcher::Error) -> String {
+    let kube = match e {
+        watcher::Error::InitialListFailed(k)
+        | watcher::Error::WatchStartFailed(k)
+        | watcher::Error::WatchFailed(k) => k,
+        watcher::Error::WatchError(status) => {
+            return format!("{} {}: {}", status.code, status.reason, status.message);
+        }
+        other => return other.to_string(),
+    };
+    if let kube::Error::Api(status) = kube {
+        return format!("{} {}: {}", status.code, status.reason, status.message);
+    }
+    let mut inner: &dyn std::error::Error = kube;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let s = inner.to_string();
+    s.find(" (os error")
+        .map_or(s.clone(), |i| s[..i].to_string())
 }
 
 /// Buffers owner objects during a re-list so the cache is replaced at once.
@@ -357,7 +405,8 @@ where
             }
             input = inputs.next() => match input {
                 None => break Err(RunError::WatchEnded),
-                Some(Err(e)) => { tracing::warn!(error = %e, "watch failed; retrying"); Work::default() }
+                // Logged where the resource is known (`watch_all`), once per back-off step.
+                Some(Err(_)) => Work::default(),
                 Some(Ok(i)) => handle(&ctx, &mut state, &mut relist, i, Instant::now()),
             },
             _ = tokio::time::sleep_until(wake) => Work::default(),
