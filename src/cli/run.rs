@@ -2,7 +2,7 @@
 
 use super::{init_tracing, kube_client};
 use anyhow::Context as _;
-use imagedrift::config::{Config, RunFlags};
+use imagedrift::config::{Config, Log, RunFlags};
 use imagedrift::controller::leader::{Leadership, LeaseSettings, elect};
 use imagedrift::controller::reconcile::Settings;
 use imagedrift::controller::runner::{self, Context, Readiness, watch_all};
@@ -31,7 +31,17 @@ pub fn main(flags: RunFlags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config.log);
+    init_tracing(&Log {
+        filter: run_filter(&config.log.filter, super::verbosity()),
+        ..config.log.clone()
+    });
+    if std::env::var_os("IMAGEDRIFT_NAMESPACE").is_some()
+        && std::env::var_os("IMAGEDRIFT_NAMESPACES").is_none()
+    {
+        tracing::warn!(
+            "IMAGEDRIFT_NAMESPACE is set but run reads IMAGEDRIFT_NAMESPACES (a comma-separated list, as --namespace); IMAGEDRIFT_NAMESPACE is ignored"
+        );
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,24 +56,112 @@ pub fn main(flags: RunFlags) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "imagedrift stopped");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
 
+/// The log filter of `run`: the configured one, with the kube libraries'
+/// own lines off (each failed request is an ERROR line there, repeating
+/// what imagedrift logs once per resource and back-off step) unless the
+/// filter names them or `-v` is given.
+fn run_filter(configured: &str, verbosity: u8) -> String {
+    match verbosity {
+        0 if configured.contains("kube") => configured.to_string(),
+        0 => format!("{configured},kube_client=off,kube_runtime=off"),
+        1 => format!("{configured},imagedrift=debug"),
+        _ => "debug".to_string(),
+    }
+}
+
+/// The one start-up line: what this replica will do.
+fn log_start(config: &Config, enable_remedies: bool) {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    let overrides: Vec<String> = config
+        .registries
+        .hosts
+        .iter()
+        .map(|(host, h)| {
+            let mut what = Vec::new();
+            if let Some(e) = &h.endpoint {
+                what.push(format!("endpoint={e}"));
+            }
+            if h.insecure_http {
+                what.push("insecureHttp".into());
+            }
+            if h.ca_bundle.is_some() {
+                what.push("caBundle".into());
+            }
+            if h.skip_tls_verify {
+                what.push("skipTlsVerify".into());
+            }
+            if h.timeout.is_some() || h.max_concurrent.is_some() || h.requests_per_second.is_some()
+            {
+                what.push("limits".into());
+            }
+            format!("{host}({})", what.join(" "))
+        })
+        .collect();
+    let remedies = if enable_remedies || remedies_configured(&config.remedies) {
+        "on"
+    } else {
+        "off"
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        interval = %humantime(config.interval),
+        namespaces = %if config.namespaces.include.is_empty() { "all".to_string() } else { config.namespaces.include.join(",") },
+        excluded_namespaces = %list(&config.namespaces.exclude),
+        selector = if config.label_selector.is_empty() { "-" } else { config.label_selector.as_str() },
+        leader_election = config.leader_election.enabled,
+        remedies,
+        dry_run = config.remedies.dry_run,
+        registry_overrides = %list(&overrides),
+        credentials_file = config.registries.credentials_file.is_some(),
+        pull_secrets = config.pull_secrets.enabled,
+        "imagedrift {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+/// `5m`, `90s`, `1h30m`: a duration as the configuration writes it.
+fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, sec) = (s / 3600, s / 60 % 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
 async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
-    let client = kube_client(&flags.kube).await?;
+    log_start(&config, flags.enable_remedies);
     let prom = prometheus::Registry::new();
     let metrics = Metrics::register(&prom).context("registering metrics")?;
     metrics.set_container_series(config.metrics.container_series);
     let registry = Arc::new(Resolver::new(config.registries.clone(), &prom)?);
+    let (client, cluster) = kube_client(&flags.kube).await?;
+    tracing::info!(server = %cluster.server, context = cluster.context.as_deref().unwrap_or("in-cluster"), "Kubernetes API server");
     if config.pull_secrets.enabled {
         tracing::info!("reading pods' imagePullSecrets by name");
         let reader = ApiSecrets(client.clone());
         let creds = SecretCredentials::new(reader, KeyringParser, config.pull_secrets.cache_ttl);
         serve(
             config,
-            client,
+            (client, cluster),
             prom,
             flags.enable_remedies,
             metrics,
@@ -74,7 +172,7 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
     } else {
         serve(
             config,
-            client,
+            (client, cluster),
             prom,
             flags.enable_remedies,
             metrics,
@@ -88,7 +186,7 @@ async fn run(config: Config, flags: RunFlags) -> anyhow::Result<()> {
 /// Runs everything with the chosen credential source.
 async fn serve<C: PullCredentials>(
     config: Config,
-    client: kube::Client,
+    (client, cluster): (kube::Client, super::Cluster),
     prom: prometheus::Registry,
     enable_remedies: bool,
     metrics: Metrics,
@@ -192,7 +290,12 @@ async fn serve<C: PullCredentials>(
         ready,
         remedies,
     };
-    let inputs = watch_all(client, &config.namespaces, &config.label_selector);
+    let inputs = watch_all(
+        client,
+        &config.namespaces,
+        &config.label_selector,
+        &cluster.server,
+    );
     let controller = tokio::spawn(runner::run_with_hints(
         ctx,
         inputs,

@@ -106,7 +106,14 @@ impl RunError {
 /// metadata, each decoded straight into its slim wire type (nothing else
 /// of an object is ever allocated). Initial lists are paged (the watcher's
 /// 500 objects a page), so a re-list holds one page of slim objects at most.
-pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) -> Inputs {
+/// A failing watch logs one line per back-off step naming the resource and
+/// `server`.
+pub fn watch_all(
+    client: Client,
+    namespaces: &Namespaces,
+    label_selector: &str,
+    server: &str,
+) -> Inputs {
     let mut pod_cfg = watcher::Config::default();
     if !label_selector.is_empty() {
         pod_cfg = pod_cfg.labels(label_selector);
@@ -123,24 +130,30 @@ pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) 
         [one] => Api::namespaced(client.clone(), one),
         _ => Api::all(client.clone()),
     };
-    let pods = watcher(pods, pod_cfg).default_backoff().map_ok(Input::Pods);
+    let pods = watcher(pods, pod_cfg)
+        .default_backoff()
+        .inspect_err(logged("pods", server))
+        .map_ok(Input::Pods);
     let nodes = watcher(
         Api::<SlimNode>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect_err(logged("nodes", server))
     .map_ok(Input::Nodes);
     let rs = watcher(
         Api::<SlimOwner<ReplicaSet>>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect_err(logged("replicasets", server))
     .map_ok(Input::ReplicaSets);
     let jobs = watcher(
         Api::<SlimOwner<Job>>::all(client),
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect_err(logged("jobs", server))
     .map_ok(Input::Jobs);
     Box::pin(futures::stream::select_all([
         pods.boxed(),
@@ -148,6 +161,45 @@ pub fn watch_all(client: Client, namespaces: &Namespaces, label_selector: &str) 
         rs.boxed(),
         jobs.boxed(),
     ]))
+}
+
+/// Logs one failed list/watch of `resource` (one line per back-off step of
+/// its watcher), naming the resource and the API server.
+fn logged(resource: &'static str, server: &str) -> impl Fn(&watcher::Error) + use<> {
+    let server = server.to_string();
+    move |e| {
+        tracing::warn!(
+            resource,
+            server = %server,
+            error = %watch_cause(e),
+            "cannot list/watch {resource} at {server}; retrying with back-off"
+        )
+    }
+}
+
+/// The useful part of a watcher error: the API server's answer, or the
+/// innermost cause of a failed connection ("Connection refused"), without
+/// the layers that repeat "client error (Connect)".
+pub fn watch_cause(e: &watcher::Error) -> String {
+    let kube = match e {
+        watcher::Error::InitialListFailed(k)
+        | watcher::Error::WatchStartFailed(k)
+        | watcher::Error::WatchFailed(k) => k,
+        watcher::Error::WatchError(status) => {
+            return format!("{} {}: {}", status.code, status.reason, status.message);
+        }
+        other => return other.to_string(),
+    };
+    if let kube::Error::Api(status) = kube {
+        return format!("{} {}: {}", status.code, status.reason, status.message);
+    }
+    let mut inner: &dyn std::error::Error = kube;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let s = inner.to_string();
+    s.find(" (os error")
+        .map_or(s.clone(), |i| s[..i].to_string())
 }
 
 /// Buffers owner objects during a re-list so the cache is replaced at once.
@@ -373,7 +425,8 @@ where
             }
             input = inputs.next() => match input {
                 None => break Err(RunError::WatchEnded),
-                Some(Err(e)) => { tracing::warn!(error = %e, "watch failed; retrying"); Work::default() }
+                // Logged where the resource is known (`watch_all`), once per back-off step.
+                Some(Err(_)) => Work::default(),
                 Some(Ok(i)) => handle(&ctx, &mut state, &mut relist, i, Instant::now()),
             },
             _ = tokio::time::sleep_until(wake) => Work::default(),
