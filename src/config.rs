@@ -482,8 +482,7 @@ impl Config {
                 "use 10s to 10m (30s is the default)",
             );
         }
-        if le.retry_period < Duration::from_millis(100)
-            || le.retry_period * 2 >= le.lease_duration
+        if le.retry_period < Duration::from_millis(100) || le.retry_period * 2 >= le.lease_duration
         {
             return invalid(
                 "leaderElection.retryPeriod",

@@ -2,7 +2,9 @@
 //! or a remedy needs, built once when an object arrives so the cache holds a
 //! few hundred bytes per pod instead of the whole object.
 
-use super::wire::{ContainerStatusWire, ContainerWire, PodSpecWire, PodStatusWire, SlimNode, SlimPod};
+use super::wire::{
+    ContainerStatusWire, ContainerWire, PodSpecWire, PodStatusWire, SlimNode, SlimPod,
+};
 use crate::platform::Platform;
 use crate::policy::PullPolicy;
 use k8s_openapi::api::core::v1::Pod;
@@ -241,7 +243,10 @@ pub fn image_volume_views(
     let lists = [
         (&spec.containers, &status.container_statuses),
         (&spec.init_containers, &status.init_container_statuses),
-        (&spec.ephemeral_containers, &status.ephemeral_container_statuses),
+        (
+            &spec.ephemeral_containers,
+            &status.ephemeral_container_statuses,
+        ),
     ];
     let mut out = Vec::new();
     for v in &spec.volumes {

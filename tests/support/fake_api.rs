@@ -17,8 +17,8 @@ use std::convert::Infallible;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Child;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::watch;
 
 /// The four collections the controller watches.

@@ -4,8 +4,8 @@
 //! building test images; and helpers to read the resolver's metrics.
 #![allow(dead_code)]
 
-pub mod plugins;
 pub mod fake_api;
+pub mod plugins;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
