@@ -400,7 +400,7 @@ fn explain_a_deployment_judges_the_pods_its_selector_picks() {
     let seen = fake.seen.lock().unwrap().clone();
     assert!(
         seen.iter().any(|u| u
-            == "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb%2Ctier+in+%28front%2Cedge%29"),
+            == "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb%2Ctier+in+%28front%2Cedge%29&limit=500"),
         "{seen:#?}"
     );
     // An unknown verdict fails CI only when asked to.

@@ -448,7 +448,7 @@ async fn plugin_failures_are_unknown_credential_provider_never_a_crash() {
             "{name}: {e}"
         );
         assert_eq!((execs(&m, name), failures(&m, name)), (1.0, 1.0), "{name}");
-        // The failure is remembered for failureTtlSeconds: no exec per check.
+        // The failure is remembered for failureTtl: no exec per check.
         let again = r.resolve_tag(&img, &[]).await.expect_err(name);
         assert_eq!(again.category, FailureCategory::CredentialProvider);
         assert_eq!(runs(&path), 1, "{name}");

@@ -839,7 +839,7 @@ async fn run_rereads_a_changed_credentials_file() {
     std::fs::write(
         &config,
         format!(
-            "interval: 10s\njitter: 0\nregistries:\n  defaults:\n    tagTtlSeconds: 1\n    failureTtlSeconds: 1\n  credentialsFile: {}\n",
+            "interval: 10s\njitter: 0\nregistries:\n  defaults:\n    tagTtl: 1s\n    failureTtl: 1s\n  credentialsFile: {}\n",
             secret.join("config.json").display()
         ),
     )

@@ -126,6 +126,7 @@ pub async fn run(args: &ResolveArgs) -> Result<String, ResolveError> {
         Some(path) => {
             let c = crate::config::Config::from_file(path)
                 .and_then(|c| c.validate().map(|()| c))
+                .and_then(|c| c.check_files().map(|()| c))
                 .map_err(|e| ResolveError::Config(e.to_string()))?;
             c.registries
         }
