@@ -231,6 +231,12 @@ fn truncated_and_garbled_inputs_never_panic() {
         "multi-doc.yaml",
         "more/broken.Jenkinsfile",
         "more/workload-level-policy.yaml",
+        "more/chart/values.yaml",
+        "rules/duplicates.yaml",
+        "rules/image-volumes.yaml",
+        "rules/suppress-typo.yaml",
+        "rules/templated.Jenkinsfile",
+        "rules/templated.yaml",
     ];
     names.sort();
     let opts = LintOptions::default();
