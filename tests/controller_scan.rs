@@ -303,3 +303,65 @@ async fn scan_with_pull_secrets_reads_them_by_name_and_resolves_with_them() {
     let doc: Value = serde_json::from_str(&output::json(&rows)).unwrap();
     assert_eq!(doc["items"][0]["verdict"], "stale", "{doc}");
 }
+
+#[tokio::test]
+async fn scan_pages_its_lists_with_continue_tokens() {
+    let (service, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let server = tokio::spawn(async move {
+        let image_id = format!("registry.example/app@{}", d('b'));
+        let page = |name: &str, cont: Option<&str>| {
+            let mut meta = json!({"resourceVersion": "7"});
+            if let Some(c) = cont {
+                meta["continue"] = json!(c);
+            }
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": meta,
+                   "items": [pod(name, "registry.example/app:v1", &image_id)]})
+        };
+        answer(
+            &mut api,
+            "/api/v1/pods?&limit=500",
+            200,
+            page("web-5d9c-1", Some("t1")),
+        )
+        .await;
+        answer(
+            &mut api,
+            "/api/v1/pods?&limit=500&continue=t1",
+            200,
+            page("web-5d9c-2", Some("t2")),
+        )
+        .await;
+        answer(
+            &mut api,
+            "/api/v1/pods?&limit=500&continue=t2",
+            200,
+            page("web-5d9c-3", None),
+        )
+        .await;
+        let empty =
+            |kind: &str| json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": []});
+        answer(&mut api, "/api/v1/nodes?&limit=500", 200, empty("NodeList")).await;
+        answer(
+            &mut api,
+            "/apis/apps/v1/replicasets?&limit=500",
+            200,
+            empty("PartialObjectMetadataList"),
+        )
+        .await;
+        answer(
+            &mut api,
+            "/apis/batch/v1/jobs?&limit=500",
+            200,
+            empty("PartialObjectMetadataList"),
+        )
+        .await;
+    });
+    let rows = collect(client, &registry(), &Anonymous, &Scope::default(), 2)
+        .await
+        .unwrap();
+    server.await.unwrap();
+    let pods: Vec<&str> = rows.iter().map(|r| &*r.pod.name).collect();
+    assert_eq!(pods, ["web-5d9c-1", "web-5d9c-2", "web-5d9c-3"]);
+    assert_eq!(exit_code(&rows), 0, "all three fresh");
+}

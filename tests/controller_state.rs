@@ -794,3 +794,38 @@ async fn failed_lookups_and_stopped_containers_never_announce_a_workload_fresh()
     assert_eq!(workload_events(&effects), [Notice::BecameFresh]);
     assert!(!counted(&metrics));
 }
+
+#[test]
+fn unchanged_views_and_node_heartbeats_judge_nothing() {
+    let mut s = state();
+    let t0 = Instant::now();
+    let id = format!("example.com/app@{}", d('a'));
+    let v = view(&mut s, "p1", &[("app", "example.com/app:v1", &id)]);
+    assert_eq!(s.apply_pod(v, t0).0.len(), 1, "a new container is judged");
+    // A resourceVersion bump (a condition, a probe time) decodes to the
+    // same view: nothing to judge.
+    let same = view(&mut s, "p1", &[("app", "example.com/app:v1", &id)]);
+    let (jobs, effects) = s.apply_pod(same, t0);
+    assert!(jobs.is_empty() && effects.is_empty());
+    // A real change still is.
+    let moved = view(
+        &mut s,
+        "p1",
+        &[(
+            "app",
+            "example.com/app:v1",
+            &format!("example.com/app@{}", d('b')),
+        )],
+    );
+    assert_eq!(s.apply_pod(moved, t0).0.len(), 1, "a new imageID is judged");
+    // Node heartbeats: the platform is unchanged, nothing is judged.
+    let amd64 = imagedrift::platform::Platform::new("linux", "amd64", None);
+    assert_eq!(
+        s.apply_node("n1", Some(amd64.clone())).len(),
+        1,
+        "first sight of the node"
+    );
+    for _ in 0..3 {
+        assert!(s.apply_node("n1", Some(amd64.clone())).is_empty());
+    }
+}

@@ -17,6 +17,7 @@ pub const METRICS: &[&str] = &[
     "imagedrift_container_stale",
     "imagedrift_container_verdict",
     "imagedrift_workload_stale_containers",
+    "imagedrift_containers",
     "imagedrift_check_duration_seconds",
     "imagedrift_last_full_check_timestamp_seconds",
     "imagedrift_unique_images",
