@@ -349,15 +349,24 @@ async fn missing_tag_and_repo_are_not_found_and_remembered() {
         .await;
     let (r, m) = resolver(serde_json::json!({}));
     let host = plain().host();
-    for img in [
-        image(&host, "exists/app", "nope"),
-        image(&host, "nothing/here", "v1"),
+    for (img, why) in [
+        (
+            image(&host, "exists/app", "nope"),
+            "the repository exists but has no such tag or digest (MANIFEST_UNKNOWN)",
+        ),
+        (
+            image(&host, "nothing/here", "v1"),
+            "the repository does not exist (NAME_UNKNOWN)",
+        ),
     ] {
         let e = r.resolve_tag(&img, &[]).await.expect_err("missing");
         assert_eq!(e.category, FailureCategory::NotFound, "{e}");
+        assert!(e.detail.contains(why), "{e}");
         assert_eq!(r.resolve_tag(&img, &[]).await.expect_err("cached"), e);
     }
+    // The HEAD's 404 has no body: one GET each reads the registry's error code.
     assert_eq!(requests(&m, "HEAD"), 2.0);
+    assert_eq!(requests(&m, "GET"), 2.0);
     let missing = digest(&sha256(b"never pushed"));
     let e = r
         .manifest(&image(&host, "exists/app", "v1"), &missing, &[])
@@ -459,7 +468,89 @@ async fn cli_resolve_lists_platforms_and_config() {
     )
     .await
     .expect_err("no s390x");
-    assert!(e.to_string().contains("no entry for linux/s390x"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}/{repo}:v1: the index has no entry for linux/s390x; its platforms are: linux/amd64, linux/arm/v7",
+            plain().host()
+        )
+    );
+
+    // By digest: the index itself, with its platforms.
+    let by_digest = ImageRef::parse(&format!("{}/{repo}@{}", plain().host(), idx.digest)).unwrap();
+    let out = imagedrift::registry::cli::resolve(&r, &by_digest, None, &[])
+        .await
+        .expect("resolve by digest");
+    assert_eq!(out.digest, idx.digest);
+    assert_eq!(out.media_type, OCI_INDEX);
+    assert_eq!(out.platforms.as_ref().map(Vec::len), Some(2));
+
+    // A single-platform image asked for another platform says what it is.
+    let e = imagedrift::registry::cli::resolve(
+        &r,
+        &image(&plain().host(), repo, "amd"),
+        Some(&Platform::parse("linux/arm64").unwrap()),
+        &[],
+    )
+    .await
+    .expect_err("amd64 only");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}/{repo}:amd: a single-platform image for linux/amd64, not an index: no content for linux/arm64",
+            plain().host()
+        )
+    );
+    let ok = imagedrift::registry::cli::resolve(
+        &r,
+        &image(&plain().host(), repo, "amd"),
+        Some(&Platform::parse("linux/amd64").unwrap()),
+        &[],
+    )
+    .await
+    .expect("amd64 fits");
+    assert_eq!(ok.config_digest.as_deref(), Some(amd.config.as_str()));
+}
+
+#[tokio::test]
+async fn cli_resolve_refuses_a_url_and_names_plain_http_behind_https() {
+    use imagedrift::registry::cli::{OutputFormat, ResolveArgs, run};
+    let host = plain().host();
+    let mut args = ResolveArgs {
+        image: format!("https://{host}/cli/app:v1"),
+        platform: None,
+        creds: None,
+        credentials: imagedrift::credentials::CliCredentialFlags {
+            no_docker_config: true,
+            ..Default::default()
+        },
+        config: None,
+        output: OutputFormat::Text,
+    };
+    let e = run(&args).await.expect_err("a URL").to_string();
+    assert_eq!(
+        e,
+        format!(
+            "https://{host}/cli/app:v1 is a URL, not an image reference: drop the scheme and write {host}/cli/app:v1"
+        )
+    );
+    // The plain registry, configured as HTTPS.
+    let dir = TempDir::new("resolve-plain");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!("registries:\n  hosts:\n    \"{host}\":\n      insecureHttp: false\n"),
+    )
+    .unwrap();
+    args.image = format!("{host}/cli/app:v1");
+    args.config = Some(config);
+    let e = run(&args).await.expect_err("HTTPS to HTTP").to_string();
+    assert!(
+        e.contains(&format!(
+            "the registry at {host} answered plain HTTP to an HTTPS request; set registries.hosts.\"{host}\".insecureHttp: true"
+        )),
+        "{e}"
+    );
 }
 
 fn creds_json(user: &str, pass: &str, host: &str) -> Vec<u8> {

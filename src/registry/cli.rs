@@ -63,6 +63,16 @@ pub enum ResolveError {
     /// The registries configuration is invalid.
     #[error("--config: {0}")]
     Config(String),
+    /// The reference was written as a URL.
+    #[error(
+        "{scheme}://{without} is a URL, not an image reference: drop the scheme and write {without}"
+    )]
+    Scheme {
+        /// `https`, `http`, `docker`…
+        scheme: String,
+        /// The reference without it.
+        without: String,
+    },
     /// The registry lookup failed.
     #[error("{image}: {failure}")]
     Lookup {
@@ -119,6 +129,12 @@ pub struct PlatformEntry {
 
 /// Runs `resolve` and returns what to print.
 pub async fn run(args: &ResolveArgs) -> Result<String, ResolveError> {
+    if let Some((scheme, rest)) = args.image.split_once("://") {
+        return Err(ResolveError::Scheme {
+            scheme: scheme.to_string(),
+            without: rest.to_string(),
+        });
+    }
     let image = ImageRef::parse(&args.image)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let mut config = match &args.config {
@@ -161,7 +177,21 @@ pub async fn resolve(
         image: name.clone(),
         failure,
     };
-    let desc = resolver.resolve_tag(image, creds).await.map_err(lookup)?;
+    let desc = match image.digest() {
+        // `repo@sha256:…` (or `repo:tag@sha256:…`, which runtimes pull by
+        // digest too): the digest is the answer; its manifest says the rest.
+        Some(d) => {
+            let (_, media_type) = resolver
+                .manifest_with_type(image, d, creds)
+                .await
+                .map_err(lookup)?;
+            crate::facts::Descriptor {
+                digest: d.clone(),
+                media_type,
+            }
+        }
+        None => resolver.resolve_tag(image, creds).await.map_err(lookup)?,
+    };
     let mut out = Resolved {
         image: name.clone(),
         digest: desc.digest.to_string(),
@@ -170,12 +200,35 @@ pub async fn resolve(
         platforms: None,
     };
     if !desc.is_index() {
-        if platform.is_some()
-            && let Manifest::Image { config, .. } = &*resolver
+        if let Some(p) = platform
+            && let Manifest::Image {
+                config,
+                platform: own,
+            } = &*resolver
                 .manifest(image, &desc.digest, creds)
                 .await
                 .map_err(lookup)?
         {
+            let own = match own {
+                Some(own) => Some(own.clone()),
+                None => resolver
+                    .config_platform(image, config, creds)
+                    .await
+                    .map_err(lookup)?,
+            };
+            if let Some(own) = &own
+                && !matches!(
+                    p.select(&[(Some(own.clone()), desc.digest.clone())]),
+                    crate::platform::PlatformMatch::One(_)
+                )
+            {
+                return Err(ResolveError::NoPlatform {
+                    image: name,
+                    problem: format!(
+                        "a single-platform image for {own}, not an index: no content for {p}"
+                    ),
+                });
+            }
             out.config_digest = Some(config.to_string());
         }
         return Ok(out);
@@ -197,9 +250,20 @@ pub async fn resolve(
             match p.select(&candidates) {
                 crate::platform::PlatformMatch::One(d) => Some(d),
                 crate::platform::PlatformMatch::None => {
+                    let there: Vec<String> = entries
+                        .iter()
+                        .filter_map(|e| e.platform.as_ref().map(|p| p.to_string()))
+                        .collect();
                     return Err(ResolveError::NoPlatform {
                         image: name,
-                        problem: format!("the index has no entry for {p}"),
+                        problem: format!(
+                            "the index has no entry for {p}; its platforms are: {}",
+                            if there.is_empty() {
+                                "none named".to_string()
+                            } else {
+                                there.join(", ")
+                            }
+                        ),
                     });
                 }
                 crate::platform::PlatformMatch::Ambiguous => {

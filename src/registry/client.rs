@@ -108,6 +108,37 @@ pub(crate) fn fingerprint(cred: Option<&Credential>) -> u64 {
     h.finish()
 }
 
+/// The failure a final HTTP status means, with what the registry's error
+/// body says where it tells more (distribution answers a GET with
+/// `{"errors": [{"code": "NAME_UNKNOWN"}]}` for a missing repository and
+/// `MANIFEST_UNKNOWN` for a missing tag or digest; a HEAD has no body).
+pub(crate) fn status_failure_with(status: u16, what: &str, body: Option<&[u8]>) -> Fail {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorCode>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorCode {
+        code: String,
+    }
+    let mut f = status_failure(status, what);
+    let code = body
+        .and_then(|b| serde_json::from_slice::<Errors>(b).ok())
+        .and_then(|e| e.errors.into_iter().next())
+        .map(|e| e.code);
+    let why = match code.as_deref() {
+        Some("NAME_UNKNOWN") => {
+            "the repository does not exist (NAME_UNKNOWN): check the repository path"
+        }
+        Some("MANIFEST_UNKNOWN") => {
+            "the repository exists but has no such tag or digest (MANIFEST_UNKNOWN)"
+        }
+        _ => return f,
+    };
+    f.failure.detail.push_str(&format!(": {why}"));
+    f
+}
+
 /// The failure a final HTTP status means.
 pub(crate) fn status_failure(status: u16, what: &str) -> Fail {
     let category = match status {
@@ -132,6 +163,22 @@ fn classify(e: &reqwest::Error, what: &str) -> Fail {
         src = s.source();
     }
     let lower = chain.to_ascii_lowercase();
+    // rustls reading an HTTP answer as a TLS record.
+    if lower.contains("invalidcontenttype") {
+        let host = e
+            .url()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| u.port().map_or(h.to_string(), |p| format!("{h}:{p}")))
+            })
+            .unwrap_or_else(|| "this host".into());
+        return fail(
+            FailureCategory::Tls,
+            format!(
+                "{what}: the registry at {host} answered plain HTTP to an HTTPS request; set registries.hosts.\"{host}\".insecureHttp: true (or use an https endpoint)"
+            ),
+        );
+    }
     let category = if e.is_timeout() || lower.contains("timed out") {
         FailureCategory::Timeout
     } else if [
@@ -560,6 +607,9 @@ impl Host {
                     read_capped(resp, super::manifest::MAX_MANIFEST_BYTES, &what)
                         .await
                         .map(Some)
+                } else if is_get && status == 404 {
+                    // The error body says which of repository or tag is missing.
+                    Ok(read_capped(resp, 64 << 10, &what).await.ok())
                 } else {
                     Ok(None)
                 };

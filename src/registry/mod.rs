@@ -17,10 +17,11 @@ pub use config::{ConfigError, Defaults, HostConfig, RegistriesConfig};
 
 use crate::credentials::NodeCredentials;
 use crate::facts::{Credential, Descriptor, FailureCategory, LookupFailure, Manifest};
+use crate::platform::Platform;
 use crate::reference::{DOCKER_HUB, Digest, ImageRef};
 pub(crate) use cache::until;
 use cache::{Flights, ManifestStore};
-use client::{Env, Fail, Host, Reply, fail, status_failure};
+use client::{Env, Fail, Host, Reply, fail, status_failure, status_failure_with};
 use reqwest::Method;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -454,7 +455,9 @@ impl Inner {
                     (None, _) => {}
                 }
             }
-            405 => {}
+            // 404: a GET's error body tells a missing repository from a
+            // missing tag (a HEAD has none); only failures pay for it.
+            404 | 405 => {}
             s => return Err(status_failure(s, &format!("HEAD {}:{tag}", image.name()))),
         }
         let get = host
@@ -496,7 +499,11 @@ impl Inner {
         what: &str,
     ) -> Result<(Digest, String, Arc<Manifest>), Fail> {
         if !(200..300).contains(&reply.status) {
-            return Err(status_failure(reply.status, what));
+            return Err(status_failure_with(
+                reply.status,
+                what,
+                reply.body.as_deref(),
+            ));
         }
         let body = reply.body.as_deref().unwrap_or_default();
         let announced = match reply.header("docker-content-digest") {
@@ -522,6 +529,75 @@ impl Inner {
         self.manifests
             .insert(digest.clone(), m.clone(), mt.clone(), body.len() as u64);
         Ok((digest, mt, m))
+    }
+}
+
+impl Resolver {
+    /// A manifest by digest with its media type (for `resolve repo@sha256:…`).
+    pub async fn manifest_with_type(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        creds: &[Credential],
+    ) -> Result<(Arc<Manifest>, String), LookupFailure> {
+        let m = self.inner.manifest(image, digest, creds).await?;
+        let media_type = match self.inner.manifests.get(digest) {
+            Some((_, mt)) => mt,
+            // Evicted at once (a tiny cache): name the kind at least.
+            None => match &*m {
+                Manifest::Index { .. } => crate::facts::OCI_INDEX.to_string(),
+                Manifest::Image { .. } => crate::facts::OCI_MANIFEST.to_string(),
+            },
+        };
+        Ok((m, media_type))
+    }
+
+    /// The platform a single-platform image's config blob names (`os`,
+    /// `architecture`, `variant`), for `resolve --platform`. One GET of a
+    /// small blob, verified against its digest; not used by the controller.
+    pub async fn config_platform(
+        &self,
+        image: &ImageRef,
+        config: &Digest,
+        creds: &[Credential],
+    ) -> Result<Option<Platform>, LookupFailure> {
+        #[derive(serde::Deserialize)]
+        struct ConfigBlob {
+            os: Option<String>,
+            architecture: Option<String>,
+            variant: Option<String>,
+        }
+        let inner = &self.inner;
+        let creds = inner.credentials(image, creds).await;
+        let what = format!("GET {}@{config}", image.name());
+        let path = format!("{}/blobs/{config}", image.path());
+        let reply = inner
+            .with_credentials(image, &creds, |host, cred| {
+                let path = path.clone();
+                async move {
+                    host.request(&inner.env(), Method::GET, &path, image.path(), cred)
+                        .await
+                }
+            })
+            .await
+            .map_err(|f| f.failure)?;
+        if !(200..300).contains(&reply.status) {
+            return Err(status_failure_with(reply.status, &what, reply.body.as_deref()).failure);
+        }
+        let body = reply.body.as_deref().unwrap_or_default();
+        manifest::verify(config, body).map_err(|e| {
+            LookupFailure::new(e.category, format!("{what}: {}", e.detail))
+        })?;
+        let blob: ConfigBlob = serde_json::from_slice(body).map_err(|e| {
+            LookupFailure::new(
+                FailureCategory::InvalidResponse,
+                format!("{what}: not an image config: {e}"),
+            )
+        })?;
+        Ok(match (blob.os, blob.architecture) {
+            (Some(os), Some(arch)) => Some(Platform::new(&os, &arch, blob.variant.as_deref())),
+            _ => None,
+        })
     }
 }
 
