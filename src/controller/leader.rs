@@ -272,7 +272,15 @@ async fn lease_loop(
     loop {
         let started = Instant::now();
         let leading = *tx.borrow();
-        match try_acquire_or_renew(&api, &s, &mut observed).await {
+        // A hung API server must not keep a stale flag up: an attempt that
+        // takes longer than half the lease counts as failed.
+        let attempt = tokio::time::timeout(
+            s.duration() / 2,
+            try_acquire_or_renew(&api, &s, &mut observed),
+        )
+        .await
+        .unwrap_or_else(|_| Err(AttemptError::TimedOut));
+        match attempt {
             Ok(Attempt::Holding) => {
                 *hold.lock() = Some(started + s.duration());
                 if !leading {
@@ -335,11 +343,20 @@ fn micro(t: Timestamp) -> MicroTime {
     MicroTime(t)
 }
 
+/// Why an attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    #[error("no answer within half the lease duration")]
+    TimedOut,
+}
+
 async fn try_acquire_or_renew(
     api: &Api<Lease>,
     s: &LeaseSettings,
     observed: &mut Observed,
-) -> Result<Attempt, kube::Error> {
+) -> Result<Attempt, AttemptError> {
     let now = Timestamp::now();
     let Some(lease) = api.get_opt(&s.name).await? else {
         let lease: Lease = serde_json::from_value(serde_json::json!({
@@ -356,7 +373,7 @@ async fn try_acquire_or_renew(
         return match api.create(&PostParams::default(), &lease).await {
             Ok(_) => Ok(Attempt::Holding),
             Err(e) if is_conflict(&e) => Ok(Attempt::Held(None)),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
     };
     let spec = lease.spec.clone().unwrap_or_default();
@@ -396,7 +413,7 @@ async fn try_acquire_or_renew(
     match api.patch(&s.name, &pp, &Patch::Merge(&patch)).await {
         Ok(_) => Ok(Attempt::Holding),
         Err(e) if is_conflict(&e) => Ok(Attempt::Held(holder)),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
