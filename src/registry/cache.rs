@@ -202,6 +202,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn forgotten_answers_are_fetched_again_and_only_those() {
+        let f: Flights<(&str, u64), u32> = Flights::new();
+        let now = Instant::now();
+        let answer = |v| move || async move { (v, until(Instant::now(), Duration::from_secs(60))) };
+        f.get(("a", 1), now, answer(1)).await;
+        f.get(("a", 2), now, answer(1)).await;
+        f.get(("b", 1), now, answer(1)).await;
+        // A push of `a` was announced: every credentials fingerprint of it goes.
+        f.forget(|(name, _)| *name == "a");
+        assert_eq!(f.get(("a", 1), now, answer(2)).await, (2, false));
+        assert_eq!(f.get(("a", 2), now, answer(2)).await, (2, false));
+        assert_eq!(f.get(("b", 1), now, answer(2)).await, (1, true));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn cancelled_fetch_is_taken_over() {
         let f: Flights<&str, u32> = Flights::new();
         let now = Instant::now();
