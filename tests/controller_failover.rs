@@ -300,14 +300,14 @@ impl Replica {
         .unwrap();
         let send = |i| self.tx.send(i).unwrap();
         send(Input::ReplicaSets(Event::Init));
-        send(Input::ReplicaSets(Event::InitApply(rs)));
+        send(Input::ReplicaSets(Event::InitApply(rs.into())));
         send(Input::ReplicaSets(Event::InitDone));
         send(Input::Nodes(Event::Init));
-        send(Input::Nodes(Event::InitApply(node)));
+        send(Input::Nodes(Event::InitApply(node.into())));
         send(Input::Nodes(Event::InitDone));
         send(Input::Pods(Event::Init));
         for p in pods {
-            send(Input::Pods(Event::InitApply(p)));
+            send(Input::Pods(Event::InitApply(p.into())));
         }
         send(Input::Pods(Event::InitDone));
     }
@@ -506,8 +506,9 @@ async fn a_new_leader_writes_nothing_the_previous_one_wrote_and_closes_the_episo
         .as_mut()
         .unwrap()[0]
         .state = Some(serde_json::from_value(json!({"terminated": {"exitCode": 0}})).unwrap());
-    b.tx.send(Input::Pods(Event::Apply(stopping))).unwrap();
-    b.tx.send(Input::Pods(Event::Apply(pod("web-7f00-y1", 'b'))))
+    b.tx.send(Input::Pods(Event::Apply(stopping.into())))
+        .unwrap();
+    b.tx.send(Input::Pods(Event::Apply(pod("web-7f00-y1", 'b').into())))
         .unwrap();
     until("b closes the episode", Duration::from_secs(30), || {
         events(&world, "ImageUpToDate", "web").len() == 1
@@ -518,7 +519,7 @@ async fn a_new_leader_writes_nothing_the_previous_one_wrote_and_closes_the_episo
         closed[0].2,
         "Deployment web runs current content again: new pods run the current digest."
     );
-    b.tx.send(Input::Pods(Event::Delete(pod("web-5d9c-x1", 'a'))))
+    b.tx.send(Input::Pods(Event::Delete(pod("web-5d9c-x1", 'a').into())))
         .unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(

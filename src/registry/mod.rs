@@ -585,9 +585,8 @@ impl Resolver {
             return Err(status_failure_with(reply.status, &what, reply.body.as_deref()).failure);
         }
         let body = reply.body.as_deref().unwrap_or_default();
-        manifest::verify(config, body).map_err(|e| {
-            LookupFailure::new(e.category, format!("{what}: {}", e.detail))
-        })?;
+        manifest::verify(config, body)
+            .map_err(|e| LookupFailure::new(e.category, format!("{what}: {}", e.detail)))?;
         let blob: ConfigBlob = serde_json::from_slice(body).map_err(|e| {
             LookupFailure::new(
                 FailureCategory::InvalidResponse,
