@@ -11,11 +11,10 @@
 //! `cargo bench --bench webhook`; `IMAGEDRIFT_BENCH_PUSHES` (default 50)
 //! sets the number of rounds.
 
+#[macro_use]
 #[path = "../tests/support/mod.rs"]
 mod support;
-#[macro_use]
-#[path = "../tests/support/fake_api.rs"]
-mod fake_api;
+use support::fake_api;
 #[path = "../tests/support/webhook_cluster.rs"]
 mod webhook_cluster;
 

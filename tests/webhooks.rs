@@ -8,10 +8,9 @@
 //! 5-minute interval, a push for an unwatched reference makes no registry
 //! request, and a burst of 100 pushes of one tag is one re-resolve.
 
-mod support;
 #[macro_use]
-#[path = "support/fake_api.rs"]
-mod fake_api;
+mod support;
+use support::fake_api;
 #[path = "support/webhook_cluster.rs"]
 mod webhook_cluster;
 

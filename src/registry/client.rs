@@ -131,7 +131,7 @@ pub(crate) fn status_failure_with(status: u16, what: &str, body: Option<&[u8]>) 
             "the repository does not exist (NAME_UNKNOWN): check the repository path"
         }
         Some("MANIFEST_UNKNOWN") => {
-            "the repository exists but has no such tag or digest (MANIFEST_UNKNOWN)"
+            "the registry has no such tag or digest in this repository (MANIFEST_UNKNOWN)"
         }
         _ => return f,
     };

@@ -4,6 +4,7 @@
 //! building test images; and helpers to read the resolver's metrics.
 #![allow(dead_code)]
 
+#[macro_use]
 pub mod fake_api;
 pub mod plugins;
 
