@@ -15,195 +15,27 @@
 //! `scan` reads the same fake cluster. Every wait polls for a condition
 //! under one overall deadline (about 11 s per test).
 
+#[macro_use]
 mod support;
 
 use axum::http::Method;
 use oci_client::secrets::RegistryAuth;
 use serde_json::{Value, json};
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{OCI_INDEX, OCI_MANIFEST, Options, Pusher, RegistryProcess, TempDir};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::time::Instant;
 
 // The fake API server lives in tests/support/fake_api.rs (the scale bench
 // serves its pods from it too).
-use support::fake_api::{FakeApi, Kind, Written, serve_fake_api};
+use support::fake_api::{
+    ChildGuard, FakeApi, Kind, events_about, http_get, metrics, node, owned_meta, pod, sample,
+    serve_fake_api,
+};
 
 // ---------------------------------------------------------------- objects
-
-fn node(name: &str, arch: &str) -> Value {
-    json!({"metadata": {"name": name, "labels": {"kubernetes.io/arch": arch, "kubernetes.io/os": "linux"}},
-        "status": {"nodeInfo": {"architecture": arch, "operatingSystem": "linux", "bootID": "",
-            "containerRuntimeVersion": "containerd://2.0.0", "kernelVersion": "", "kubeProxyVersion": "",
-            "kubeletVersion": "v1.33.0", "machineID": "", "osImage": "", "systemUUID": ""}}})
-}
-
-fn owned_meta(name: &str, api_version: &str, owner_kind: &str, owner: &str) -> Value {
-    json!({"metadata": {"namespace": "shop", "name": name, "uid": format!("uid-{name}"),
-        "ownerReferences": [{"apiVersion": api_version, "kind": owner_kind, "name": owner,
-            "uid": format!("uid-{owner}"), "controller": true}]}})
-}
-
-fn pod(
-    name: &str,
-    owner: (&str, &str, &str),
-    container: &str,
-    image: &str,
-    image_id: &str,
-    restarts: i32,
-) -> Value {
-    let (api_version, kind, owner_name) = owner;
-    json!({
-        "metadata": {"namespace": "shop", "name": name, "uid": format!("uid-{name}"),
-            "ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": owner_name,
-                "uid": format!("uid-{owner_name}"), "controller": true}]},
-        "spec": {"nodeName": "node-a",
-            "containers": [{"name": container, "image": image, "imagePullPolicy": "IfNotPresent"}]},
-        "status": {"phase": "Running", "containerStatuses": [{"name": container, "image": image,
-            "imageID": image_id, "ready": true, "restartCount": restarts,
-            "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}
-    })
-}
-
-// ---------------------------------------------------------------- the child
-
-/// The running binary; killed (and its log printed) if the test panics.
-struct ChildGuard {
-    child: Option<Child>,
-    log: PathBuf,
-    api: Arc<FakeApi>,
-}
-
-impl ChildGuard {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Fails with the child's log if it exited.
-    fn assert_alive(&mut self, during: &str) {
-        if let Some(c) = self.child.as_mut()
-            && let Ok(Some(st)) = c.try_wait()
-        {
-            panic!("imagedrift exited ({st}) while {during}");
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(
-                err,
-                "---- imagedrift log ----\n{}\n---- fake API requests ----\n{}\n----",
-                self.log_text(),
-                self.api.request_log()
-            );
-        }
-    }
-}
-
-// ---------------------------------------------------------------- helpers
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
-
-/// The value of the one sample of `name` whose labels include all of
-/// `labels`; `None` when there is none.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let Some((set, value)) = rest.strip_prefix('{').and_then(|r| r.rsplit_once("} ")) else {
-            continue;
-        };
-        if labels
-            .iter()
-            .all(|(k, v)| set.split(',').any(|kv| kv == format!("{k}=\"{v}\"")))
-        {
-            assert!(
-                found.is_none(),
-                "two {name} samples match {labels:?}:\n{text}"
-            );
-            found = value.trim().parse().ok();
-        }
-    }
-    found
-}
-
-/// Polls `$check` (a block giving `Result<T, String>`) until it is `Ok`,
-/// failing with `$what` and the last observation at `$deadline`; fails at
-/// once if the child exited or the fake API saw a request it does not serve.
-macro_rules! wait_for {
-    ($guard:expr, $deadline:expr, $what:expr, $check:block) => {{
-        let started = Instant::now();
-        loop {
-            $guard.assert_alive($what);
-            let unexpected = $guard.api.unexpected();
-            assert!(
-                unexpected.is_empty(),
-                "the controller made requests the fake API does not serve:\n{}",
-                unexpected.join("\n")
-            );
-            let r: Result<_, String> = async $check.await;
-            match r {
-                Ok(v) => {
-                    // Step timings, shown when a test fails.
-                    println!("{} after {:?}", $what, started.elapsed());
-                    break v;
-                }
-                Err(last) if Instant::now() > $deadline => {
-                    panic!("timed out waiting for {}; last seen:\n{last}", $what)
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }};
-}
-
-async fn metrics(addr: std::net::SocketAddr) -> Result<String, String> {
-    match http_get(addr, "/metrics").await {
-        Some((200, body)) => Ok(body),
-        other => Err(format!("/metrics answered {other:?}")),
-    }
-}
-
-fn events_about<'a>(
-    written: &'a [Written],
-    kind: &str,
-    name: &str,
-    reason: &str,
-) -> Vec<&'a Written> {
-    written
-        .iter()
-        .filter(|w| {
-            w.body["regarding"]["kind"] == kind
-                && w.body["regarding"]["name"] == name
-                && w.body["reason"] == reason
-        })
-        .collect()
-}
-
-// ---------------------------------------------------------------- the test
 
 /// The registry and the fake cluster both tests start from.
 struct Cluster {
