@@ -207,6 +207,11 @@ pub trait Registry: Send + Sync {
     /// Drops any remembered answer for `image`'s tag, so the next
     /// [`Registry::resolve_tag`] asks the registry (a push was announced).
     fn forget_tag(&self, _image: &ImageRef) {}
+
+    /// HTTP requests made to registries so far (for the log's summary).
+    fn requests_made(&self) -> u64 {
+        0
+    }
 }
 
 /// A [`Registry`] with fixed credentials, as the [`ManifestSource`] a

@@ -90,7 +90,8 @@ pub struct ContainerSeries {
     pub node: Arc<str>,
     /// `fresh`, `stale`, `pinned` or `unknown`.
     pub verdict: &'static str,
-    /// Bounded reason category (empty unless unknown).
+    /// Bounded reason: the unknown category, else the rule that decided
+    /// (the REASON column of `scan`).
     pub reason: &'static str,
     /// Whether it runs stale content.
     pub stale: bool,

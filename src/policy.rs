@@ -89,13 +89,36 @@ pub enum DefaultRule {
     NonLatestTagWithDigest(String),
 }
 
+impl DefaultRule {
+    /// Why the API server gives this default, in words.
+    pub fn why(&self) -> String {
+        match self {
+            DefaultRule::NoTag => "the image has no tag, which means `latest`".to_string(),
+            DefaultRule::LatestTag => "the tag is `latest`".to_string(),
+            DefaultRule::LatestTagWithDigest => {
+                "the tag is `latest`; the digest does not change that".to_string()
+            }
+            DefaultRule::DigestOnly => "the image is pinned by digest".to_string(),
+            DefaultRule::NonLatestTag(t) => format!("the tag `{t}` is not `latest`"),
+            DefaultRule::NonLatestTagWithDigest(t) => {
+                format!("the tag `{t}` is not `latest`, and a digest is pinned")
+            }
+        }
+    }
+}
+
 /// Where the effective policy came from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PolicySource {
-    /// Written in the container spec.
+    /// Written in the spec (a live pod's value that differs from the
+    /// default must have been written).
     Explicit,
-    /// Filled in by the API server at pod creation.
+    /// Not in the spec: the API server fills in this default.
     Defaulted(DefaultRule),
+    /// A live pod's value that equals the default for its image. The API
+    /// server stores the field either way, so whether it was written or
+    /// defaulted cannot be told.
+    EqualsDefault(DefaultRule),
 }
 
 impl PolicySource {
@@ -104,6 +127,7 @@ impl PolicySource {
         match self {
             PolicySource::Explicit => "explicit",
             PolicySource::Defaulted(_) => "defaulted",
+            PolicySource::EqualsDefault(_) => "default",
         }
     }
 }
@@ -156,14 +180,14 @@ impl EffectivePolicy {
     }
 
     /// For a live pod, where the API server has already filled the field:
-    /// `Defaulted` when the value equals what defaulting would give (we can
-    /// only infer that), `Explicit` otherwise.
+    /// `EqualsDefault` when the value equals what defaulting would give
+    /// (written or defaulted, the API cannot tell), `Explicit` otherwise.
     pub fn infer_from_live(image: &ImageRef, live: PullPolicy) -> EffectivePolicy {
         let (policy, rule) = default_rule(image);
         if policy == live {
             EffectivePolicy {
                 policy,
-                source: PolicySource::Defaulted(rule),
+                source: PolicySource::EqualsDefault(rule),
             }
         } else {
             EffectivePolicy {
@@ -177,21 +201,15 @@ impl EffectivePolicy {
     pub fn explain(&self) -> String {
         let p = self.policy;
         match &self.source {
-            PolicySource::Explicit => format!("{p} (set explicitly in the container spec)"),
+            PolicySource::Explicit => format!("{p} (written in the pod spec)"),
             PolicySource::Defaulted(rule) => {
-                let why = match rule {
-                    DefaultRule::NoTag => "the image has no tag, which means `latest`".to_string(),
-                    DefaultRule::LatestTag => "the tag is `latest`".to_string(),
-                    DefaultRule::LatestTagWithDigest => {
-                        "the tag is `latest` (the digest does not change that)".to_string()
-                    }
-                    DefaultRule::DigestOnly => "the image is pinned by digest".to_string(),
-                    DefaultRule::NonLatestTag(t) => format!("the tag `{t}` is not `latest`"),
-                    DefaultRule::NonLatestTagWithDigest(t) => {
-                        format!("the tag `{t}` is not `latest` (and a digest is pinned)")
-                    }
-                };
-                format!("{p} (defaulted to {p} because {why})")
+                format!("{p} (defaulted to {p} because {})", rule.why())
+            }
+            PolicySource::EqualsDefault(rule) => {
+                let why = rule.why();
+                // "equals the default for this tag (`v1` is not `latest`)"
+                let why = why.strip_prefix("the tag ").unwrap_or(&why);
+                format!("{p}, which equals the default for this tag ({why})")
             }
         }
     }

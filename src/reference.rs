@@ -596,6 +596,11 @@ impl ImageRef {
             ..self.clone()
         }
     }
+    /// The short form (as [`ImageRef::familiar`]) with its tag, pinned to
+    /// `digest`: `nginx:1.25@sha256:…`, ready to paste into a spec.
+    pub fn familiar_with_digest(&self, digest: &Digest) -> String {
+        self.with_digest(digest.clone()).familiar()
+    }
     /// The same repository with this tag and no digest.
     pub fn with_tag(&self, tag: &str) -> ImageRef {
         ImageRef {

@@ -306,10 +306,11 @@ async fn stale_container_posts_exact_events_once_on_pod_and_workload() {
     );
     let want = format!(
         "Container app runs stale content for registry.example/app:v1 on node node-a: running {a}, the tag now serves {b}. \
-         Pull policy: IfNotPresent (defaulted to IfNotPresent because the tag `v1` is not `latest`). \
+         Pull policy: IfNotPresent, which equals the default for this tag (`v1` is not `latest`). \
          A restart does not help under IfNotPresent (a node that has the tag cached reuses the old content). \
          What works: refresh the tag on the stale nodes (a short pull with imagePullPolicy: Always there); \
-         or pin the workload to the current digest; or set imagePullPolicy: Always in the container, then restart.",
+         or pin the workload to the current digest; or set imagePullPolicy: Always in the container, then restart. \
+         Pinned reference: registry.example/app:v1@{b}.",
         a = d('a'),
         b = d('b'),
     );
@@ -378,7 +379,12 @@ async fn back_to_fresh_posts_image_up_to_date() {
     let (_, _, body) = h.expect_request().await;
     assert_eq!(body["reason"], "StaleImage");
     let note = body["note"].as_str().unwrap();
-    assert!(note.contains("Pull policy: Always (set explicitly in the container spec). A restart helps: a rollout restart"), "{note}");
+    assert!(
+        note.contains(
+            "Pull policy: Always (written in the pod spec). A restart helps: a rollout restart"
+        ),
+        "{note}"
+    );
     // A bare pod: no second (workload) Event.
     // The pod restarts onto the current digest.
     let new_id = format!("registry.example/app@{}", d('b'));
@@ -406,7 +412,7 @@ async fn non_leader_judges_and_exports_metrics_but_writes_nothing() {
         "IfNotPresent",
     )]);
     h.wait_metrics("a stale verdict", |m| {
-        m.contains(r#"pod="bare",reason="",verdict="stale"} 1"#)
+        m.contains(r#"pod="bare",reason="different-config",verdict="stale"} 1"#)
     })
     .await;
     h.expect_silence(900).await;
@@ -527,8 +533,8 @@ async fn node_platform_decides_multi_arch_verdicts() {
     ]);
     let m = h
         .wait_metrics("both verdicts", |m| {
-            m.contains(r#"pod="on-amd",reason="",verdict="stale"} 1"#)
-                && m.contains(r#"pod="on-arm",reason="",verdict="fresh"} 1"#)
+            m.contains(r#"pod="on-amd",reason="different-config",verdict="stale"} 1"#)
+                && m.contains(r#"pod="on-arm",reason="same-platform-child",verdict="fresh"} 1"#)
         })
         .await;
     assert!(
@@ -585,7 +591,9 @@ async fn checks_beyond_the_concurrency_limit_wait_their_turn() {
     h.list_nodes(vec![node("node-a", "amd64")]);
     h.list_pods(pods);
     h.wait_metrics("three fresh verdicts", |m| {
-        m.matches(r#"reason="",verdict="fresh"} 1"#).count() == 3
+        m.matches(r#"reason="same-digest",verdict="fresh"} 1"#)
+            .count()
+            == 3
     })
     .await;
     assert_eq!(reg.resolves(), 3);
@@ -652,7 +660,7 @@ async fn a_panicking_check_frees_its_slot_and_is_retried() {
     h.list_nodes(vec![node("node-a", "amd64")]);
     h.list_pods(pods);
     h.wait_metrics("the other reference checked", |m| {
-        m.contains(r#"imagedrift_container_verdict{container="app",kind="container",namespace="shop",pod="p1",reason="",verdict="fresh"} 1"#)
+        m.contains(r#"imagedrift_container_verdict{container="app",kind="container",namespace="shop",pod="p1",reason="same-digest",verdict="fresh"} 1"#)
     })
     .await;
     assert_eq!(reg.resolves(), 1);

@@ -137,13 +137,15 @@ async fn scan_lists_once_judges_and_prints_the_documented_json() {
         json!({
             "namespace": "shop", "pod": "web-5d9c-1", "container": "app", "containerType": "container",
             "node": "node-a", "image": "registry.example/app:v1", "normalizedImage": "registry.example/app:v1",
-            "pullPolicy": "IfNotPresent", "pullPolicySource": "defaulted", "verdict": "stale",
+            "pullPolicy": "IfNotPresent", "pullPolicySource": "default", "verdict": "stale",
             "reason": "different-config", "runningDigest": d('a').to_string(), "currentDigest": d('b').to_string(),
             "platform": null, "owner": {"kind": "Deployment", "name": "web"},
-            "remedies": ["refresh", "pin", "set-policy-always"]
+            "remedies": ["refresh", "pin", "set-policy-always"],
+            "pinnedReference": format!("registry.example/app:v1@{}", d('b'))
         })
     );
     assert_eq!(doc["items"][1]["verdict"], "fresh");
+    assert!(doc["items"][1].get("pinnedReference").is_none());
     assert_eq!(doc["items"][1]["remedies"], json!([]));
     let table = output::table(&rows, false);
     assert!(
@@ -153,9 +155,35 @@ async fn scan_lists_once_judges_and_prints_the_documented_json() {
     let wide = output::table(&rows, true);
     assert!(wide.contains("Deployment/web"), "{wide}");
     let text = output::explain(&rows[..1]);
-    assert!(text.contains("pull policy:       IfNotPresent (defaulted to IfNotPresent because the tag `v1` is not `latest`)"), "{text}");
+    assert!(text.contains("pull policy:       IfNotPresent, which equals the default for this tag (`v1` is not `latest`)"), "{text}");
     assert!(
         text.contains("what to do:        A restart does not help under IfNotPresent"),
+        "{text}"
+    );
+    // Concrete: the pinned reference and the exact kubectl commands.
+    let pin = format!("registry.example/app:v1@{}", d('b'));
+    assert!(
+        text.contains(&format!("  pinned reference:  {pin}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  commands:          crictl pull registry.example/app:v1   # on node node-a"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubectl -n shop rollout restart deployment/web   # after the refresh"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "kubectl -n shop set image deployment/web app={pin}\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"kubectl -n shop patch deployment/web -p '{"spec":{"template":{"spec":{"containers":[{"name":"app","imagePullPolicy":"Always"}]}}}}'"#),
         "{text}"
     );
 }

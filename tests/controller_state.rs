@@ -239,10 +239,16 @@ async fn unknown_for_longer_than_the_threshold_reports_drift_check_failed_once()
         e.note,
         format!(
             "Cannot tell whether container c runs current content for example.com/private:v1 on node n1 for 30m: \
-             unauthorized (resolving the tag: unauthorized: 401 from example.com). Running {}.",
+             unauthorized (resolving the tag: unauthorized: 401 from example.com). Running {}. \
+             What to do: example.com refused anonymous or wrong credentials: give imagedrift credentials for example.com: \
+             with scan/explain, --read-pull-secrets (the pods' imagePullSecrets), --creds FILE (a docker config.json) \
+             or --image-credential-provider-config/--image-credential-provider-bin-dir (the kubelet's credential-provider \
+             plugins: ECR, GCR/Artifact Registry, ACR); with run, the keys pullSecrets.enabled, registries.credentialsFile \
+             and registries.credentialProviders.",
             d('a')
         )
     );
+    assert!(e.note.len() <= 1024);
 }
 
 #[tokio::test(start_paused = true)]

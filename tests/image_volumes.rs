@@ -183,7 +183,7 @@ async fn a_stale_image_volume_is_reported_apart_from_its_same_named_container() 
     let text = metrics.render().unwrap();
     assert!(text.contains(r#"imagedrift_container_stale{container="app",image="example.com/model:v1",kind="image_volume",namespace="ns",node="n1",owner_kind="Pod",owner_name="p1",pod="p1"} 1"#), "{text}");
     assert!(text.contains(r#"imagedrift_container_stale{container="app",image="example.com/app:v1",kind="container",namespace="ns",node="n1",owner_kind="Pod",owner_name="p1",pod="p1"} 0"#), "{text}");
-    assert!(text.contains(r#"imagedrift_container_verdict{container="app",kind="image_volume",namespace="ns",pod="p1",reason="",verdict="stale"} 1"#), "{text}");
+    assert!(text.contains(r#"imagedrift_container_verdict{container="app",kind="image_volume",namespace="ns",pod="p1",reason="different-config",verdict="stale"} 1"#), "{text}");
 
     // scan: both rows, the volume marked as such.
     let rows = s.rows();

@@ -75,7 +75,7 @@ fn explicit_policy_wins_and_says_so() {
     let eff = EffectivePolicy::of(&r, Some(PullPolicy::Always));
     assert_eq!(eff.policy, PullPolicy::Always);
     assert_eq!(eff.source, PolicySource::Explicit);
-    assert!(eff.explain().contains("explicitly"));
+    assert_eq!(eff.explain(), "Always (written in the pod spec)");
 }
 
 #[test]
@@ -84,10 +84,19 @@ fn live_pods_infer_defaulted_when_the_value_matches_the_default() {
     let live = EffectivePolicy::infer_from_live(&r, PullPolicy::IfNotPresent);
     assert_eq!(
         live.source,
-        PolicySource::Defaulted(DefaultRule::NonLatestTag("java17".into()))
+        PolicySource::EqualsDefault(DefaultRule::NonLatestTag("java17".into()))
     );
+    assert_eq!(live.source.kind(), "default");
+    // The API server stores the field either way: say it equals the
+    // default, never that it was defaulted.
+    assert_eq!(
+        live.explain(),
+        "IfNotPresent, which equals the default for this tag (`java17` is not `latest`)"
+    );
+    assert!(!live.explain().contains("defaulted"));
     let live = EffectivePolicy::infer_from_live(&r, PullPolicy::Always);
     assert_eq!(live.source, PolicySource::Explicit);
+    assert!(!live.explain().contains("container"), "{}", live.explain());
 }
 
 #[test]

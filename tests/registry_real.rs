@@ -518,7 +518,6 @@ async fn cli_resolve_refuses_a_url_and_names_plain_http_behind_https() {
     let mut args = ResolveArgs {
         image: format!("https://{host}/cli/app:v1"),
         platform: None,
-        creds: None,
         credentials: imagedrift::credentials::CliCredentialFlags {
             no_docker_config: true,
             ..Default::default()
@@ -694,8 +693,8 @@ async fn cli_run_prints_text_and_json() {
     let mut args = ResolveArgs {
         image: format!("{host}/cli/single:v2"),
         platform: Some("linux/amd64".into()),
-        creds: Some(creds),
         credentials: imagedrift::credentials::CliCredentialFlags {
+            creds: Some(creds),
             no_docker_config: true,
             ..Default::default()
         },
@@ -717,7 +716,7 @@ async fn cli_run_prints_text_and_json() {
         serde_json::from_str(&run(&args).await.expect("resolve")).unwrap();
     assert_eq!(json["configDigest"], serde_json::json!(pushed.config));
     assert!(json.get("platforms").is_none());
-    args.creds = None;
+    args.credentials.creds = None;
     let e = run(&args).await.expect_err("no credentials").to_string();
     assert!(e.contains("unauthorized"), "{e}");
 

@@ -254,7 +254,7 @@ fn restart_would_not_help_names_the_fix() {
     )
     .run();
     let m = &p.skips[0].message;
-    assert!(m.contains("IfNotPresent (defaulted"), "{m}");
+    assert!(m.contains("IfNotPresent, which equals the default"), "{m}");
     assert!(m.contains("remedy refresh"), "{m}");
     assert!(m.contains("remedy pin"), "{m}");
     assert!(m.contains("imagePullPolicy: Always"), "{m}");

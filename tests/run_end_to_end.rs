@@ -217,6 +217,8 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         .arg(listen.to_string())
         .arg("--config")
         .arg(&config)
+        .arg("--log-format")
+        .arg("json")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file.try_clone().expect("dup log")))
         .stderr(Stdio::from(log_file))
@@ -315,6 +317,39 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         "no Event while everything is fresh: {:?}",
         api.written()
     );
+    // The log says when the first full round is done, with its counts as
+    // JSON fields.
+    let line = wait_for!(guard, deadline, "the first-round summary line", {
+        json_log_line(&guard.log_text(), |f| {
+            f["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("first full check done in "))
+        })
+        .ok_or_else(|| guard.log_text())
+    });
+    let f = &line["fields"];
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(
+        (
+            &f["containers"],
+            &f["judged"],
+            &f["fresh"],
+            &f["stale"],
+            &f["unknown"]
+        ),
+        (&json!(2), &json!(2), &json!(2), &json!(0), &json!(0)),
+        "{line}"
+    );
+    assert!(
+        f["registry_requests"].as_u64().is_some_and(|n| n >= 2),
+        "{line}"
+    );
+    assert!(
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(": 2 containers judged, 0 stale, 0 unknown; ")),
+        "{line}"
+    );
 
     // 2. The tag is re-pushed with new content; the next check (≤ 10s)
     //    judges the running container stale.
@@ -385,6 +420,29 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         assert!(note.contains(needle), "note lacks {needle:?}: {note}");
     }
     assert!(note.len() <= 1024, "note within the Event limit: {note}");
+    // One info line for the transition, naming the container and both
+    // digests as fields.
+    let stale_line = json_log_line(&guard.log_text(), |f| {
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("stale:"))
+    })
+    .unwrap_or_else(|| panic!("no stale transition line:\n{}", guard.log_text()));
+    let f = &stale_line["fields"];
+    assert_eq!(stale_line["level"], "INFO", "{stale_line}");
+    for (k, v) in [
+        ("namespace", "shop"),
+        ("pod", "app-5d9c-x1"),
+        ("container", "app"),
+        ("kind", "container"),
+        ("node", "node-a"),
+        ("verdict", "stale"),
+        ("reason", "different-config"),
+        ("running", first.digest.as_str()),
+        ("current", second.digest.as_str()),
+    ] {
+        assert_eq!(f[k], v, "field {k}: {stale_line}");
+    }
     let dep = events_about(&written, "Deployment", "app", "StaleImage");
     assert_eq!(dep.len(), 1, "{written:#?}");
     assert_eq!(dep[0].body["regarding"]["apiVersion"], "apps/v1");
@@ -416,6 +474,19 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
             Err(format!("{text}\n{w:#?}"))
         }
     });
+
+    let fresh_line = json_log_line(&guard.log_text(), |f| {
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("fresh again:"))
+    })
+    .unwrap_or_else(|| panic!("no fresh-again line:\n{}", guard.log_text()));
+    assert_eq!(fresh_line["fields"]["pod"], "app-5d9c-x1", "{fresh_line}");
+    assert_eq!(
+        fresh_line["fields"]["running"],
+        second.digest.as_str(),
+        "{fresh_line}"
+    );
 
     // 4. The pod goes: its series go with it; the other pod's stay.
     api.delete(Kind::Pods, "shop", "app-5d9c-x1");
@@ -468,7 +539,11 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
     // retried, no Event refused, nothing else worth a warning.
     let complaints: Vec<&str> = log_text
         .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked"))
+        .filter(|l| match serde_json::from_str::<Value>(l) {
+            Ok(v) => v["level"] == "WARN" || v["level"] == "ERROR",
+            // Every line is JSON with --log-format json.
+            Err(_) => true,
+        })
         .collect();
     assert!(complaints.is_empty(), "warnings in the log:\n{log_text}");
     assert!(
@@ -481,6 +556,13 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         api.unexpected()
     );
     drop(registry);
+}
+
+/// The first JSON log line whose `fields` satisfy `pred`.
+fn json_log_line(log: &str, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| pred(&v["fields"]))
 }
 
 /// Runs a one-shot command to its end (killed at `deadline`); returns its

@@ -270,7 +270,7 @@ pub fn oneshot_setup(
         }
         None => Config::default(),
     };
-    credentials.apply(&mut c.registries);
+    credentials.apply(&mut c.registries)?;
     let pull_secrets =
         (read_pull_secrets || c.pull_secrets.enabled).then_some(c.pull_secrets.cache_ttl);
     Ok(OneShotSetup {

@@ -73,7 +73,7 @@ pub struct ScanArgs {
     /// resolve private images as kubelet does. Key: pullSecrets.enabled.
     #[arg(long, env = "IMAGEDRIFT_READ_PULL_SECRETS")]
     pub read_pull_secrets: bool,
-    /// Plugins and your docker config.
+    /// `--creds`, plugins and your docker config.
     #[command(flatten)]
     pub credentials: imagedrift::credentials::CliCredentialFlags,
     /// Registry lookups at once (as `run`'s key maxConcurrentChecks).
@@ -113,7 +113,7 @@ pub struct ExplainArgs {
     /// Read the pod's imagePullSecrets, as for `scan`. Key: pullSecrets.enabled.
     #[arg(long, env = "IMAGEDRIFT_READ_PULL_SECRETS")]
     pub read_pull_secrets: bool,
-    /// Plugins and your docker config.
+    /// `--creds`, plugins and your docker config.
     #[command(flatten)]
     pub credentials: imagedrift::credentials::CliCredentialFlags,
     /// Cluster connection.

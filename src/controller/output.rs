@@ -3,7 +3,6 @@
 
 use super::reconcile::Row;
 use super::store::ContainerKind;
-use crate::policy::PolicySource;
 use crate::verdict::Verdict;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -38,7 +37,9 @@ pub struct ItemJson {
     pub normalized_image: Option<String>,
     /// Effective pull policy.
     pub pull_policy: Option<String>,
-    /// `explicit` or `defaulted`.
+    /// `explicit` (differs from the default for the image, so it was
+    /// written) or `default` (equals the default: written or defaulted,
+    /// the API server stores it either way).
     pub pull_policy_source: Option<&'static str>,
     /// `fresh`, `stale`, `pinned` or `unknown`.
     pub verdict: &'static str,
@@ -54,6 +55,10 @@ pub struct ItemJson {
     pub owner: OwnerJson,
     /// Remedies that would work (stale containers only).
     pub remedies: Vec<&'static str>,
+    /// The spec image pinned to the digest its tag serves today, ready to
+    /// paste (stale containers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_reference: Option<String>,
 }
 
 /// The whole `scan -o json` document.
@@ -108,6 +113,12 @@ pub fn item(r: &Row) -> ItemJson {
                 .unwrap_or_default()
         } else {
             Vec::new()
+        },
+        pinned_reference: if stale {
+            ev.and_then(|e| e.current_digest.as_ref())
+                .map(|d| super::advice::pinned(&r.container.image, d.as_str()))
+        } else {
+            None
         },
     }
 }
@@ -229,14 +240,6 @@ pub fn explain(rows: &[Row]) -> String {
                 .as_ref()
                 .map_or("unknown (not in the pod spec)".into(), |p| p.explain())
         );
-        if let Some(p) = &r.policy
-            && matches!(p.source, PolicySource::Explicit)
-        {
-            let _ = writeln!(
-                out,
-                "                     (the API server fills the field in; it may have been written or defaulted)"
-            );
-        }
         let _ = writeln!(
             out,
             "  node:              {}",
@@ -270,30 +273,20 @@ pub fn explain(rows: &[Row]) -> String {
         {
             let _ = writeln!(out, "  detail:            {d}");
         }
-        let _ = writeln!(out, "  what to do:        {}", advice(r, &i));
+        let advice = super::advice::advise(r);
+        let _ = writeln!(out, "  what to do:        {}", advice.text);
+        if let Some(p) = &advice.pinned_reference {
+            let _ = writeln!(out, "  pinned reference:  {p}");
+        }
+        for (n, c) in advice.commands.iter().enumerate() {
+            let label = if n == 0 {
+                "  commands:          "
+            } else {
+                "                     "
+            };
+            let _ = writeln!(out, "{label}{c}");
+        }
         out.push('\n');
     }
     out
-}
-
-fn advice(r: &Row, i: &ItemJson) -> String {
-    match i.verdict {
-        "fresh" => "nothing: it runs the content its tag serves today.".into(),
-        "pinned" => "nothing: the spec pins a digest, so the tag moving does not change what runs.".into(),
-        "stale" => super::report::remedy_sentence(r.policy.as_ref()),
-        _ => match i.reason.as_str() {
-            "not_running" if r.container.kind == ContainerKind::ImageVolume => {
-                "nothing yet: no container that mounts the volume is running, so there is no digest to compare.".into()
-            }
-            "not_running" => "nothing yet: the container is not running, so there is no digest to compare.".into(),
-            "volume_digest_not_reported" => {
-                "enable the feature gate ImageVolumeWithDigest on the API server and the kubelets (alpha in 1.35/1.36) so the kubelet reports the volume's digest; until then only a digest pin (reference repo:tag@sha256:...) makes its content certain.".into()
-            }
-            "unauthorized" | "denied" => {
-                "give imagedrift credentials for this registry (pull secrets or the registries config).".into()
-            }
-            "platform" => "label the node with its architecture variant, or check the image's platforms.".into(),
-            _ => "retry later; see the detail above for what failed.".into(),
-        },
-    }
 }

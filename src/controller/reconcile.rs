@@ -204,6 +204,8 @@ pub struct State {
     remedy_work: Option<HashMap<WKey, Workload>>,
     schedule: Schedule,
     checked: HashSet<Str>,
+    /// Full rounds (every reference checked) so far.
+    full_checks: u64,
     relist_pods: Option<HashSet<(Str, Str)>>,
     relist_nodes: Option<HashSet<Str>>,
 }
@@ -296,14 +298,111 @@ fn series_key(k: &ContainerKey) -> crate::metrics::SeriesKey {
     )
 }
 
-fn reason_label(v: &Verdict) -> &'static str {
-    match v {
+/// The metric's `reason`: the words `scan` shows in its REASON column (the
+/// unknown category, else the rule that decided: `same-digest`,
+/// `different-config`, …). Both sets are bounded.
+fn reason_label(j: &Judgement) -> &'static str {
+    match &j.verdict {
         Verdict::Unknown(r) => r.as_str(),
-        _ => "",
+        _ => j.evidence.rule.as_str(),
     }
 }
 
+/// The info line of a container's verdict transition (every replica logs
+/// it, leading or not): namespace/pod/container, both digests, and why.
+fn log_transition(
+    n: Notice,
+    pod: &PodView,
+    c: &ContainerView,
+    j: &Judgement,
+    failing_for: Option<Duration>,
+) {
+    let digest = |d: &Option<crate::reference::Digest>| {
+        d.as_ref()
+            .map_or_else(|| "-".to_string(), |d| d.to_string())
+    };
+    let running = digest(&j.evidence.running_digest);
+    let current = digest(&j.evidence.current_digest);
+    let message = match n {
+        Notice::BecameStale => "stale: the container runs content its tag no longer serves",
+        Notice::BecameFresh => "fresh again: the container runs the content its tag serves",
+        Notice::CheckFailing => "unknown for too long: the container could not be checked",
+    };
+    tracing::info!(
+        namespace = %pod.namespace,
+        pod = %pod.name,
+        container = %c.name,
+        kind = c.kind.as_str(),
+        image = %c.image,
+        node = pod.node.as_deref().unwrap_or(""),
+        running = %running,
+        current = %current,
+        verdict = j.verdict.as_str(),
+        reason = reason_label(j),
+        failing_for_seconds = failing_for.map(|d| d.as_secs()),
+        detail = j.evidence.detail.as_deref(),
+        "{message}"
+    );
+}
+
+/// What the periodic summary line counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Containers (and image volumes) of the watched pods.
+    pub containers: usize,
+    /// Of those, judged at least once.
+    pub judged: usize,
+    /// Fresh.
+    pub fresh: usize,
+    /// Stale.
+    pub stale: usize,
+    /// Pinned by digest.
+    pub pinned: usize,
+    /// Unknown (not running, lookup failures, …).
+    pub unknown: usize,
+    /// Unknown for longer than the threshold (a `DriftCheckFailed` stands).
+    pub failing: usize,
+    /// Workloads with a stale container.
+    pub stale_workloads: usize,
+    /// Unique references watched.
+    pub references: usize,
+}
+
 impl State {
+    /// Full rounds (every watched reference checked) so far.
+    pub fn full_checks(&self) -> u64 {
+        self.full_checks
+    }
+
+    /// The counts of the periodic summary line.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            references: self.refs.len(),
+            stale_workloads: self.workloads.values().filter(|w| w.stale > 0).count(),
+            ..Summary::default()
+        };
+        for pod in self.pods.values() {
+            for c in &pod.containers {
+                s.containers += 1;
+                let Some(st) = self.containers.get(&ContainerKey::of(pod, c)) else {
+                    continue;
+                };
+                let Some(j) = &st.judgement else { continue };
+                s.judged += 1;
+                match j.verdict {
+                    Verdict::Fresh => s.fresh += 1,
+                    Verdict::Stale => s.stale += 1,
+                    Verdict::Pinned => s.pinned += 1,
+                    Verdict::Unknown(_) => s.unknown += 1,
+                }
+                if st.tracker.failure_reported {
+                    s.failing += 1;
+                }
+            }
+        }
+        s
+    }
+
     /// An empty state.
     pub fn new(settings: Settings, metrics: Metrics, jitter: Box<dyn Jitter>) -> State {
         State {
@@ -321,6 +420,7 @@ impl State {
             judgements: HashSet::new(),
             remedy_work: None,
             checked: HashSet::new(),
+            full_checks: 0,
             relist_pods: None,
             relist_nodes: None,
         }
@@ -746,6 +846,7 @@ impl State {
                 // (dropped ones leave both), so counting suffices.
                 if self.checked.len() >= self.schedule.len() {
                     self.metrics.full_check_done();
+                    self.full_checks += 1;
                     self.checked.clear();
                     // Forget judgements and strings nothing refers to any more.
                     self.judgements.retain(|j| Arc::strong_count(j) > 1);
@@ -812,7 +913,7 @@ impl State {
             owner_name: workload.name.clone(),
             node: pod.node.clone().unwrap_or_else(|| Str::from("")),
             verdict: verdict.as_str(),
-            reason: reason_label(verdict),
+            reason: reason_label(&j.judgement),
             stale,
         };
         let threshold = self.settings.unknown_threshold;
@@ -843,6 +944,7 @@ impl State {
         let mut effects = Vec::new();
         let mut first_note = None;
         if let Some(n) = notice {
+            log_transition(n, &pod, &c, &j.judgement, failing_for);
             let note = self.note(&pod, &c, &j.judgement, n, failing_for);
             first_note = Some(note.clone());
             effects.push(EventEffect {

@@ -170,7 +170,7 @@ pub fn message(notice: Notice, f: &ContainerFacts<'_>, failing_for: Option<Durat
     let policy = f.policy.map_or("unknown".to_string(), |p| p.explain());
     let text = match notice {
         Notice::BecameStale => format!(
-            "{} {} runs stale content for {}{}: running {}, the tag now serves {}. Pull policy: {}. {}",
+            "{} {} runs stale content for {}{}: running {}, the tag now serves {}. Pull policy: {}. {}{}",
             kind_word(f.kind),
             f.container,
             f.image,
@@ -179,6 +179,10 @@ pub fn message(notice: Notice, f: &ContainerFacts<'_>, failing_for: Option<Durat
             digest(&e.current_digest),
             policy,
             remedy_sentence(f.policy),
+            e.current_digest.as_ref().map_or(String::new(), |d| format!(
+                " Pinned reference: {}.",
+                f.image.familiar_with_digest(d)
+            )),
         ),
         Notice::BecameFresh => format!(
             "{} {} runs the content {} serves again{}: running {}, the tag serves {}.",
@@ -199,8 +203,20 @@ pub fn message(notice: Notice, f: &ContainerFacts<'_>, failing_for: Option<Durat
                 .detail
                 .as_deref()
                 .map_or(String::new(), |d| format!(" ({d})"));
+            let what_to_do = match &f.judgement.verdict {
+                Verdict::Unknown(UnknownReason::Lookup(_, category)) => format!(
+                    " What to do: {}",
+                    crate::registry::hint::for_failure(
+                        *category,
+                        f.image.domain(),
+                        e.detail.as_deref().unwrap_or(""),
+                        &f.image.to_string(),
+                    )
+                ),
+                _ => String::new(),
+            };
             format!(
-                "Cannot tell whether {} {} runs current content for {}{}{}: {}{}. Running {}.",
+                "Cannot tell whether {} {} runs current content for {}{}{}: {}{}. Running {}.{}",
                 kind_word(f.kind).to_lowercase(),
                 f.container,
                 f.image,
@@ -209,6 +225,7 @@ pub fn message(notice: Notice, f: &ContainerFacts<'_>, failing_for: Option<Durat
                 reason,
                 detail,
                 digest(&e.running_digest),
+                what_to_do,
             )
         }
     };

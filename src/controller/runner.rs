@@ -299,6 +299,44 @@ fn owner_event<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// The periodic one-line summary: what was judged, and the registry
+/// requests since the previous line.
+struct SummaryLog {
+    requests_before: u64,
+    first_round_logged: bool,
+}
+
+impl SummaryLog {
+    fn new(requests: u64) -> SummaryLog {
+        SummaryLog {
+            requests_before: requests,
+            first_round_logged: false,
+        }
+    }
+
+    fn log(&mut self, s: &super::reconcile::Summary, requests: u64, what: &str) {
+        let since = requests.saturating_sub(self.requests_before);
+        self.requests_before = requests;
+        tracing::info!(
+            containers = s.containers,
+            judged = s.judged,
+            fresh = s.fresh,
+            stale = s.stale,
+            pinned = s.pinned,
+            unknown = s.unknown,
+            unknown_too_long = s.failing,
+            stale_workloads = s.stale_workloads,
+            references = s.references,
+            registry_requests = since,
+            registry_requests_total = requests,
+            "{what}: {} containers judged, {} stale, {} unknown; {since} registry requests",
+            s.judged,
+            s.stale,
+            s.unknown,
+        );
+    }
+}
+
 enum Done {
     /// A check, with when the webhook it answers arrived.
     Check(Outcome, Option<Instant>),
@@ -366,6 +404,10 @@ where
     // Which reference each check task checks, so a task that panics still
     // frees its slot and its reference is scheduled again.
     let mut checks: HashMap<tokio::task::Id, super::store::Str> = HashMap::new();
+    // The summary line: after the first full round, then once per interval.
+    let started = Instant::now();
+    let mut summary = SummaryLog::new(ctx.registry.requests_made());
+    let mut next_summary = started + ctx.settings.interval;
     let result = loop {
         // With every check slot busy, a finishing check wakes the loop;
         // arming the timer for an overdue reference would spin.
@@ -430,7 +472,21 @@ where
                 Some(Ok(i)) => handle(&ctx, &mut state, &mut relist, i, Instant::now()),
             },
             _ = tokio::time::sleep_until(wake) => Work::default(),
+            _ = tokio::time::sleep_until(next_summary) => {
+                next_summary = Instant::now() + ctx.settings.interval;
+                summary.log(&state.summary(), ctx.registry.requests_made(), "summary");
+                Work::default()
+            }
         };
+        if !summary.first_round_logged && state.full_checks() > 0 {
+            summary.first_round_logged = true;
+            let took = format!("{:.1}s", started.elapsed().as_secs_f64());
+            summary.log(
+                &state.summary(),
+                ctx.registry.requests_made(),
+                &format!("first full check done in {took}"),
+            );
+        }
         for e in now_work.effects {
             if tx.send(Publish::Live(e)).await.is_err() {
                 break;

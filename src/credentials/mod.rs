@@ -151,6 +151,10 @@ impl ProviderFlags {
 /// Credential flags of the one-shot commands (`scan`, `explain`, `resolve`).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CliCredentialFlags {
+    /// Docker config.json with credentials (`auths`, `credsStore`,
+    /// `credHelpers`), tried after the config's credentialsFile.
+    #[arg(long, env = "IMAGEDRIFT_CREDS")]
+    pub creds: Option<PathBuf>,
     /// Plugins.
     #[command(flatten)]
     pub providers: ProviderFlags,
@@ -159,17 +163,36 @@ pub struct CliCredentialFlags {
     pub no_docker_config: bool,
 }
 
+/// `--creds PATH` names a file that can't be read.
+#[derive(Debug, thiserror::Error)]
+#[error("--creds {}: {source}", path.display())]
+pub struct CredsFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
 impl CliCredentialFlags {
-    /// Applies the flags; unless `--no-docker-config`, your docker config
-    /// (when it exists) is tried after the configured credentials file.
-    pub fn apply(&self, r: &mut crate::registry::RegistriesConfig) {
+    /// Applies the flags: `--creds`, then (unless `--no-docker-config`)
+    /// your docker config when it exists, both tried after the configured
+    /// credentials file.
+    pub fn apply(&self, r: &mut crate::registry::RegistriesConfig) -> Result<(), CredsFileError> {
         self.providers.apply(r);
+        if let Some(path) = &self.creds {
+            std::fs::metadata(path).map_err(|source| CredsFileError {
+                path: path.clone(),
+                source,
+            })?;
+            r.more_credentials_files.push(path.clone());
+        }
         if !self.no_docker_config
             && let Some(p) = default_docker_config()
             && p.is_file()
         {
             r.more_credentials_files.push(p);
         }
+        Ok(())
     }
 }
 

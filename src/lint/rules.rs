@@ -484,7 +484,7 @@ fn pod_level_policy_hit(
             continue;
         };
         match &eff.source {
-            PolicySource::Defaulted(rule) => {
+            PolicySource::Defaulted(rule) | PolicySource::EqualsDefault(rule) => {
                 effects.push(format!(
                     "container `{}` defaults to {} {}",
                     c.name,
@@ -543,7 +543,7 @@ fn always_pull_hit(key: &Node, value: &Node, c: Option<&ContainerView<'_>>) -> H
                 PolicySource::Explicit => {
                     format!("the container sets imagePullPolicy: {}", eff.policy)
                 }
-                PolicySource::Defaulted(rule) => {
+                PolicySource::Defaulted(rule) | PolicySource::EqualsDefault(rule) => {
                     format!(
                         "the container defaults to {} {}",
                         eff.policy,

@@ -25,11 +25,7 @@ pub struct ResolveArgs {
     /// Also resolve the manifest and config digest for this platform (os/arch[/variant]).
     #[arg(long, env = "IMAGEDRIFT_PLATFORM")]
     pub platform: Option<String>,
-    /// Docker config.json with credentials (`auths`, `credsStore`,
-    /// `credHelpers`), tried after the config's credentialsFile.
-    #[arg(long, env = "IMAGEDRIFT_CREDS")]
-    pub creds: Option<PathBuf>,
-    /// Plugins and your docker config.
+    /// `--creds`, plugins and your docker config.
     #[command(flatten)]
     pub credentials: crate::credentials::CliCredentialFlags,
     /// Configuration file (YAML, as for `run`); only its `registries:`
@@ -73,9 +69,11 @@ pub enum ResolveError {
         /// The reference without it.
         without: String,
     },
-    /// The registry lookup failed.
-    #[error("{image}: {failure}")]
+    /// The registry lookup failed: what failed, then what to do.
+    #[error("{image}: {failure}\n  hint: {}", super::hint::for_failure(failure.category, host, &failure.detail, image))]
     Lookup {
+        /// The registry host.
+        host: String,
         /// The normalised image.
         image: String,
         /// What failed.
@@ -147,15 +145,13 @@ pub async fn run(args: &ResolveArgs) -> Result<String, ResolveError> {
             c.registries
         }
     };
-    if let Some(path) = &args.creds {
-        std::fs::metadata(path).map_err(|source| ResolveError::File {
+    args.credentials
+        .apply(&mut config)
+        .map_err(|e| ResolveError::File {
             flag: "--creds",
-            path: path.clone(),
-            source,
+            path: e.path,
+            source: e.source,
         })?;
-        config.more_credentials_files.push(path.clone());
-    }
-    args.credentials.apply(&mut config);
     let resolver = Resolver::new(config, &prometheus::Registry::new())
         .map_err(|e| ResolveError::Config(e.to_string()))?;
     let resolved = resolve(&resolver, &image, platform.as_ref(), &[]).await?;
@@ -174,6 +170,7 @@ pub async fn resolve(
 ) -> Result<Resolved, ResolveError> {
     let name = image.to_string();
     let lookup = |failure| ResolveError::Lookup {
+        host: image.domain().to_string(),
         image: name.clone(),
         failure,
     };

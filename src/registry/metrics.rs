@@ -16,6 +16,17 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
+    /// Every request counted so far, whatever its registry and status.
+    pub fn requests_total(&self) -> u64 {
+        use prometheus::core::Collector as _;
+        self.requests
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
+    }
+
     /// Creates the series and registers them on `registry`.
     pub fn register(registry: &prometheus::Registry) -> Result<Metrics, prometheus::Error> {
         let requests = IntCounterVec::new(

@@ -8,6 +8,7 @@ pub mod cli;
 mod client;
 mod clock;
 mod config;
+pub mod hint;
 mod manifest;
 mod metrics;
 pub mod pace;
@@ -625,6 +626,10 @@ impl crate::facts::Registry for Resolver {
         creds: &[Credential],
     ) -> Result<Arc<Manifest>, LookupFailure> {
         self.inner.manifest(image, digest, creds).await
+    }
+
+    fn requests_made(&self) -> u64 {
+        self.inner.metrics.requests_total()
     }
 }
 
