@@ -278,6 +278,13 @@ pub struct RunFlags {
     /// Log format. Key: log.format.
     #[arg(long, env = "IMAGEDRIFT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Reference checks at once (1-256), as `scan`'s flag. Key: maxConcurrentChecks.
+    #[arg(
+        long = "max-concurrent-checks",
+        env = "IMAGEDRIFT_MAX_CONCURRENT_CHECKS",
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    pub max_concurrent_checks: Option<u16>,
     /// kubelet credential-provider plugins.
     #[command(flatten)]
     pub credential_providers: crate::credentials::ProviderFlags,
@@ -327,7 +334,7 @@ impl Config {
         };
         if let Some(i) = &flags.interval {
             c.interval = parse_duration(i).map_err(|problem| ConfigError::Invalid {
-                key: "interval (--interval)",
+                key: "interval (--interval or IMAGEDRIFT_INTERVAL)",
                 problem,
                 fix: "write a duration such as 5m, 90s or 1h",
             })?;
@@ -358,6 +365,9 @@ impl Config {
         }
         if let Some(f) = flags.log_format {
             c.log.format = f;
+        }
+        if let Some(n) = flags.max_concurrent_checks {
+            c.max_concurrent_checks = n.into();
         }
         flags.credential_providers.apply(&mut c.registries);
         if let Some(l) = &flags.webhook_listen {

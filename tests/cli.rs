@@ -240,6 +240,29 @@ fn help_lists_enum_values_and_exit_codes() {
     ] {
         assert!(help.contains(want), "{want} missing from\n{help}");
     }
+    // The same flag and variable in `run`.
+    let out = imagedrift(dir.path())
+        .args(["run", "--help"])
+        .output()
+        .expect("run");
+    let help = text(&out.stdout);
+    for want in [
+        "--max-concurrent-checks <MAX_CONCURRENT_CHECKS>",
+        "[env: IMAGEDRIFT_MAX_CONCURRENT_CHECKS=]",
+        "- json:",
+    ] {
+        assert!(help.contains(want), "{want} missing from\n{help}");
+    }
+    let out = imagedrift(dir.path())
+        .args(["run", "--max-concurrent-checks", "0"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--max-concurrent-checks"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = imagedrift(dir.path()).arg("--help").output().expect("run");
     assert!(text(&out.stdout).contains(
         "Exit codes: 0 ok, 1 found something (stale containers, lint findings), 2 usage, configuration, I/O or cluster errors."
