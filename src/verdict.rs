@@ -302,7 +302,7 @@ pub fn volume_digest_not_reported() -> Judgement {
         evidence: Evidence::bare(
             Rule::VolumeDigestNotReported,
             Some(
-                "the kubelet reports no digest for this image volume (volumeStatus.image.imageRef); it does only with the feature gate ImageVolumeWithDigest (alpha in Kubernetes 1.35/1.36) enabled on the kubelet and the API server".to_string(),
+                "the kubelet reports no digest for this image volume (volumeStatus.image.imageRef); it does only with the feature gate ImageVolumeWithDigest (alpha in Kubernetes 1.36) on the kubelet and the API server, and only where the runtime's container status names the volume's image (kubelet 1.36 with containerd 2.3 reports none even with the gate on)".to_string(),
             ),
         ),
     }

@@ -250,7 +250,7 @@ async fn without_the_kubelet_gate_a_volume_is_unknown_and_says_why() {
     assert!(text.contains(r#"imagedrift_container_stale{container="app",image="example.com/model:v1",kind="image_volume""#), "never stale: {text}");
     let explain = output::explain(&s.rows());
     assert!(
-        explain.contains("enable the feature gate ImageVolumeWithDigest"),
+        explain.contains("feature gate ImageVolumeWithDigest"),
         "{explain}"
     );
 

@@ -196,7 +196,7 @@ fn unknown(r: &Row, reason: &UnknownReason) -> Advice {
             vec![],
         ),
         UnknownReason::VolumeDigestNotReported => (
-            "enable the feature gate ImageVolumeWithDigest on the API server and the kubelets (alpha in 1.35/1.36) so the kubelet reports the volume's digest; until then only a digest pin (image.reference repo:tag@sha256:…) makes its content certain.".into(),
+            "a digest pin (image.reference repo:tag@sha256:…) makes the volume's content certain. The kubelet reports the running digest only with the feature gate ImageVolumeWithDigest (alpha in 1.36) on the API server and the kubelets, and a runtime whose container status names the volume's image.".into(),
             vec![format!("{resolve}   # the digest to pin")],
         ),
         UnknownReason::Platform => (
