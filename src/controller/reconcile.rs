@@ -1111,6 +1111,13 @@ impl State {
     /// was tried and what is still stale).
     pub fn take_remedy_checks(&mut self, now: Instant) -> Vec<RemedyCheck> {
         for ((ns, kind, name), v) in self.verify.expired(now) {
+            // A later close is not the remedies' doing.
+            if let Some(ws) = self
+                .workloads
+                .get_mut(&(ns.clone(), kind.clone(), name.clone()))
+            {
+                ws.fixed_by.clear();
+            }
             let w = Workload {
                 namespace: ns,
                 api_version: Str::from(v.workload.kind.api_version()),

@@ -381,9 +381,7 @@ where
             .next_due()
             .filter(|_| slots_free)
             .unwrap_or_else(|| Instant::now() + ctx.settings.interval);
-        let wake = state
-            .next_verify_deadline()
-            .map_or(wake, |at| at.min(wake));
+        let wake = state.next_verify_deadline().map_or(wake, |at| at.min(wake));
         let now_work = tokio::select! {
             biased;
             _ = token.cancelled() => break Ok(()),

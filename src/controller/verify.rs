@@ -158,7 +158,13 @@ mod tests {
         let t0 = Instant::now();
         let (key, w) = web();
         let mut v = Verifications::default();
-        v.start(key.clone(), w, &[Remedy::Restart], t0, t0 + Duration::from_secs(60));
+        v.start(
+            key.clone(),
+            w,
+            &[Remedy::Restart],
+            t0,
+            t0 + Duration::from_secs(60),
+        );
         assert_eq!(v.next_deadline(), Some(t0 + Duration::from_secs(60)));
         assert!(v.expired(t0 + Duration::from_secs(59)).is_empty());
         let gone = v.expired(t0 + Duration::from_secs(60));
@@ -173,7 +179,13 @@ mod tests {
         let t0 = Instant::now();
         let (key, w) = web();
         let mut v = Verifications::default();
-        v.start(key.clone(), w.clone(), &[Remedy::RefreshNode], t0, t0 + Duration::from_secs(10));
+        v.start(
+            key.clone(),
+            w.clone(),
+            &[Remedy::RefreshNode],
+            t0,
+            t0 + Duration::from_secs(10),
+        );
         v.start(
             key.clone(),
             w,
@@ -182,10 +194,16 @@ mod tests {
             t0 + Duration::from_secs(70),
         );
         assert_eq!(v.len(), 1);
-        assert!(v.expired(t0 + Duration::from_secs(30)).is_empty(), "the old deadline is gone");
+        assert!(
+            v.expired(t0 + Duration::from_secs(30)).is_empty(),
+            "the old deadline is gone"
+        );
         let ended = v.end(&key).unwrap();
         assert_eq!(names(&ended.remedies), "refresh,restart");
-        assert_eq!(ended.since, t0, "the window is counted from the first remedy");
+        assert_eq!(
+            ended.since, t0,
+            "the window is counted from the first remedy"
+        );
         assert!(v.end(&key).is_none(), "ended once");
         assert!(v.expired(t0 + Duration::from_secs(3600)).is_empty());
     }
