@@ -380,7 +380,6 @@ fn holder(world: &Shared) -> Option<String> {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "work in progress: fail-over harness not green yet (see report)"]
 async fn a_released_lease_is_taken_within_one_retry_period() {
     let world: Shared = Arc::default();
     let a = replica(&world, "imagedrift-a").await;
@@ -417,7 +416,6 @@ async fn a_released_lease_is_taken_within_one_retry_period() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "work in progress: fail-over harness not green yet (see report)"]
 async fn drift_seen_only_by_the_follower_is_announced_after_the_leader_is_killed() {
     let world: Shared = Arc::default();
     let a = replica(&world, "imagedrift-a").await;
@@ -469,7 +467,6 @@ async fn drift_seen_only_by_the_follower_is_announced_after_the_leader_is_killed
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "work in progress: fail-over harness not green yet (see report)"]
 async fn a_new_leader_writes_nothing_the_previous_one_wrote_and_closes_the_episode() {
     let world: Shared = Arc::default();
     let a = replica(&world, "imagedrift-a").await;
@@ -534,7 +531,6 @@ async fn a_new_leader_writes_nothing_the_previous_one_wrote_and_closes_the_episo
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "work in progress: fail-over harness not green yet (see report)"]
 async fn a_leader_whose_renewals_hang_steps_down_and_writes_nothing() {
     let world: Shared = Arc::default();
     let a = replica(&world, "imagedrift-a").await;
@@ -616,7 +612,6 @@ async fn manual_replica(world: &Shared) -> (imagedrift::controller::leader::Manu
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "work in progress: fail-over harness not green yet (see report)"]
 async fn a_paused_leader_resumed_past_its_lease_does_not_write() {
     let world: Shared = Arc::default();
     let (ctl, m) = manual_replica(&world).await;

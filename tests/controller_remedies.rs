@@ -129,6 +129,21 @@ fn start(
     CancellationToken,
     tokio::task::JoinHandle<Result<(), runner::RunError>>,
 ) {
+    let (tx, token, task, _) = start_with(leader, log, json!({"enabled": ["restart"]}));
+    (tx, token, task)
+}
+
+/// [`start`] with this `remedies:` section; also returns the metrics registry.
+fn start_with(
+    leader: Leader,
+    log: Log,
+    remedies: Value,
+) -> (
+    mpsc::UnboundedSender<Input>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), runner::RunError>>,
+    prometheus::Registry,
+) {
     let reg = Arc::new(FakeRegistry::default());
     let img = ImageRef::parse(APP).unwrap();
     reg.set_tag(
@@ -165,7 +180,7 @@ fn start(
             instance: None,
         },
     );
-    let config: RemedyConfig = serde_json::from_value(json!({"enabled": ["restart"]})).unwrap();
+    let config: RemedyConfig = serde_json::from_value(remedies).unwrap();
     let remedies = Remedies::new(
         client.clone(),
         recorder.clone(),
@@ -194,7 +209,7 @@ fn start(
     let (tx, inputs) = inputs();
     let token = CancellationToken::new();
     let task = tokio::spawn(runner::run(ctx, inputs, Box::new(NoJitter), token.clone()));
-    (tx, token, task)
+    (tx, token, task, prom)
 }
 
 #[tokio::test(start_paused = true)]
@@ -279,6 +294,156 @@ async fn a_follower_that_becomes_leader_acts_on_what_it_judged_stale() {
     })
     .await
     .expect("the new leader did not act on the stale Deployment before the next check");
+    token.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// `imagedrift_remedies_total{remedy,result}`, 0 when absent.
+fn remedies_total(prom: &prometheus::Registry, remedy: &str, result: &str) -> u64 {
+    prom.gather()
+        .iter()
+        .filter(|f| f.name() == "imagedrift_remedies_total")
+        .flat_map(|f| f.get_metric().iter())
+        .find(|m| {
+            let labels: Vec<(&str, &str)> = m
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            labels.contains(&("remedy", remedy)) && labels.contains(&("result", result))
+        })
+        .map_or(0, |m| m.get_counter().get_value() as u64)
+}
+
+/// The Events written so far with `reason`: (type, action, note).
+fn written(log: &Log, reason: &str) -> Vec<(String, String, String)> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, p, b)| m == "POST" && p.ends_with("/events") && b["reason"] == reason)
+        .map(|(_, _, b)| {
+            let s = |k: &str| b[k].as_str().unwrap_or("").to_string();
+            (s("type"), s("action"), s("note"))
+        })
+        .collect()
+}
+
+/// Polls (virtual time, bounded) until `pred` holds.
+async fn until(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
+    let end = tokio::time::Instant::now() + limit;
+    while !pred() {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "not within {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_whose_new_pods_run_the_current_digest_is_verified_and_named_by_the_close() {
+    let log: Log = Arc::default();
+    let leadership = Leadership::always();
+    let (tx, token, task, prom) = start_with(
+        leadership.is_leader.clone(),
+        log.clone(),
+        json!({"enabled": ["restart"], "verifyTimeout": "2m"}),
+    );
+    objects(&tx);
+    until("the restart is applied", Duration::from_secs(60), || {
+        remedies_total(&prom, "restart", "applied") == 1
+    })
+    .await;
+    assert!(patched(&log));
+    // The rollout the patch started: a new ReplicaSet's pod on the current
+    // digest, then the old pod goes.
+    let rs = SlimOwner::<ReplicaSet>::new(
+        serde_json::from_value(json!({"namespace": "shop", "name": "web-6e1f",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "uid-web", "controller": true}]}))
+        .unwrap(),
+    );
+    tx.send(Input::ReplicaSets(Event::Apply(rs))).unwrap();
+    let new_pod: Pod = serde_json::from_value(json!({
+        "metadata": {"namespace": "shop", "name": "web-6e1f-y1", "uid": "p2", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-6e1f", "uid": "rs2", "controller": true}]},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": APP, "imagePullPolicy": "Always"}]},
+        "status": {"containerStatuses": [{"name": "app", "image": APP, "imageID": format!("registry.example/app@{}", d('b')),
+            "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+    }))
+    .unwrap();
+    tx.send(Input::Pods(Event::Apply(new_pod))).unwrap();
+    let old: Pod =
+        serde_json::from_value(json!({"metadata": {"namespace": "shop", "name": "web-5d9c-x1"}}))
+            .unwrap();
+    tx.send(Input::Pods(Event::Delete(old))).unwrap();
+    until("the restart is verified", Duration::from_secs(60), || {
+        remedies_total(&prom, "restart", "verified") == 1
+    })
+    .await;
+    until("the episode closes", Duration::from_secs(30), || {
+        !written(&log, "ImageUpToDate").is_empty()
+    })
+    .await;
+    let closes = written(&log, "ImageUpToDate");
+    assert_eq!(
+        closes,
+        [(
+            "Normal".to_string(),
+            "CheckImage".to_string(),
+            "Deployment web runs current content again: its pods run the current digest after restart by imagedrift.".to_string()
+        )]
+    );
+    // Past the window: settled once, nothing failed.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(remedies_total(&prom, "restart", "failed"), 0);
+    assert_eq!(remedies_total(&prom, "restart", "verified"), 1);
+    assert!(written(&log, "RemedyFailed").is_empty());
+    token.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_whose_pods_stay_stale_fails_when_the_verify_window_ends() {
+    let log: Log = Arc::default();
+    let leadership = Leadership::always();
+    let (tx, token, task, prom) = start_with(
+        leadership.is_leader.clone(),
+        log.clone(),
+        json!({"enabled": ["restart"], "verifyTimeout": "2m"}),
+    );
+    objects(&tx);
+    until("the restart is applied", Duration::from_secs(60), || {
+        remedies_total(&prom, "restart", "applied") == 1
+    })
+    .await;
+    let applied = tokio::time::Instant::now();
+    // No rollout ever shows up.
+    until(
+        "the restart fails its verification",
+        Duration::from_secs(600),
+        || remedies_total(&prom, "restart", "failed") == 1,
+    )
+    .await;
+    let took = applied.elapsed();
+    assert!(
+        took >= Duration::from_secs(119) && took <= Duration::from_secs(125),
+        "failed at the end of the 2m window, not {took:?}"
+    );
+    assert_eq!(remedies_total(&prom, "restart", "verified"), 0);
+    until("the Warning is written", Duration::from_secs(10), || {
+        !written(&log, "RemedyFailed").is_empty()
+    })
+    .await;
+    let warnings = written(&log, "RemedyFailed");
+    assert_eq!(
+        warnings,
+        [(
+            "Warning".to_string(),
+            "Verify".to_string(),
+            "Remedy restart was applied to Deployment web, but its pods did not all run the current digest within 2m (remedies.verifyTimeout): 1 of 1 pod still runs stale content (container app).".to_string()
+        )]
+    );
+    assert!(written(&log, "ImageUpToDate").is_empty());
     token.cancel();
     task.await.unwrap().unwrap();
 }

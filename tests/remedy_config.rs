@@ -28,6 +28,11 @@ remedies:
   dryRun: false
   # How long a Namespace's imagedrift.io/remedy annotation is reused.
   namespaceCacheTtl: 1m
+  # After a remedy is applied, the workload's pods must all run the current
+  # digest within this time (imagedrift_remedies_total result "verified"),
+  # else it counts "failed" and a Warning RemedyFailed Event says what was
+  # tried. Unset: three intervals (15m with interval: 5m). 10s to 24h.
+  # verifyTimeout: 15m
   refresh:
     # The refresh pod's activeDeadlineSeconds, and how long imagedrift
     # waits for its pull before deleting it as failed.

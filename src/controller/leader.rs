@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Until when this replica may write.
 #[derive(Debug)]
@@ -114,6 +115,8 @@ impl ManualLease {
 }
 
 /// Leadership: a flag that is `true` while this replica may write.
+/// Dropping it makes the lease task release the lease (if held) and end,
+/// whoever still holds a [`Leader`] clone or the [`Leadership::export`]ed gauge.
 pub struct Leadership {
     /// Current leadership, updated as the lease changes hands.
     pub is_leader: Leader,
@@ -121,6 +124,14 @@ pub struct Leadership {
     pub task: Option<JoinHandle<Result<(), String>>>,
     /// Without election, the sender is held here so the flag never closes.
     _keep: Option<watch::Sender<bool>>,
+    /// Tells the lease task to release and end (on drop).
+    stop: CancellationToken,
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl Leadership {
@@ -136,6 +147,7 @@ impl Leadership {
             },
             task: None,
             _keep: Some(tx),
+            stop: CancellationToken::new(),
         }
     }
 
@@ -224,7 +236,9 @@ pub enum LeaseError {
 
 /// Starts competing for the lease (creating it if missing). Calls `get`,
 /// `create` and `patch` on `coordination.k8s.io` leases. The task ends when
-/// every [`Leader`] is dropped, releasing the lease first if held.
+/// the [`Leadership`] (or every [`Leader`]) is dropped, releasing the lease
+/// first if held. (Waiting for every receiver alone never ended: the
+/// exported gauge's task holds one for as long as the flag lives.)
 pub async fn elect(client: Client, s: &LeaseSettings) -> Result<Leadership, LeaseError> {
     if s.retry_period.is_zero() || s.retry_period * 2 >= s.duration() {
         return Err(LeaseError::Settings {
@@ -238,11 +252,13 @@ pub async fn elect(client: Client, s: &LeaseSettings) -> Result<Leadership, Leas
         always: false,
         until: Mutex::new(None),
     });
-    let task = tokio::spawn(lease_loop(api, s.clone(), tx, hold.clone()));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(lease_loop(api, s.clone(), tx, hold.clone(), stop.clone()));
     Ok(Leadership {
         is_leader: Leader { rx, hold },
         task: Some(task),
         _keep: None,
+        stop,
     })
 }
 
@@ -266,6 +282,7 @@ async fn lease_loop(
     s: LeaseSettings,
     tx: watch::Sender<bool>,
     hold: Arc<Hold>,
+    stop: CancellationToken,
 ) -> Result<(), String> {
     let mut observed = Observed::default();
     let mut holder: Option<String> = None;
@@ -273,13 +290,18 @@ async fn lease_loop(
         let started = Instant::now();
         let leading = *tx.borrow();
         // A hung API server must not keep a stale flag up: an attempt that
-        // takes longer than half the lease counts as failed.
-        let attempt = tokio::time::timeout(
-            s.duration() / 2,
-            try_acquire_or_renew(&api, &s, &mut observed),
-        )
-        .await
-        .unwrap_or_else(|_| Err(AttemptError::TimedOut));
+        // takes longer than half the lease counts as failed, and a leader's
+        // attempt ends one retry period before its lease does (client-go's
+        // renewDeadline), so the flag and the `imagedrift_leader` gauge are
+        // down before another replica can take the lease.
+        let mut deadline = started + s.duration() / 2;
+        if leading && let Some(until) = *hold.lock() {
+            deadline = deadline.min(until.checked_sub(s.retry_period).unwrap_or(until));
+        }
+        let attempt =
+            tokio::time::timeout_at(deadline, try_acquire_or_renew(&api, &s, &mut observed))
+                .await
+                .unwrap_or_else(|_| Err(AttemptError::TimedOut));
         match attempt {
             Ok(Attempt::Holding) => {
                 *hold.lock() = Some(started + s.duration());
@@ -311,7 +333,7 @@ async fn lease_loop(
         }
         tokio::select! {
             biased;
-            _ = tx.closed() => {
+            _ = async { tokio::select! { _ = tx.closed() => {}, _ = stop.cancelled() => {} } } => {
                 if *tx.borrow() {
                     step_down(&tx, &hold);
                     return match release(&api, &s).await {
@@ -348,7 +370,7 @@ fn micro(t: Timestamp) -> MicroTime {
 enum AttemptError {
     #[error(transparent)]
     Api(#[from] kube::Error),
-    #[error("no answer within half the lease duration")]
+    #[error("no answer within half the lease duration, or before the lease would end")]
     TimedOut,
 }
 

@@ -16,4 +16,5 @@ pub mod runner;
 pub mod schedule;
 pub mod secrets;
 pub mod store;
+pub mod verify;
 pub mod wire;

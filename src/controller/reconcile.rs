@@ -9,11 +9,12 @@ use super::report::{self, ContainerFacts, Notice, Tracker};
 use super::schedule::{Jitter, Schedule};
 use super::secrets::PullCredentials;
 use super::store::{ContainerKind, ContainerView, Interner, OwnerMeta, PodView, Str};
+use super::verify::{self, RemedyCheck, Verifications};
 use crate::facts::{Descriptor, LookupFailure, Registry, WithCredentials};
 use crate::image_id::RuntimeImageId;
 use crate::metrics::{ContainerSeries, Metrics};
 use crate::platform::Platform;
-use crate::policy::EffectivePolicy;
+use crate::policy::{EffectivePolicy, Remedy};
 use crate::reference::ImageRef;
 use crate::remedy::{StaleContainer, WorkloadKind, WorkloadRef};
 use crate::verdict::{self, Judgement, Verdict, VerdictInput};
@@ -171,8 +172,8 @@ struct ContainerState {
 struct WorkloadState {
     stale: usize,
     reported_stale: bool,
-    /// The remedies imagedrift applied during this episode (`refresh,restart`).
-    fixed_by: Option<String>,
+    /// The remedies imagedrift applied during this episode, in order.
+    fixed_by: Vec<Remedy>,
 }
 
 /// Whether a judgement was applied.
@@ -203,6 +204,11 @@ pub struct State {
     /// [`State::take_remedy_work`]; `None` when remedies are off.
     remedy_work: Option<HashMap<WKey, Workload>>,
     schedule: Schedule,
+    /// Remedies applied, waiting for their workload's pods to run the
+    /// current digest.
+    verify: Verifications,
+    /// Verifications settled since the last [`State::take_remedy_checks`].
+    settled: Vec<RemedyCheck>,
     checked: HashSet<Str>,
     /// Full rounds (every reference checked) so far.
     full_checks: u64,
@@ -419,6 +425,8 @@ impl State {
             workloads: HashMap::new(),
             judgements: HashSet::new(),
             remedy_work: None,
+            verify: Verifications::default(),
+            settled: Vec::new(),
             checked: HashSet::new(),
             full_checks: 0,
             relist_pods: None,
@@ -1027,7 +1035,7 @@ impl State {
         let ws = self.workloads.entry(key.clone()).or_insert(WorkloadState {
             stale: 0,
             reported_stale: false,
-            fixed_by: None,
+            fixed_by: Vec::new(),
         });
         ws.stale = (ws.stale as i64 + delta).max(0) as usize;
         let stale = ws.stale;
@@ -1039,6 +1047,7 @@ impl State {
         }
         if stale == 0 && (!ws.reported_stale || !announce) {
             self.workloads.remove(&key);
+            self.verify.end(&key);
             return Vec::new();
         }
         // A bare pod's Events already go to the pod itself.
@@ -1127,15 +1136,28 @@ impl State {
         let Some(ws) = self.workloads.remove(&key) else {
             return Vec::new();
         };
+        // Its pods run the current digest: a remedy awaiting that worked.
+        // With no pod left there is nothing to verify.
+        if let Some(v) = self.verify.end(&key)
+            && pods > 0
+        {
+            self.settled.push(RemedyCheck {
+                workload: v.workload,
+                remedies: v.remedies,
+                verified: true,
+                note: String::new(),
+            });
+        }
         if &*w.kind == "Pod" {
             return Vec::new();
         }
-        let cause = match (&ws.fixed_by, pods) {
+        let cause = match (ws.fixed_by.as_slice(), pods) {
             (_, 0) => "none of its pods remain".to_string(),
-            (Some(r), _) => {
-                format!("imagedrift's remedy {r} was applied and its pods run the current digest")
-            }
-            (None, _) => "new pods run the current digest".to_string(),
+            ([], _) => "new pods run the current digest".to_string(),
+            (r, _) => format!(
+                "its pods run the current digest after {} by imagedrift",
+                verify::names(r)
+            ),
         };
         let counts = report::PodCounts {
             total: pods,
@@ -1149,12 +1171,94 @@ impl State {
         }]
     }
 
-    /// A remedy was applied to a workload: its close names it.
-    pub fn remedy_applied(&mut self, namespace: &str, kind: &str, name: &str, remedies: &str) {
-        let key = (Str::from(namespace), Str::from(kind), Str::from(name));
-        if let Some(ws) = self.workloads.get_mut(&key) {
-            ws.fixed_by = Some(remedies.to_string());
+    /// Remedies were applied to a workload at `now`: its close names them,
+    /// and, for a workload whose pods they replace, its pods must run the
+    /// current digest within `window` (see [`super::verify`]). Nothing
+    /// happens for a workload without an open episode (it closed while the
+    /// remedies ran).
+    pub fn remedy_applied(
+        &mut self,
+        workload: &WorkloadRef,
+        remedies: &[Remedy],
+        now: Instant,
+        window: Duration,
+    ) {
+        let key = (
+            Str::from(workload.namespace.as_str()),
+            Str::from(workload.kind.as_str()),
+            Str::from(workload.name.as_str()),
+        );
+        let Some(ws) = self.workloads.get_mut(&key) else {
+            return;
+        };
+        for r in remedies {
+            if !ws.fixed_by.contains(r) {
+                ws.fixed_by.push(*r);
+            }
         }
+        if workload.kind.rolls_out() && !remedies.is_empty() {
+            self.verify
+                .start(key, workload.clone(), remedies, now, now + window);
+        }
+    }
+
+    /// The earliest end of a verify window.
+    pub fn next_verify_deadline(&self) -> Option<Instant> {
+        self.verify.next_deadline()
+    }
+
+    /// Verifications settled since the last call: those whose workload's
+    /// pods came to run the current digest, and those whose window ended
+    /// at or before `now` without that (`failed`, with a note naming what
+    /// was tried and what is still stale).
+    pub fn take_remedy_checks(&mut self, now: Instant) -> Vec<RemedyCheck> {
+        for ((ns, kind, name), v) in self.verify.expired(now) {
+            // A later close is not the remedies' doing.
+            if let Some(ws) = self
+                .workloads
+                .get_mut(&(ns.clone(), kind.clone(), name.clone()))
+            {
+                ws.fixed_by.clear();
+            }
+            let w = Workload {
+                namespace: ns,
+                api_version: Str::from(v.workload.kind.api_version()),
+                kind,
+                name,
+                uid: None,
+            };
+            let counts = self.pod_counts(&w);
+            let which = match counts.containers.as_slice() {
+                [] => String::new(),
+                [one] => format!(" (container {one})"),
+                many => format!(" (containers {})", many.join(", ")),
+            };
+            let status = if counts.stale > 0 {
+                format!(
+                    "{} of {} pod{} still {} stale content{which}",
+                    counts.stale,
+                    counts.total,
+                    if counts.total == 1 { "" } else { "s" },
+                    if counts.stale == 1 { "runs" } else { "run" },
+                )
+            } else {
+                "some of its pods are not judged fresh yet".to_string()
+            };
+            let note = format!(
+                "Remedy {} was applied to {} {}, but its pods did not all run the current digest within {} (remedies.verifyTimeout): {status}.",
+                verify::names(&v.remedies),
+                w.kind,
+                w.name,
+                report::human(v.deadline.saturating_duration_since(v.since)),
+            );
+            self.settled.push(RemedyCheck {
+                workload: v.workload,
+                remedies: v.remedies,
+                verified: false,
+                note: report::truncate(note, report::NOTE_LIMIT),
+            });
+        }
+        std::mem::take(&mut self.settled)
     }
 
     /// Everything open, as the Events that announce it: containers stale

@@ -285,7 +285,7 @@ pub fn workload_message(
 }
 
 /// `1h30m`, `45m`, `90s`.
-fn human(d: Duration) -> String {
+pub fn human(d: Duration) -> String {
     let s = d.as_secs();
     match (s / 3600, (s % 3600) / 60, s % 60) {
         (0, 0, s) => format!("{s}s"),

@@ -382,7 +382,14 @@ where
     if ctx.remedies.is_some() {
         state.enable_remedies();
     }
-    let mut remedy_tasks: JoinSet<crate::remedy::WorkloadRef> = JoinSet::new();
+    let mut remedy_tasks: JoinSet<(crate::remedy::WorkloadRef, Vec<crate::policy::Remedy>)> =
+        JoinSet::new();
+    // The Warning Events of failed verifications.
+    let mut remedy_reports: JoinSet<()> = JoinSet::new();
+    let verify_window = ctx
+        .remedies
+        .as_ref()
+        .map(|r| r.verify_window(ctx.settings.interval));
     let mut remedying: std::collections::HashSet<crate::remedy::WorkloadRef> = Default::default();
     let mut relist = OwnerRelist::default();
     let (tx, rx) = mpsc::channel(4096);
@@ -416,6 +423,7 @@ where
             .next_due()
             .filter(|_| slots_free)
             .unwrap_or_else(|| Instant::now() + ctx.settings.interval);
+        let wake = state.next_verify_deadline().map_or(wake, |at| at.min(wake));
         let now_work = tokio::select! {
             biased;
             _ = token.cancelled() => break Ok(()),
@@ -427,11 +435,17 @@ where
             }
             Some(done) = remedy_tasks.join_next(), if !remedy_tasks.is_empty() => {
                 match done {
-                    Ok(w) => { remedying.remove(&w); }
+                    Ok((w, applied)) => {
+                        remedying.remove(&w);
+                        if let Some(window) = verify_window {
+                            state.remedy_applied(&w, &applied, Instant::now(), window);
+                        }
+                    }
                     Err(e) => tracing::error!(error = %e, "a remedy task failed"),
                 }
                 Work::default()
             }
+            Some(_) = remedy_reports.join_next(), if !remedy_reports.is_empty() => Work::default(),
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 let mut hinted = None;
                 let outcome = match done {
@@ -522,9 +536,27 @@ where
                 }
                 let remedies = remedies.clone();
                 remedy_tasks.spawn(async move {
-                    remedies.handle(&workload, &containers).await;
-                    workload
+                    let applied = remedies
+                        .handle(&workload, &containers)
+                        .await
+                        .into_iter()
+                        .filter(|(_, o)| *o == crate::remedy::apply::Outcome::Applied)
+                        .map(|(r, _)| r)
+                        .collect();
+                    (workload, applied)
                 });
+            }
+        }
+        // Remedies whose effect showed (or whose window ended): counted on
+        // every replica that applied them; the Event only by a leader.
+        if let Some(remedies) = &ctx.remedies {
+            for check in state.take_remedy_checks(Instant::now()) {
+                tracing::info!(namespace = %check.workload.namespace, workload = %check.workload, remedies = %super::verify::names(&check.remedies), verified = check.verified, "remedy verification");
+                remedies.count_check(&check);
+                if !check.verified {
+                    let remedies = remedies.clone();
+                    remedy_reports.spawn(async move { remedies.warn_unverified(&check).await });
+                }
             }
         }
         let free = ctx.max_concurrent_checks.saturating_sub(checks.len());
@@ -537,6 +569,7 @@ where
     tasks.abort_all();
     // A refresh pod left behind ends by its activeDeadlineSeconds.
     remedy_tasks.abort_all();
+    remedy_reports.abort_all();
     drop(tx);
     let _ = publisher.await;
     result

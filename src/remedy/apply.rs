@@ -87,9 +87,13 @@ impl RemedyError {
 pub enum Outcome {
     /// Done.
     Applied,
+    /// Applied, and the workload's pods came to run the current digest
+    /// within the verify window.
+    Verified,
     /// Would have been done (dry run): only an Event was written.
     DryRun,
-    /// Tried and failed.
+    /// Tried and failed: the write failed, or it was applied but the
+    /// workload's pods did not run the current digest within the verify window.
     Failed,
     /// Not done, for this reason.
     Skipped(SkipReason),
@@ -104,6 +108,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
+            Outcome::Verified => "verified",
             Outcome::DryRun => "dry_run",
             Outcome::Failed => "failed",
             Outcome::Skipped(r) => r.as_str(),
@@ -730,6 +735,31 @@ impl Remedies {
             }
         }
         result
+    }
+
+    /// How long a remedy has to show its effect (see
+    /// [`RemedyConfig::verify_window`]).
+    pub fn verify_window(&self, interval: std::time::Duration) -> std::time::Duration {
+        self.inner.config.verify_window(interval)
+    }
+
+    /// Counts how a verification ended: each remedy `verified` or `failed`.
+    pub fn count_check(&self, check: &crate::controller::verify::RemedyCheck) {
+        let outcome = if check.verified {
+            Outcome::Verified
+        } else {
+            Outcome::Failed
+        };
+        self.count_all(&check.remedies, outcome);
+    }
+
+    /// The Warning `RemedyFailed` Event of a failed verification, on the
+    /// workload, naming what was tried (leader only).
+    pub async fn warn_unverified(&self, check: &crate::controller::verify::RemedyCheck) {
+        // Its own action: the Recorder folds Events with equal (action,
+        // reason) into one series keeping the first note.
+        self.event(&check.workload, "Verify", "RemedyFailed", &check.note)
+            .await;
     }
 
     async fn report(&self, w: &WorkloadRef, r: Remedy, o: Outcome, reason: &str, note: &str) {

@@ -29,6 +29,11 @@ pub struct RemedyConfig {
     /// How long a Namespace's `imagedrift.io/remedy` annotation is reused.
     #[serde(with = "duration")]
     pub namespace_cache_ttl: Duration,
+    /// After a remedy is applied, the workload's pods must all run the
+    /// current digest within this time (`verified`), else it `failed`.
+    /// Unset: three `interval`s ([`RemedyConfig::verify_window`]).
+    #[serde(with = "duration::option")]
+    pub verify_timeout: Option<Duration>,
     /// The refresh pods.
     pub refresh: RefreshConfig,
 }
@@ -43,6 +48,7 @@ impl Default for RemedyConfig {
             in_flight_timeout: Duration::from_secs(15 * 60),
             dry_run: false,
             namespace_cache_ttl: Duration::from_secs(60),
+            verify_timeout: None,
             refresh: RefreshConfig::default(),
         }
     }
@@ -175,6 +181,15 @@ impl RemedyConfig {
         if deadline < Duration::from_secs(10) || deadline > Duration::from_secs(3600) {
             return err("refresh.activeDeadline", "must be between 10s and 1h");
         }
+        if self
+            .verify_timeout
+            .is_some_and(|t| t < Duration::from_secs(10) || t > Duration::from_secs(24 * 3600))
+        {
+            return err(
+                "verifyTimeout",
+                "must be between 10s and 24h (a rollout needs time); leave it unset for three intervals",
+            );
+        }
         if self.refresh.timeout < Duration::from_secs(1) {
             return err("refresh.timeout", "must be at least 1s");
         }
@@ -185,6 +200,12 @@ impl RemedyConfig {
             );
         }
         Ok(())
+    }
+
+    /// How long a remedy has to show its effect: `verifyTimeout`, else
+    /// three check intervals.
+    pub fn verify_window(&self, interval: Duration) -> Duration {
+        self.verify_timeout.unwrap_or(interval * 3)
     }
 
     /// The global list.
@@ -216,6 +237,12 @@ mod tests {
         assert!(!c.dry_run);
         assert_eq!(c.refresh.tolerations, Tolerations::All);
         assert_eq!(c.refresh.command, vec!["/bin/true"]);
+        assert_eq!(c.verify_timeout, None);
+        assert_eq!(
+            c.verify_window(Duration::from_secs(300)),
+            Duration::from_secs(900),
+            "three intervals"
+        );
         c.validate().unwrap();
     }
 
@@ -227,6 +254,7 @@ mod tests {
             "cooldown": "1h30m",
             "maxInFlight": 2,
             "dryRun": true,
+            "verifyTimeout": "20m",
             "refresh": {
                 "activeDeadline": "1m",
                 "timeout": 90,
@@ -252,6 +280,10 @@ mod tests {
         assert_eq!(c.namespace("prod"), OptIn::Out);
         assert_eq!(c.namespace("other"), OptIn::Unset);
         assert_eq!(c.cooldown, Duration::from_secs(5400));
+        assert_eq!(
+            c.verify_window(Duration::from_secs(300)),
+            Duration::from_secs(1200)
+        );
         assert_eq!(c.refresh.timeout, Duration::from_secs(90));
         match &c.refresh.tolerations {
             Tolerations::List(l) => assert_eq!(l[0].key.as_deref(), Some("gpu")),
@@ -277,6 +309,17 @@ mod tests {
                 .to_string();
             assert!(e.contains(want), "{json}: {e}");
         }
+        let c: RemedyConfig = serde_json::from_str(r#"{"verifyTimeout": "5s"}"#).unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("remedies.verifyTimeout: must be between 10s and 24h"),
+        );
+        let e = serde_json::from_str::<RemedyConfig>(r#"{"verifyTimeout": "soon"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"soon\" is not a duration"), "{e}");
         let c: RemedyConfig = serde_json::from_str(r#"{"maxInFlight": 0}"#).unwrap();
         assert_eq!(
             c.validate().unwrap_err().to_string(),

@@ -25,7 +25,9 @@
 #   1. a re-pushed tag is reported (StaleImage on Pod and Deployment) within
 #      one interval, under IfNotPresent and under Always;
 #   2. refresh+restart under IfNotPresent and restart under Always leave the
-#      pods on the new digest, and each workload gets one ImageUpToDate;
+#      pods on the new digest, each workload gets one ImageUpToDate naming
+#      the remedies, and imagedrift_remedies_total counts them `verified`
+#      (none `failed`);
 #   3. image volumes: with the gate on, a re-pushed volume image is reported
 #      stale (kind="image_volume") and refresh+restart fixes it; with the gate
 #      off, the volume is Unknown (volume_digest_not_reported), never stale,
@@ -155,6 +157,7 @@ registries:
 $HOSTS
 remedies:
   cooldown: 1m
+  verifyTimeout: 2m
   refresh:
     timeout: 100s
 EOF
@@ -176,6 +179,14 @@ start_replica() {
     PIDS[$name]=$!
 }
 metrics() { curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics"; }
+# readyz PORT: /readyz answers 200 (quiet: polled while the replica starts).
+readyz() { curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$1/readyz" 2>/dev/null; }
+# no_failed_remedy PORT: no imagedrift_remedies_total{result="failed"} above 0.
+no_failed_remedy() {
+    local m
+    m=$(metrics "$1") || return 1
+    ! grep -E '^imagedrift_remedies_total\{' <<<"$m" | grep -F 'result="failed"' | awk '$NF + 0 > 0 { f = 1 } END { exit !f }'
+}
 # has_series PORT VALUE NAME LABEL...: a series of NAME with every label has VALUE.
 has_series() {
     local port=$1 value=$2 name=$3 lines label
@@ -300,7 +311,7 @@ log "two replicas: A (leader, selector e2e.imagedrift.io/hidden!=yes), B (follow
 start_replica e2e-a "$PORT_A" --selector 'e2e.imagedrift.io/hidden!=yes'
 wait_for 60 "replica A holds the Lease" is_holder e2e-a
 start_replica e2e-b "$PORT_B"
-wait_for 60 "replica B serves /readyz" curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$PORT_B/readyz"
+wait_for 60 "replica B serves /readyz" readyz "$PORT_B"
 check "Lease still held by A after B started" is_holder e2e-a
 wait_for 60 "imagedrift_leader is 1 on A" has_series "$PORT_A" 1 imagedrift_leader
 wait_for 60 "imagedrift_leader is 0 on B" has_series "$PORT_B" 0 imagedrift_leader
@@ -343,6 +354,14 @@ wait_for 60 "imagedrift_remedies_total{remedy=\"refresh\",result=\"verified\"} >
     has_series_at_least "$PORT_A" 1 imagedrift_remedies_total 'remedy="refresh"' 'result="verified"'
 wait_for 60 "imagedrift_remedies_total{remedy=\"restart\",result=\"verified\"} >= 2" \
     has_series_at_least "$PORT_A" 2 imagedrift_remedies_total 'remedy="restart"' 'result="verified"'
+check "no remedy counted failed" no_failed_remedy "$PORT_A"
+check "ImageUpToDate on ifnp names the remedies: 'after refresh,restart by imagedrift'" \
+    grep -q "its pods run the current digest after refresh,restart by imagedrift" <<<"$(events ImageUpToDate Deployment ifnp)"
+check "ImageUpToDate on always names the remedy: 'after restart by imagedrift'" \
+    grep -q "its pods run the current digest after restart by imagedrift" <<<"$(events ImageUpToDate Deployment always)"
+check "one ImageUpToDate on Deployment ifnp" test "$(event_count ImageUpToDate Deployment ifnp)" = 1
+check "no RemedyFailed Event on ifnp or always" \
+    test "$(event_count RemedyFailed Deployment ifnp)$(event_count RemedyFailed Deployment always)" = 00
 wait_for 30 "no refresh pod left" test -z "$(kubectl -n "$NS" get pods -l app.kubernetes.io/managed-by=imagedrift -o name)"
 
 # --- 3. Image volumes -----------------------------------------------------------
@@ -367,6 +386,10 @@ if [[ $SEEN == on ]]; then
     kubectl -n "$NS" annotate deployment/vol imagedrift.io/remedy=refresh,restart --overwrite >/dev/null
     wait_for "$TIMEOUT" "vol's new pod mounts $D_MOD2 (refresh pod mounting the volume, then restart)" all_volumes_on vol "$D_MOD2"
     wait_for "$TIMEOUT" "ImageUpToDate on Deployment vol" has_event ImageUpToDate Deployment vol
+    check "ImageUpToDate on vol names the remedies" \
+        grep -q "after refresh,restart by imagedrift" <<<"$(events ImageUpToDate Deployment vol)"
+    wait_for 60 "imagedrift_remedies_total{remedy=\"refresh\",result=\"verified\"} >= 2 (ifnp, vol)" \
+        has_series_at_least "$PORT_A" 2 imagedrift_remedies_total 'remedy="refresh"' 'result="verified"'
 else
     wait_for "$TIMEOUT" "the image volume is unknown: volume_digest_not_reported" \
         has_series "$PORT_A" 1 imagedrift_container_verdict 'kind="image_volume"' 'container="model"' 'reason="volume_digest_not_reported"'
