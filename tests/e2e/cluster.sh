@@ -31,7 +31,9 @@
 #   3. image volumes: with the gate on, a re-pushed volume image is reported
 #      stale (kind="image_volume") and refresh+restart fixes it; with the gate
 #      off, the volume is Unknown (volume_digest_not_reported), never stale,
-#      and DriftCheckFailed says why;
+#      and DriftCheckFailed says why; then (where the API server keeps
+#      volumeStatus) a pod on a fake node whose status is written as a kubelet
+#      with the gate would: stale after a re-push, ImageUpToDate after;
 #   4. kill -9 of the leader while only the follower saw a drift: the new
 #      leader announces it (once), duplicates nothing the old leader wrote,
 #      and exports imagedrift_leader 1.
@@ -46,7 +48,7 @@ while (($#)); do
     --push-registry) PUSH_REGISTRY=$2; shift 2 ;;
     --kubeconfig) export KUBECONFIG=$2; shift 2 ;;
     --volume-gate) GATE=$2; shift 2 ;;
-    -h | --help) sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -405,6 +407,76 @@ else
     check "scan lists the volume with reason volume_digest_not_reported" \
         python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(not any(i["containerType"]=="image_volume" and i["container"]=="model" and i["reason"]=="volume_digest_not_reported" for i in d["items"]))' <<<"$scan"
 fi
+
+# --- 3b. Image volume digests, as a kubelet with the gate reports them --------
+# kubelet 1.36 with containerd 2.3 reports no volume digest even with the
+# gate on ("image was not found" in its log). A pod bound to a fake node,
+# whose status this script writes as such a kubelet would, stands in: the
+# API server keeps volumeStatus only with the gate on, and imagedrift reads
+# it through the same watch. Skipped where the API server drops the field.
+log "3b. reported image volume digests (a pod on a fake node; status written as a kubelet with the gate would)"
+FAKE_NODE=imagedrift-e2e-fake-$RUN
+D_SIM1=$($PUSH "$REPO/simmodel:v1" --label "$REPO simmodel one")
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: $FAKE_NODE
+  labels: {kubernetes.io/os: linux, kubernetes.io/arch: amd64, kubernetes.io/hostname: $FAKE_NODE}
+EOF
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: volsim, namespace: $NS, labels: {app: volsim}}
+spec:
+  nodeName: $FAKE_NODE
+  terminationGracePeriodSeconds: 0
+  tolerations: [{operator: Exists}]
+  volumes:
+    - name: model
+      image: {reference: "$REGISTRY/$REPO/simmodel:v1", pullPolicy: IfNotPresent}
+  containers:
+    - name: app
+      image: $REGISTRY/$REPO/app:v1
+      imagePullPolicy: IfNotPresent
+      command: ["/bin/sleep", "86400"]
+      volumeMounts: [{name: model, mountPath: /model}]
+EOF
+# sim_status DIGEST: the status a kubelet with the gate writes for volsim.
+sim_status() {
+    kubectl -n "$NS" patch pod volsim --subresource=status --type=merge -p "$(
+        cat <<EOF
+{"status": {"phase": "Running", "containerStatuses": [{
+  "name": "app", "image": "$REGISTRY/$REPO/app:v1", "imageID": "$REGISTRY/$REPO/app@$D_APP",
+  "ready": true, "started": true, "restartCount": 0,
+  "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+  "volumeMounts": [{"name": "model", "mountPath": "/model",
+                    "volumeStatus": {"image": {"imageRef": "$REGISTRY/$REPO/simmodel@$1"}}}]}]}}
+EOF
+    )" >/dev/null
+}
+sim_ref() { kubectl -n "$NS" get pod volsim -o jsonpath='{.status.containerStatuses[0].volumeMounts[0].volumeStatus.image.imageRef}' 2>/dev/null; }
+if ! sim_status "$D_SIM1" || [[ -z $(sim_ref) ]]; then
+    echo "   skipped: the API server drops volumeStatus (feature gate ImageVolumeWithDigest off there)"
+else
+    ok "the API server keeps volumeStatus.image.imageRef ($(sim_ref))"
+    wait_for "$TIMEOUT" "A judges volsim's image volume fresh" \
+        has_series "$PORT_A" 1 imagedrift_container_verdict 'pod="volsim"' 'kind="image_volume"' 'container="model"' 'verdict="fresh"'
+    D_SIM2=$($PUSH "$REPO/simmodel:v1" --label "$REPO simmodel two")
+    wait_for "$WITHIN" "StaleImage on Pod volsim names the image volume and both digests" \
+        bash -c "kubectl -n '$NS' get events --field-selector reason=StaleImage,involvedObject.name=volsim -o jsonpath='{.items[*].message}' | grep 'Image volume model runs stale content' | grep -F '$D_SIM1' | grep -qF '$D_SIM2'"
+    check "imagedrift_container_stale{pod=\"volsim\",kind=\"image_volume\"} is 1" \
+        has_series "$PORT_A" 1 imagedrift_container_stale 'pod="volsim"' 'kind="image_volume"' 'container="model"'
+    check "scan -o json lists volsim's volume stale with its pinned reference" \
+        bash -c "'$IMAGEDRIFT' scan -n '$NS' -o json --config '$WORK/imagedrift.yaml' | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(not any(i[\"pod\"]==\"volsim\" and i[\"containerType\"]==\"image_volume\" and i[\"verdict\"]==\"stale\" and i.get(\"pinnedReference\",\"\").endswith(\"@$D_SIM2\") for i in d[\"items\"]))'"
+    # The node pulls the new content (as a kubelet after a refresh would report it).
+    sim_status "$D_SIM2"
+    wait_for "$WITHIN" "ImageUpToDate on Pod volsim once the volume runs $D_SIM2" has_event ImageUpToDate Pod volsim
+    check "imagedrift_container_stale{pod=\"volsim\",kind=\"image_volume\"} is 0" \
+        has_series "$PORT_A" 0 imagedrift_container_stale 'pod="volsim"' 'kind="image_volume"' 'container="model"'
+fi
+kubectl -n "$NS" delete pod volsim --grace-period=0 --force >/dev/null 2>&1 || true
+kubectl delete node "$FAKE_NODE" >/dev/null 2>&1 || true
 
 # --- 4. kill -9 of the leader, drift seen only by the follower -----------------
 log "4. re-push hidden:v1 (only B watches it), then kill -9 the leader A"
