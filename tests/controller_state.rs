@@ -835,3 +835,78 @@ fn unchanged_views_and_node_heartbeats_judge_nothing() {
         assert!(s.apply_node("n1", Some(amd64.clone())).is_empty());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_workload_event_counts_every_replica_one_answer_judges_stale() {
+    use imagedrift::controller::store::{OwnerMeta, OwnerRef};
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    reg.set_tag(
+        &app,
+        Descriptor {
+            digest: d('b'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    for (digest, config) in [(d('a'), d('1')), (d('b'), d('2'))] {
+        reg.put_manifest(
+            &app,
+            digest,
+            Manifest::Image {
+                config,
+                platform: None,
+            },
+        );
+    }
+    let mut s = state();
+    let t0 = Instant::now();
+    s.apply_owner(OwnerMeta {
+        namespace: "ns".into(),
+        kind: "ReplicaSet".into(),
+        name: "web-1".into(),
+        owner: Some(OwnerRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+            uid: "d".into(),
+        }),
+    });
+    for name in ["web-1-a", "web-1-b"] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": name, "uid": name, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": true}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "example.com/app:v1", "imagePullPolicy": "IfNotPresent"}]},
+            "status": {"containerStatuses": [{"name": "app", "image": "x", "imageID": format!("example.com/app@{}", d('a')),
+                        "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+        }))
+        .unwrap();
+        let v = PodView::from_pod(&pod, s.strings()).unwrap();
+        s.apply_pod(v, t0);
+    }
+    let check = s.due_checks(t0, 10).remove(0);
+    let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, t0);
+    let workload: Vec<_> = effects
+        .iter()
+        .filter(|e| e.regarding.kind.as_deref() == Some("Deployment"))
+        .collect();
+    assert_eq!(workload.len(), 1, "{effects:#?}");
+    assert_eq!(workload[0].notice, Notice::BecameStale);
+    assert!(
+        workload[0]
+            .note
+            .starts_with("2 of 2 pods of Deployment web run stale content (container app)."),
+        "{}",
+        workload[0].note
+    );
+    let summary = s.summary();
+    assert_eq!(
+        (
+            summary.containers,
+            summary.judged,
+            summary.stale,
+            summary.stale_workloads
+        ),
+        (2, 2, 2, 1),
+        "{summary:?}"
+    );
+}

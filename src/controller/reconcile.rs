@@ -212,6 +212,9 @@ pub struct State {
     checked: HashSet<Str>,
     /// Full rounds (every reference checked) so far.
     full_checks: u64,
+    /// Workloads whose StaleImage was opened while applying the current
+    /// answer, with the first container's note.
+    opened: Vec<(Workload, Option<String>)>,
     relist_pods: Option<HashSet<(Str, Str)>>,
     relist_nodes: Option<HashSet<Str>>,
 }
@@ -429,6 +432,7 @@ impl State {
             settled: Vec::new(),
             checked: HashSet::new(),
             full_checks: 0,
+            opened: Vec::new(),
             relist_pods: None,
             relist_nodes: None,
         }
@@ -875,6 +879,26 @@ impl State {
                 Applied::Outdated => {}
             }
         }
+        // A workload's StaleImage counts its pods once the whole answer is
+        // applied: one check judges every replica, and the Event opened by
+        // the first would say "1 of 2 pods".
+        for effect in &mut effects {
+            if effect.notice != Notice::BecameStale {
+                continue;
+            }
+            let Some(i) = self
+                .opened
+                .iter()
+                .position(|(w, _)| workload_reference(w) == effect.regarding)
+            else {
+                continue;
+            };
+            let (w, first) = self.opened.swap_remove(i);
+            let counts = self.pod_counts(&w);
+            effect.note =
+                report::workload_message(Notice::BecameStale, &w, &counts, first.as_deref());
+        }
+        self.opened.clear();
         (jobs, effects)
     }
 
@@ -1054,6 +1078,8 @@ impl State {
         if opens && &*w.kind != "Pod" {
             let counts = self.pod_counts(w);
             let note = report::workload_message(Notice::BecameStale, w, &counts, first);
+            // Recounted once the whole answer is applied (`apply_outcome`).
+            self.opened.push((w.clone(), first.map(str::to_string)));
             return vec![EventEffect {
                 notice: Notice::BecameStale,
                 note,
