@@ -36,7 +36,11 @@
 #      with the gate would: stale after a re-push, ImageUpToDate after;
 #   4. kill -9 of the leader while only the follower saw a drift: the new
 #      leader announces it (once), duplicates nothing the old leader wrote,
-#      and exports imagedrift_leader 1.
+#      and exports imagedrift_leader 1;
+#   5. SIGTERM to the leader: it releases the Lease and the follower takes it
+#      within a retry period, not at expiry;
+#   6. SIGSTOP of the leader past its lease while a tag moves: the other
+#      replica announces it, and the resumed one writes nothing.
 # Exit 0 when every check passed, 1 otherwise, 2 on a usage error.
 set -uo pipefail
 
@@ -193,7 +197,7 @@ no_failed_remedy() {
 has_series() {
     local port=$1 value=$2 name=$3 lines label
     shift 3
-    lines=$(metrics "$port" | grep -E "^${name}\{") || return 1
+    lines=$(metrics "$port" | grep -E "^${name}(\{| )") || return 1
     for label in "$@"; do
         lines=$(grep -F -- "$label" <<<"$lines") || return 1
     done
@@ -203,7 +207,7 @@ has_series() {
 has_series_at_least() {
     local port=$1 value=$2 name=$3 lines label
     shift 3
-    lines=$(metrics "$port" | grep -E "^${name}\{") || return 1
+    lines=$(metrics "$port" | grep -E "^${name}(\{| )") || return 1
     for label in "$@"; do
         lines=$(grep -F -- "$label" <<<"$lines") || return 1
     done
@@ -216,6 +220,13 @@ events() {
     kubectl -n "$NS" get events \
         --field-selector "reason=$1,involvedObject.kind=$2,involvedObject.name=$3" \
         -o jsonpath='{range .items[*]}{.message}{"\n"}{end}' 2>/dev/null
+}
+# by_instance REASON KIND NAME INSTANCE [TEXT]: how many Events of REASON on
+# KIND/NAME INSTANCE wrote (whose note contains TEXT).
+by_instance() {
+    kubectl -n "$NS" get events.events.k8s.io \
+        -o jsonpath='{range .items[*]}{.reason} {.regarding.kind}/{.regarding.name} {.reportingInstance} {.note}{"\n"}{end}' 2>/dev/null |
+        grep "^$1 $2/$3 $4 " | grep -cF -- "${5:-}" || true
 }
 has_event() { [[ -n $(events "$@") ]]; }
 event_count() { events "$@" | grep -c . || true; }
@@ -502,6 +513,39 @@ check "nothing A wrote is written again (StaleImage on always: $before_always)" 
     test "$(event_count StaleImage Deployment always)" = "$before_always"
 check "nothing A wrote is written again (ImageUpToDate on always: $before_uptodate)" \
     test "$(event_count ImageUpToDate Deployment always)" = "$before_uptodate"
+
+# --- 5. Graceful hand-over --------------------------------------------------
+log "5. A follows again; SIGTERM to the leader B: A takes the Lease within a retry period"
+start_replica e2e-a "$PORT_A" --selector 'e2e.imagedrift.io/hidden!=yes'
+wait_for 60 "A serves /readyz again" readyz "$PORT_A"
+wait_for 30 "imagedrift_leader is 0 on A (follower)" has_series "$PORT_A" 0 imagedrift_leader
+kill -TERM "${PIDS[e2e-b]}"
+start=$SECONDS
+until is_holder e2e-a || ((SECONDS - start > LEASE_S * 2)); do sleep 0.5; done
+took=$((SECONDS - start))
+check "A holds the Lease ${took}s after B's SIGTERM (lease ${LEASE_S}s; B released it)" test "$took" -lt "$LEASE_S"
+wait "${PIDS[e2e-b]}" 2>/dev/null
+check "B exited 0 and logged the release" grep -q "released the lease" "$WORK/e2e-b.log"
+unset 'PIDS[e2e-b]'
+wait_for 10 "imagedrift_leader is 1 on A" has_series "$PORT_A" 1 imagedrift_leader
+
+# --- 6. A paused leader does not write after it resumes --------------------
+log "6. SIGSTOP the leader A past its lease, re-push always:v1, B leads; SIGCONT A: A writes nothing"
+start_replica e2e-b "$PORT_B"
+wait_for 60 "B serves /readyz again" readyz "$PORT_B"
+wait_for 30 "imagedrift_leader is 0 on B (follower)" has_series "$PORT_B" 0 imagedrift_leader
+a_wrote=$(by_instance StaleImage Deployment always e2e-a)
+kill -STOP "${PIDS[e2e-a]}"
+D_ALW3=$($PUSH "$REPO/always:v1" --label "$REPO always three")
+echo "   always:v1 now serves $D_ALW3"
+wait_for $((LEASE_S * 3 + 10)) "B takes the Lease while A is stopped" is_holder e2e-b
+announced_by_b() { (($(by_instance StaleImage Deployment always e2e-b "$D_ALW3") >= 1)); }
+wait_for "$WITHIN" "B announces always's new drift (StaleImage naming $D_ALW3)" announced_by_b
+kill -CONT "${PIDS[e2e-a]}"
+sleep $((INTERVAL_S + 5)) # A's overdue checks run as soon as it resumes
+check "A logged that it lost leadership" grep -q "lost leadership" "$WORK/e2e-a.log"
+check "A wrote no StaleImage on Deployment always after resuming ($a_wrote before)" test "$(by_instance StaleImage Deployment always e2e-a)" = "$a_wrote"
+check "imagedrift_leader is 0 on A" has_series "$PORT_A" 0 imagedrift_leader
 
 printf '\n%d passed, %d failed\n' "$PASSED" "$FAILED"
 ((FAILED == 0))
