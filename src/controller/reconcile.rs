@@ -1189,6 +1189,14 @@ impl State {
             total: pods,
             ..Default::default()
         };
+        tracing::info!(
+            namespace = %w.namespace,
+            kind = %w.kind,
+            name = %w.name,
+            pods,
+            cause = %cause,
+            "fresh again: the workload's stale episode is closed"
+        );
         let note = report::workload_message(Notice::BecameFresh, w, &counts, Some(&cause));
         vec![EventEffect {
             notice: Notice::BecameFresh,

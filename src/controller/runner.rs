@@ -414,7 +414,12 @@ where
     // The summary line: after the first full round, then once per interval.
     let started = Instant::now();
     let mut summary = SummaryLog::new(ctx.registry.requests_made());
-    let mut next_summary = started + ctx.settings.interval;
+    // At least a minute apart, however short the interval.
+    let summary_every = ctx
+        .settings
+        .interval
+        .max(std::time::Duration::from_secs(60));
+    let mut next_summary = started + summary_every;
     let result = loop {
         // With every check slot busy, a finishing check wakes the loop;
         // arming the timer for an overdue reference would spin.
@@ -487,7 +492,7 @@ where
             },
             _ = tokio::time::sleep_until(wake) => Work::default(),
             _ = tokio::time::sleep_until(next_summary) => {
-                next_summary = Instant::now() + ctx.settings.interval;
+                next_summary = Instant::now() + summary_every;
                 summary.log(&state.summary(), ctx.registry.requests_made(), "summary");
                 Work::default()
             }
