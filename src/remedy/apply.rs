@@ -3,38 +3,41 @@
 //! patch, the loop-guard annotations. Every action and skip becomes an Event
 //! on the workload and a count of `imagedrift_remedies_total{remedy,result}`.
 
-use super::config::{RefreshConfig, RemedyConfig};
+use super::config::RemedyConfig;
 use super::guard::{
     self, GuardRecord, InFlight, InFlightEntry, REMEDIED_AT, REMEDIED_DIGEST, REMEDIED_WITH,
-    RolloutState,
 };
 use super::optin;
 use super::plan::{
     InFlightView, Limits, NodePull, Plan, PlanInput, RefreshTarget, SkipReason, Step,
-    TemplateContainer, WorkloadState, plan,
+    WorkloadState, plan,
 };
-use super::{ContainerKind, StaleContainer, WorkloadKind, WorkloadRef};
+use super::{StaleContainer, WorkloadKind, WorkloadRef};
 use crate::controller::leader::Leader;
-use crate::image_id::RuntimeImageId;
 use crate::policy::Remedy;
 use crate::reference::Digest;
 use crate::verdict::Verdict;
-use futures::{StreamExt, future::join_all};
+use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerStatus, ImageVolumeSource, LocalObjectReference, Namespace,
-    ObjectReference, Pod, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext, Volume,
-    VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+
+use super::refresh::wait_pulled;
+pub use super::refresh::{
+    PullStatus, REFRESH_MOUNT, pull_status, refresh_container_name, refresh_pod,
+};
+use super::workload::metadata_state;
+pub use super::workload::{
+    annotations_patch, daemonset_state, deployment_state, pin_patch, restart_patch,
+    statefulset_state,
+};
 
 /// The annotation `kubectl rollout restart` sets on the pod template.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -811,298 +814,6 @@ impl Remedies {
     }
 }
 
-/// Whether a refresh pod has pulled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PullStatus {
-    /// Not yet known.
-    Pending,
-    /// Every container reports a current digest.
-    Pulled,
-    /// It can't succeed any more.
-    Failed(String),
-}
-
-/// Judges a refresh pod from its status: its containers' `imageID`s
-/// (present even when the command failed) against the accepted digests.
-pub fn pull_status(pod: &Pod, t: &RefreshTarget) -> PullStatus {
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_deref())
-        .unwrap_or_default();
-    let mut all = true;
-    for (i, img) in t.images.iter().enumerate() {
-        let name = refresh_container_name(i);
-        let Some(cs) = statuses.iter().find(|c| c.name == name) else {
-            all = false;
-            continue;
-        };
-        if let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref())
-            && let Some(reason) = w.reason.as_deref()
-            && matches!(
-                reason,
-                "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull"
-            )
-        {
-            return PullStatus::Failed(format!(
-                "pulling {}: {reason}: {}",
-                img.spec_image,
-                truncate(w.message.as_deref().unwrap_or_default(), 300)
-            ));
-        }
-        // For an image volume the proof is the volume's digest, not the
-        // carrier container's imageID.
-        let reported = if img.volume_carrier.is_some() {
-            volume_image_ref(cs, &name)
-        } else {
-            cs.image_id.as_str()
-        };
-        match RuntimeImageId::parse(reported) {
-            Ok(Some(id)) if img.accept.contains(&id.digest) => {}
-            Ok(Some(id)) => {
-                return PullStatus::Failed(format!(
-                    "the node reports {} for {}, not the tag's current digest {}",
-                    id.digest, img.spec_image, img.current
-                ));
-            }
-            Ok(None) => all = false,
-            Err(e) => {
-                return PullStatus::Failed(format!("imageID {reported:?}: {e}"));
-            }
-        }
-    }
-    if all {
-        return PullStatus::Pulled;
-    }
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    if matches!(phase, Some("Failed" | "Succeeded")) {
-        let why = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.reason.clone())
-            .unwrap_or_else(|| "no imageID reported".to_string());
-        return PullStatus::Failed(format!("refresh pod ended ({why})"));
-    }
-    PullStatus::Pending
-}
-
-/// The digest a container reports for the image volume `volume` it mounts
-/// (`volumeMounts[].volumeStatus.image.imageRef`), empty when none.
-fn volume_image_ref<'a>(cs: &'a ContainerStatus, volume: &str) -> &'a str {
-    cs.volume_mounts
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .find(|m| m.name == volume)
-        .and_then(|m| m.volume_status.as_ref())
-        .and_then(|v| v.image.as_ref())
-        .map_or("", |i| i.image_ref.as_str())
-}
-
-async fn wait_pulled(
-    pods: &Api<Pod>,
-    name: &str,
-    mut rv: String,
-    t: &RefreshTarget,
-) -> Result<(), String> {
-    let wp = WatchParams::default()
-        .fields(&format!("metadata.name={name}"))
-        .timeout(290);
-    loop {
-        let mut stream = pods
-            .watch(&wp, &rv)
-            .await
-            .map_err(|e| format!("watching refresh pod {name}: {}", kube_error(&e)))?
-            .boxed();
-        while let Some(ev) = stream.next().await {
-            let ev = ev.map_err(|e| format!("watching refresh pod {name}: {}", kube_error(&e)))?;
-            let pod = match ev {
-                WatchEvent::Added(p) | WatchEvent::Modified(p) => p,
-                WatchEvent::Deleted(_) => {
-                    return Err(format!("refresh pod {name} was deleted before it pulled"));
-                }
-                WatchEvent::Bookmark(b) => {
-                    rv = b.metadata.resource_version;
-                    continue;
-                }
-                WatchEvent::Error(s) => {
-                    return Err(format!("watching refresh pod {name}: {}", s.message));
-                }
-            };
-            if let Some(v) = &pod.metadata.resource_version {
-                rv = v.clone();
-            }
-            match pull_status(&pod, t) {
-                PullStatus::Pending => {}
-                PullStatus::Pulled => return Ok(()),
-                PullStatus::Failed(e) => return Err(e),
-            }
-        }
-        // The API server closed the watch: pick it up again, without spinning.
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-}
-
-/// Where a refresh pod mounts the image volume it pulls.
-pub const REFRESH_MOUNT: &str = "/imagedrift-refresh";
-
-/// The name of a refresh pod's `i`th container (and of its image volume,
-/// when it pulls one).
-pub fn refresh_container_name(i: usize) -> String {
-    format!("refresh-{i}")
-}
-
-/// The refresh pod for one node: bound to it, pulling each image with
-/// policy `Always`, running a command that exits at once, tolerating its
-/// taints, tiny, short-lived, labelled as imagedrift's, unprivileged.
-pub fn refresh_pod(w: &WorkloadRef, t: &RefreshTarget, cfg: &RefreshConfig) -> Pod {
-    // An image volume is pulled (policy Always) as a volume of the pod,
-    // mounted by a container running an image the node has already.
-    let volumes: Vec<Volume> = t
-        .images
-        .iter()
-        .enumerate()
-        .filter(|(_, img)| img.volume_carrier.is_some())
-        .map(|(i, img)| Volume {
-            name: refresh_container_name(i),
-            image: Some(ImageVolumeSource {
-                reference: Some(img.spec_image.clone()),
-                pull_policy: Some("Always".to_string()),
-            }),
-            ..Volume::default()
-        })
-        .collect();
-    let containers = t
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, img)| Container {
-            name: refresh_container_name(i),
-            image: Some(
-                img.volume_carrier
-                    .clone()
-                    .unwrap_or_else(|| img.spec_image.clone()),
-            ),
-            image_pull_policy: Some(
-                if img.volume_carrier.is_some() {
-                    "IfNotPresent"
-                } else {
-                    "Always"
-                }
-                .to_string(),
-            ),
-            volume_mounts: img.volume_carrier.as_ref().map(|_| {
-                vec![VolumeMount {
-                    name: refresh_container_name(i),
-                    mount_path: REFRESH_MOUNT.to_string(),
-                    read_only: Some(true),
-                    ..VolumeMount::default()
-                }]
-            }),
-            command: Some(cfg.command.clone()),
-            resources: Some(cfg.resources.clone()),
-            security_context: Some(SecurityContext {
-                allow_privilege_escalation: Some(false),
-                read_only_root_filesystem: Some(true),
-                capabilities: Some(Capabilities {
-                    drop: Some(vec!["ALL".to_string()]),
-                    ..Capabilities::default()
-                }),
-                ..SecurityContext::default()
-            }),
-            ..Container::default()
-        })
-        .collect();
-    Pod {
-        metadata: ObjectMeta {
-            generate_name: Some("imagedrift-refresh-".to_string()),
-            namespace: Some(w.namespace.clone()),
-            labels: Some(BTreeMap::from([
-                (MANAGED_BY.to_string(), "imagedrift".to_string()),
-                (REFRESH_FOR.to_string(), label_value(&w.name)),
-            ])),
-            annotations: Some(BTreeMap::from([(REFRESH_FOR.to_string(), w.to_string())])),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            node_name: Some(t.node.clone()),
-            restart_policy: Some("Never".to_string()),
-            active_deadline_seconds: Some(cfg.active_deadline.as_secs() as i64),
-            termination_grace_period_seconds: Some(0),
-            automount_service_account_token: Some(false),
-            enable_service_links: Some(false),
-            image_pull_secrets: (!t.pull_secrets.is_empty()).then(|| {
-                t.pull_secrets
-                    .iter()
-                    .map(|s| LocalObjectReference { name: s.clone() })
-                    .collect()
-            }),
-            tolerations: Some(cfg.tolerations.to_spec()),
-            // Meets the "restricted" Pod Security Standard; a fixed user
-            // means no image needs a non-root USER for the pull to count.
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(65532),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".to_string(),
-                    ..SeccompProfile::default()
-                }),
-                ..PodSecurityContext::default()
-            }),
-            containers,
-            volumes: (!volumes.is_empty()).then_some(volumes),
-            ..PodSpec::default()
-        }),
-        status: None,
-    }
-}
-
-/// The restart patch: exactly `kubectl rollout restart`'s, plus the
-/// loop-guard annotations on the workload itself.
-pub fn restart_patch(annotations: &BTreeMap<String, String>, now: Timestamp) -> serde_json::Value {
-    serde_json::json!({
-        "metadata": {"annotations": annotations},
-        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: guard::rfc3339(now)}}}}
-    })
-}
-
-/// The pin patch: each container's image by name (strategic merge on the
-/// container lists), plus the loop-guard annotations.
-pub fn pin_patch(
-    annotations: &BTreeMap<String, String>,
-    pins: &[super::plan::PinTarget],
-) -> serde_json::Value {
-    let mut spec = serde_json::Map::new();
-    for kind in [ContainerKind::Container, ContainerKind::Init] {
-        let list: Vec<serde_json::Value> = pins
-            .iter()
-            .filter(|p| p.kind == kind)
-            .map(|p| serde_json::json!({"name": p.name, "image": p.to}))
-            .collect();
-        if !list.is_empty() {
-            spec.insert(kind.field().to_string(), serde_json::Value::Array(list));
-        }
-    }
-    // Image volumes by name (`volumes` merges on `name`).
-    let volumes: Vec<serde_json::Value> = pins
-        .iter()
-        .filter(|p| p.kind == ContainerKind::ImageVolume)
-        .map(|p| serde_json::json!({"name": p.name, "image": {"reference": p.to}}))
-        .collect();
-    if !volumes.is_empty() {
-        spec.insert("volumes".to_string(), serde_json::Value::Array(volumes));
-    }
-    serde_json::json!({
-        "metadata": {"annotations": annotations},
-        "spec": {"template": {"spec": spec}}
-    })
-}
-
-/// Only the loop-guard annotations.
-pub fn annotations_patch(annotations: &BTreeMap<String, String>) -> serde_json::Value {
-    serde_json::json!({"metadata": {"annotations": annotations}})
-}
-
 fn describe_step(step: &Step, targets: &str) -> String {
     match step {
         Step::Restart => format!(
@@ -1172,7 +883,7 @@ fn warning(reason: &str) -> bool {
     )
 }
 
-fn kube_error(e: &kube::Error) -> String {
+pub(super) fn kube_error(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
         other => other.to_string(),
@@ -1189,7 +900,7 @@ fn capitalize(s: &str) -> String {
 }
 
 /// At most `max` bytes, cut on a character boundary.
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -1201,123 +912,18 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// A label value (at most 63 characters, alphanumeric at both ends).
-fn label_value(s: &str) -> String {
+pub(super) fn label_value(s: &str) -> String {
     let cut: String = s.chars().take(63).collect();
     cut.trim_matches(|c: char| !c.is_ascii_alphanumeric())
         .to_string()
 }
 
-fn metadata_state(meta: Option<ObjectMeta>) -> Option<WorkloadState> {
-    meta.map(|m| WorkloadState {
-        annotations: m.annotations.unwrap_or_default(),
-        rollout: None,
-        template: Vec::new(),
-    })
-}
-
-fn template_of(t: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> Vec<TemplateContainer> {
-    let Some(spec) = t.and_then(|t| t.spec.as_ref()) else {
-        return Vec::new();
-    };
-    let list = |kind, cs: &[Container]| -> Vec<TemplateContainer> {
-        cs.iter()
-            .filter_map(|c| {
-                Some(TemplateContainer {
-                    kind,
-                    name: c.name.clone(),
-                    image: c.image.clone()?,
-                })
-            })
-            .collect()
-    };
-    let mut out = list(ContainerKind::Container, &spec.containers);
-    out.extend(list(
-        ContainerKind::Init,
-        spec.init_containers.as_deref().unwrap_or_default(),
-    ));
-    out.extend(
-        spec.volumes
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| {
-                Some(TemplateContainer {
-                    kind: ContainerKind::ImageVolume,
-                    name: v.name.clone(),
-                    image: v.image.as_ref()?.reference.clone()?,
-                })
-            }),
-    );
-    out
-}
-
-/// A Deployment's remedy-relevant state.
-pub fn deployment_state(d: &Deployment) -> WorkloadState {
-    let spec = d.spec.as_ref();
-    let status = d.status.as_ref();
-    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
-    WorkloadState {
-        annotations: d.metadata.annotations.clone().unwrap_or_default(),
-        rollout: Some(RolloutState {
-            generation: d.metadata.generation.unwrap_or(0),
-            observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
-            unavailable: status.and_then(|s| s.unavailable_replicas).unwrap_or(0),
-            updating: (replicas - status.and_then(|s| s.updated_replicas).unwrap_or(0)).max(0),
-        }),
-        template: template_of(spec.map(|s| &s.template)),
-    }
-}
-
-/// A StatefulSet's remedy-relevant state.
-pub fn statefulset_state(s: &StatefulSet) -> WorkloadState {
-    let spec = s.spec.as_ref();
-    let status = s.status.as_ref();
-    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
-    let on_delete = spec
-        .and_then(|s| s.update_strategy.as_ref())
-        .and_then(|u| u.type_.as_deref())
-        == Some("OnDelete");
-    let rolling = status.is_some_and(|st| {
-        st.update_revision.is_some() && st.current_revision != st.update_revision
-    });
-    WorkloadState {
-        annotations: s.metadata.annotations.clone().unwrap_or_default(),
-        rollout: Some(RolloutState {
-            generation: s.metadata.generation.unwrap_or(0),
-            observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
-            unavailable: (replicas - status.and_then(|s| s.available_replicas).unwrap_or(0)).max(0),
-            updating: if rolling && !on_delete {
-                (replicas - status.and_then(|s| s.updated_replicas).unwrap_or(0)).max(0)
-            } else {
-                0
-            },
-        }),
-        template: template_of(spec.map(|s| &s.template)),
-    }
-}
-
-/// A DaemonSet's remedy-relevant state.
-pub fn daemonset_state(d: &DaemonSet) -> WorkloadState {
-    let status = d.status.as_ref();
-    WorkloadState {
-        annotations: d.metadata.annotations.clone().unwrap_or_default(),
-        rollout: Some(RolloutState {
-            generation: d.metadata.generation.unwrap_or(0),
-            observed_generation: status.and_then(|s| s.observed_generation).unwrap_or(0),
-            unavailable: status.and_then(|s| s.number_unavailable).unwrap_or(0),
-            updating: status
-                .map(|s| s.desired_number_scheduled - s.updated_number_scheduled.unwrap_or(0))
-                .unwrap_or(0)
-                .max(0),
-        }),
-        template: template_of(d.spec.as_ref().map(|s| &s.template)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remedy::plan::RefreshImage;
+    use crate::remedy::ContainerKind;
+    use crate::remedy::guard::RolloutState;
+    use crate::remedy::plan::{RefreshImage, TemplateContainer};
 
     fn d(c: char) -> Digest {
         Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()

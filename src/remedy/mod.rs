@@ -27,6 +27,8 @@ pub mod config;
 pub mod guard;
 pub mod optin;
 pub mod plan;
+mod refresh;
+mod workload;
 
 pub use apply::{Clock, Remedies, RemedyError, SystemClock};
 pub use config::RemedyConfig;
