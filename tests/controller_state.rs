@@ -56,6 +56,47 @@ fn view(s: &mut State, name: &str, containers: &[(&str, &str, &str)]) -> PodView
     PodView::from_pod(&pod, s.strings()).unwrap()
 }
 
+/// `example.com/app:v1` now serves `b` (config `2`); `a` (config `1`) is
+/// the build before.
+fn app_registry() -> FakeRegistry {
+    let reg = FakeRegistry::default();
+    let app = ImageRef::parse("example.com/app:v1").unwrap();
+    reg.set_tag(
+        &app,
+        Descriptor {
+            digest: d('b'),
+            media_type: OCI_MANIFEST.into(),
+        },
+    );
+    for (digest, config) in [(d('a'), d('1')), (d('b'), d('2'))] {
+        reg.put_manifest(
+            &app,
+            digest,
+            Manifest::Image {
+                config,
+                platform: None,
+            },
+        );
+    }
+    reg
+}
+
+/// ReplicaSet `web-1` of Deployment `owner`.
+fn web_rs(owner: &str) -> imagedrift::controller::store::OwnerMeta {
+    use imagedrift::controller::store::{OwnerMeta, OwnerRef};
+    OwnerMeta {
+        namespace: "ns".into(),
+        kind: "ReplicaSet".into(),
+        name: "web-1".into(),
+        owner: Some(OwnerRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: owner.into(),
+            uid: "d".into(),
+        }),
+    }
+}
+
 fn key(pod: &str, c: &str) -> imagedrift::controller::reconcile::ContainerKey {
     imagedrift::controller::reconcile::ContainerKey {
         namespace: "ns".into(),
@@ -309,31 +350,7 @@ fn interner_is_shared_across_pods() {
 
 #[tokio::test(start_paused = true)]
 async fn late_results_never_overwrite_newer_ones() {
-    let reg = FakeRegistry::default();
-    let app = ImageRef::parse("example.com/app:v1").unwrap();
-    reg.set_tag(
-        &app,
-        Descriptor {
-            digest: d('b'),
-            media_type: OCI_MANIFEST.into(),
-        },
-    );
-    reg.put_manifest(
-        &app,
-        d('a'),
-        Manifest::Image {
-            config: d('1'),
-            platform: None,
-        },
-    );
-    reg.put_manifest(
-        &app,
-        d('b'),
-        Manifest::Image {
-            config: d('2'),
-            platform: None,
-        },
-    );
+    let reg = app_registry();
     let id_a = format!("example.com/app@{}", d('a'));
     let id_b = format!("example.com/app@{}", d('b'));
     let mut s = state();
@@ -395,31 +412,7 @@ async fn late_results_never_overwrite_newer_ones() {
 async fn stale_workloads_are_handed_to_the_remedies_with_every_container() {
     use imagedrift::controller::store::{OwnerMeta, OwnerRef};
     use imagedrift::remedy::WorkloadKind;
-    let reg = FakeRegistry::default();
-    let app = ImageRef::parse("example.com/app:v1").unwrap();
-    reg.set_tag(
-        &app,
-        Descriptor {
-            digest: d('b'),
-            media_type: OCI_MANIFEST.into(),
-        },
-    );
-    reg.put_manifest(
-        &app,
-        d('a'),
-        Manifest::Image {
-            config: d('1'),
-            platform: None,
-        },
-    );
-    reg.put_manifest(
-        &app,
-        d('b'),
-        Manifest::Image {
-            config: d('2'),
-            platform: None,
-        },
-    );
+    let reg = app_registry();
     let mut s = state();
     assert!(s.take_remedy_work().is_empty(), "off by default");
     s.enable_remedies();
@@ -550,32 +543,7 @@ async fn a_container_that_stops_during_a_check_is_not_judged_as_running() {
 /// staying on the ReplicaSet until the next check (one interval later).
 #[tokio::test(start_paused = true)]
 async fn owners_listed_after_their_pods_relabel_them_at_once() {
-    use imagedrift::controller::store::{OwnerMeta, OwnerRef};
-    let reg = FakeRegistry::default();
-    let app = ImageRef::parse("example.com/app:v1").unwrap();
-    reg.set_tag(
-        &app,
-        Descriptor {
-            digest: d('b'),
-            media_type: OCI_MANIFEST.into(),
-        },
-    );
-    reg.put_manifest(
-        &app,
-        d('a'),
-        Manifest::Image {
-            config: d('1'),
-            platform: None,
-        },
-    );
-    reg.put_manifest(
-        &app,
-        d('b'),
-        Manifest::Image {
-            config: d('2'),
-            platform: None,
-        },
-    );
+    let reg = app_registry();
     let prom = prometheus::Registry::new();
     let metrics = Metrics::register(&prom).unwrap();
     let mut s = State::new(settings(), metrics.clone(), Box::new(NoJitter));
@@ -603,17 +571,7 @@ async fn owners_listed_after_their_pods_relabel_them_at_once() {
         "{text}"
     );
 
-    let rs = |owner: &str| OwnerMeta {
-        namespace: "ns".into(),
-        kind: "ReplicaSet".into(),
-        name: "web-1".into(),
-        owner: Some(OwnerRef {
-            api_version: "apps/v1".into(),
-            kind: "Deployment".into(),
-            name: owner.into(),
-            uid: "d".into(),
-        }),
-    };
+    let rs = web_rs;
     let jobs = s.replace_owners("ReplicaSet", vec![rs("web")]);
     assert_eq!(jobs.len(), 1, "the owned pod's container is judged again");
     let mut judged = Vec::new();
@@ -838,39 +796,10 @@ fn unchanged_views_and_node_heartbeats_judge_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_workload_event_counts_every_replica_one_answer_judges_stale() {
-    use imagedrift::controller::store::{OwnerMeta, OwnerRef};
-    let reg = FakeRegistry::default();
-    let app = ImageRef::parse("example.com/app:v1").unwrap();
-    reg.set_tag(
-        &app,
-        Descriptor {
-            digest: d('b'),
-            media_type: OCI_MANIFEST.into(),
-        },
-    );
-    for (digest, config) in [(d('a'), d('1')), (d('b'), d('2'))] {
-        reg.put_manifest(
-            &app,
-            digest,
-            Manifest::Image {
-                config,
-                platform: None,
-            },
-        );
-    }
+    let reg = app_registry();
     let mut s = state();
     let t0 = Instant::now();
-    s.apply_owner(OwnerMeta {
-        namespace: "ns".into(),
-        kind: "ReplicaSet".into(),
-        name: "web-1".into(),
-        owner: Some(OwnerRef {
-            api_version: "apps/v1".into(),
-            kind: "Deployment".into(),
-            name: "web".into(),
-            uid: "d".into(),
-        }),
-    });
+    s.apply_owner(web_rs("web"));
     for name in ["web-1-a", "web-1-b"] {
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"namespace": "ns", "name": name, "uid": name, "ownerReferences": [
