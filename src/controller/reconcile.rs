@@ -491,7 +491,11 @@ impl State {
         }
         let mut effects = Vec::new();
         if let Some(st) = self.containers.remove(&key) {
-            self.metrics.remove_container(&series_key(&key));
+            if let Some(j) = &st.judgement {
+                let v = &j.verdict;
+                self.metrics
+                    .remove_container(&series_key(&key), (v.as_str(), reason_label(v)));
+            }
             if let Some(w) = &st.counted_in {
                 effects.extend(self.workload_delta(w, -1, None, true));
             }
@@ -816,7 +820,13 @@ impl State {
             stale,
         };
         let threshold = self.settings.unknown_threshold;
-        self.metrics.set_container(series_key(&j.key), series);
+        let previous = self
+            .containers
+            .get(&j.key)
+            .and_then(|st| st.judgement.as_deref())
+            .map(|p| (p.verdict.as_str(), reason_label(&p.verdict)));
+        self.metrics
+            .set_container(series_key(&j.key), series, previous);
         if stale && let Some(work) = &mut self.remedy_work {
             work.insert(wkey(&workload), workload.clone());
         }
