@@ -17,7 +17,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::PartialObjectMeta;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use imagedrift::controller::events::{Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use std::collections::HashSet;

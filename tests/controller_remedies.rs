@@ -16,7 +16,7 @@ use imagedrift::reference::{Digest, ImageRef};
 use imagedrift::remedy::{Remedies, RemedyConfig};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use imagedrift::controller::events::{Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};

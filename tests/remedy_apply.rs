@@ -16,7 +16,7 @@ use imagedrift::verdict::Verdict;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use imagedrift::controller::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 

@@ -14,7 +14,7 @@ use imagedrift::metrics::Metrics;
 use imagedrift::registry::Resolver;
 use imagedrift::remedy::optin::{Enabled, OptIn};
 use imagedrift::remedy::{Remedies, RemedyConfig};
-use kube::runtime::events::{Recorder, Reporter};
+use imagedrift::controller::events::{Recorder, Reporter};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 //! Events and the current state as metrics. `scan` and `explain` use the
 //! same state with lists instead of watches.
 
+pub mod events;
 pub mod fake;
 pub mod leader;
 pub mod oneshot;

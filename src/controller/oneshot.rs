@@ -131,6 +131,20 @@ pub async fn collect<R: Registry, C: PullCredentials>(
     scope: &Scope,
     concurrency: usize,
 ) -> Result<Vec<Row>, OneShotError> {
+    Ok(collect_state(client, registry, creds, scope, concurrency)
+        .await?
+        .rows())
+}
+
+/// [`collect`], returning the judged state itself: its rows are then
+/// made one at a time ([`State::rows_iter`]).
+pub async fn collect_state<R: Registry, C: PullCredentials>(
+    client: Client,
+    registry: &R,
+    creds: &C,
+    scope: &Scope,
+    concurrency: usize,
+) -> Result<State, OneShotError> {
     let ns = scope.namespace.as_deref();
     let mut lp = ListParams::default();
     if let Some(sel) = &scope.selector {
@@ -185,7 +199,7 @@ pub async fn collect<R: Registry, C: PullCredentials>(
         pending.extend(state.apply_pod(v, now).0);
     }
     judge_everything(&mut state, registry, creds, concurrency, pending).await;
-    Ok(state.rows())
+    Ok(state)
 }
 
 /// Checks every due reference and judges every container, until nothing

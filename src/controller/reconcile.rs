@@ -1205,49 +1205,48 @@ impl State {
 
     /// Every container with its current judgement, for `scan` and `explain`.
     pub fn rows(&self) -> Vec<Row> {
-        let mut rows = Vec::new();
-        for pod in self.pods.values() {
+        self.rows_iter().collect()
+    }
+
+    /// [`State::rows`], one row at a time in the same order (namespace,
+    /// pod, kind, container): `scan -o json` writes each as it is made
+    /// instead of holding a copy of the cluster.
+    pub fn rows_iter(&self) -> impl Iterator<Item = Row> + '_ {
+        let mut pods: Vec<&PodView> = self.pods.values().collect();
+        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        pods.into_iter().flat_map(move |pod| {
             let workload = self.owners.workload_of(pod);
-            for c in &pod.containers {
-                let key = ContainerKey::of(pod, c);
-                let image = match self.parsed.get(&c.image) {
-                    Some(Ok((i, _))) => Ok(i.clone()),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err(Str::from("not parsed")),
-                };
-                let policy = image
-                    .as_ref()
-                    .ok()
-                    .zip(c.pull_policy)
-                    .map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
-                rows.push(Row {
-                    pod: pod.clone(),
-                    container: c.clone(),
-                    image,
-                    policy,
-                    workload: workload.clone(),
-                    judgement: self
-                        .containers
-                        .get(&key)
-                        .and_then(|s| s.judgement.as_deref().cloned()),
-                });
-            }
+            let mut containers: Vec<&ContainerView> = pod.containers.iter().collect();
+            containers.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+            containers
+                .into_iter()
+                .map(move |c| self.row(pod, c, &workload))
+        })
+    }
+
+    fn row(&self, pod: &PodView, c: &ContainerView, workload: &Workload) -> Row {
+        let key = ContainerKey::of(pod, c);
+        let image = match self.parsed.get(&c.image) {
+            Some(Ok((i, _))) => Ok(i.clone()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(Str::from("not parsed")),
+        };
+        let policy = image
+            .as_ref()
+            .ok()
+            .zip(c.pull_policy)
+            .map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
+        Row {
+            pod: pod.clone(),
+            container: c.clone(),
+            image,
+            policy,
+            workload: workload.clone(),
+            judgement: self
+                .containers
+                .get(&key)
+                .and_then(|s| s.judgement.as_deref().cloned()),
         }
-        rows.sort_by(|a, b| {
-            (
-                &a.pod.namespace,
-                &a.pod.name,
-                a.container.kind,
-                &a.container.name,
-            )
-                .cmp(&(
-                    &b.pod.namespace,
-                    &b.pod.name,
-                    b.container.kind,
-                    &b.container.name,
-                ))
-        });
-        rows
     }
 
     /// The current judgement of a container.

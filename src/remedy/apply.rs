@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use crate::controller::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
