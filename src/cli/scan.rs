@@ -417,7 +417,9 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
                 pod: None,
             },
         };
-        let rows = collect_with(client, &cluster, &setup, &scope, 8).await?.rows();
+        let rows = collect_with(client, &cluster, &setup, &scope, 8)
+            .await?
+            .rows();
         anyhow::Ok((rows, scope))
     });
     match result {

@@ -137,7 +137,11 @@ impl Recorder {
     /// (type, action, reason, objects) was written within six minutes, that
     /// Event patched into a series. (The note of a series stays the first
     /// one's, as with kube's recorder.)
-    pub async fn publish(&self, ev: &Event, reference: &ObjectReference) -> Result<(), kube::Error> {
+    pub async fn publish(
+        &self,
+        ev: &Event,
+        reference: &ObjectReference,
+    ) -> Result<(), kube::Error> {
         let now = Timestamp::now();
         let key = EventKey {
             event_type: ev.type_,
@@ -188,7 +192,11 @@ impl Recorder {
         );
         if event.series.is_some() {
             events
-                .patch(&written.name, &PatchParams::default(), &Patch::Merge(&event))
+                .patch(
+                    &written.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&event),
+                )
                 .await?;
         } else {
             events.create(&PostParams::default(), &event).await?;
@@ -253,9 +261,18 @@ mod tests {
             let other = answer(&mut api).await;
             (first, again, other)
         });
-        recorder.publish(&stale("first"), &reference("p1")).await.unwrap();
-        recorder.publish(&stale("second"), &reference("p1")).await.unwrap();
-        recorder.publish(&stale("first"), &reference("p2")).await.unwrap();
+        recorder
+            .publish(&stale("first"), &reference("p1"))
+            .await
+            .unwrap();
+        recorder
+            .publish(&stale("second"), &reference("p1"))
+            .await
+            .unwrap();
+        recorder
+            .publish(&stale("first"), &reference("p2"))
+            .await
+            .unwrap();
         let (first, again, other) = server.await.unwrap();
         assert_eq!(first.0, "POST");
         assert_eq!(first.1, "/apis/events.k8s.io/v1/namespaces/ns/events");

@@ -2,6 +2,7 @@
 //! out, Events written by the leader only (see [`super::publish`]). One task owns the [`State`];
 //! registry work runs in spawned tasks whose outcomes come back to it.
 
+use super::events::Recorder;
 use super::publish::{Publish, publish_events};
 use super::reconcile::{
     CheckJob, EventEffect, JudgeJob, Outcome, Settings, State, run_check, run_judge,
@@ -17,7 +18,6 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
-use super::events::Recorder;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use std::collections::HashMap;
@@ -202,6 +202,19 @@ pub fn watch_cause(e: &watcher::Error) -> String {
         .map_or(s.clone(), |i| s[..i].to_string())
 }
 
+/// Hands the free pages inside glibc's arenas back to the system: glibc
+/// returns only the top of an arena by itself, so the holes the list
+/// pages and the first judgements leave stay resident otherwise. Called
+/// after the pod list and after each full check, right after the most
+/// transient memory has been freed (a few milliseconds at 10,000 pods).
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Buffers owner objects during a re-list so the cache is replaced at once.
 #[derive(Default)]
 struct OwnerRelist {
@@ -229,6 +242,7 @@ fn handle<R, C>(
             watcher::Event::InitDone => {
                 w.effects = state.end_pod_relist();
                 ctx.ready.pods.store(true, Ordering::Relaxed);
+                release_free_heap();
             }
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
                 let ns = p.namespace().unwrap_or_default();
@@ -406,7 +420,11 @@ where
                         Outcome::default()
                     }
                 };
+                let full_before = ctx.metrics.last_full_check.get();
                 let (judge, effects) = state.apply_outcome(outcome, Instant::now());
+                if ctx.metrics.last_full_check.get() != full_before {
+                    release_free_heap();
+                }
                 if let (Some(at), Some(h)) = (hinted, &hints) {
                     h.metrics.to_verdict.observe(at.elapsed().as_secs_f64());
                 }

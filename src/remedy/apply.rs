@@ -14,6 +14,7 @@ use super::plan::{
     TemplateContainer, WorkloadState, plan,
 };
 use super::{ContainerKind, StaleContainer, WorkloadKind, WorkloadRef};
+use crate::controller::events::{Event, EventType, Recorder};
 use crate::controller::leader::Leader;
 use crate::image_id::RuntimeImageId;
 use crate::policy::Remedy;
@@ -30,7 +31,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use crate::controller::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
