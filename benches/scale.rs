@@ -13,7 +13,7 @@
 //! `cargo bench --bench scale` (`IMAGEDRIFT_BENCH_PODS` scales it,
 //! `IMAGEDRIFT_BENCH_IDLE_SECS` sets the idle window, 60 by default;
 //! `IMAGEDRIFT_BENCH_BIN` measures another build of the binary, e.g. one
-//! built with `--features mimalloc` or `--features jemalloc`;
+//! with a `#[global_allocator]` (how mimalloc and jemalloc were compared);
 //! `IMAGEDRIFT_BENCH_PHASES` picks phases from `run,rejudge,modes,scan`).
 
 #[path = "../tests/support/mod.rs"]

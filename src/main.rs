@@ -7,16 +7,8 @@
 
 mod cli;
 
-// Other allocators, for the scale bench's comparison only (benches/scale.rs);
-// the default build keeps glibc's, tuned in `tune_malloc`.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// glibc malloc, tuned for a long-running process holding one large
+/// glibc malloc (kept: mimalloc and jemalloc measured higher peaks in the
+/// scale bench), tuned for a long-running process holding one large
 /// cluster view: at most two arenas (one per tokio worker would each keep
 /// its own freed pages), and a fixed mmap threshold, so a freed list page
 /// or scrape buffer goes back to the system instead of raising the
