@@ -14,12 +14,7 @@ mod cli;
 /// or scrape buffer goes back to the system instead of raising the
 /// threshold and staying in an arena. Set before any thread starts; the
 /// `MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_` variables still win.
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(feature = "mimalloc"),
-    not(feature = "jemalloc")
-))]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt has no preconditions; one thread runs here.
@@ -31,12 +26,7 @@ fn tune_malloc() {
     }
 }
 
-#[cfg(not(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(feature = "mimalloc"),
-    not(feature = "jemalloc")
-)))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
