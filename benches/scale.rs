@@ -424,11 +424,16 @@ fn main() {
         );
     }
 
-    // `run`, 10 s interval: CPU of one re-check of every reference and
-    // re-judgement of every container (the tag answers are cached: this is
-    // the controller's own cost).
+    // `run`, 10 s interval: CPU of one re-check of every reference (a HEAD
+    // each: the tag answers live 5 s, as a tagTtl must be shorter than the
+    // interval) and re-judgement of every container.
     if phase("rejudge") {
-        let run = start_run(dir.path(), &kubeconfig, "rejudge", "interval: 10s\n");
+        let run = start_run(
+            dir.path(),
+            &kubeconfig,
+            "rejudge",
+            "interval: 10s\nregistries:\n  defaults:\n    tagTtl: 5s\n",
+        );
         let pid = run.child.id();
         let rejudge = wait_metrics(&run, Duration::from_secs(600), full).map(|t| {
             let at = sample(&t, "imagedrift_last_full_check_timestamp_seconds");
