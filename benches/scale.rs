@@ -12,7 +12,9 @@
 //!
 //! `cargo bench --bench scale` (`IMAGEDRIFT_BENCH_PODS` scales it,
 //! `IMAGEDRIFT_BENCH_IDLE_SECS` sets the idle window, 60 by default;
-//! `IMAGEDRIFT_BENCH_BIN` measures another build of the binary).
+//! `IMAGEDRIFT_BENCH_BIN` measures another build of the binary, e.g. one
+//! with a `#[global_allocator]` (how mimalloc and jemalloc were compared);
+//! `IMAGEDRIFT_BENCH_PHASES` picks phases from `run,rejudge,modes,scan`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -342,10 +344,9 @@ fn main() {
         pods * CONTAINERS / 10
     );
 
-    // `run`, default configuration: first full verdict, memory, idle.
-    let started = Instant::now();
-    let run = start_run(dir.path(), &kubeconfig, "default", "{}\n");
-    let pid = run.child.id();
+    let phases = std::env::var("IMAGEDRIFT_BENCH_PHASES")
+        .unwrap_or_else(|_| "run,rejudge,modes,scan".into());
+    let phase = |p: &str| phases.split(',').any(|x| x.trim() == p);
     // The first full verdict: every container judged (the per-verdict
     // totals count all of them), with the expected stale ones found.
     let containers = (pods * CONTAINERS) as f64;
@@ -355,139 +356,122 @@ fn main() {
             && stale_of(t) >= expected_stale
             && sample(t, "imagedrift_last_full_check_timestamp_seconds") > 0.0
     };
-    let Some(text) = wait_metrics(&run, Duration::from_secs(600), full) else {
-        eprintln!(
-            "no full check within 600 s; see {}",
-            dir.path().join("default.log").display()
+    let mut modes = Vec::new();
+
+    // `run`, default configuration: first full verdict, memory, idle.
+    if phase("run") {
+        let started = Instant::now();
+        let run = start_run(dir.path(), &kubeconfig, "default", "{}\n");
+        let pid = run.child.id();
+        let Some(text) = wait_metrics(&run, Duration::from_secs(600), full) else {
+            eprintln!(
+                "no full check within 600 s; see {}",
+                dir.path().join("default.log").display()
+            );
+            std::process::exit(1);
+        };
+        let first_wall = started.elapsed().as_secs_f64();
+        let first_cpu = cpu_of(pid);
+        let (hwm_first, rss_first) = mem_of(pid);
+        let stale = stale_of(&text);
+        let heads = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("imagedrift_registry_requests_total{")
+                    && l.contains("method=\"HEAD\"")
+            })
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum::<f64>();
+        modes.push((
+            "all",
+            text.len(),
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+        ));
+        println!(
+            "  run: first full verdict       {first_wall:.1} s wall, {first_cpu:.1} s CPU ({heads} HEADs, default config)"
         );
-        std::process::exit(1);
-    };
-    let first_wall = started.elapsed().as_secs_f64();
-    let first_cpu = cpu_of(pid);
-    let (hwm_first, rss_first) = mem_of(pid);
-    let stale = stale_of(&text);
-    let heads = text
-        .lines()
-        .filter(|l| {
-            l.starts_with("imagedrift_registry_requests_total{") && l.contains("method=\"HEAD\"")
-        })
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-        .sum::<f64>();
-    let all_bytes = text.len();
-    let all_series = text.lines().filter(|l| !l.starts_with('#')).count();
-    // Idle: nothing due for minutes; node heartbeats every 10 s, and one
-    // pod status bump (a resourceVersion change with the same slim view).
-    let cpu0 = cpu_of(pid);
-    let t0 = Instant::now();
-    let mut beat = 1;
-    while t0.elapsed() < Duration::from_secs(idle_secs) {
-        std::thread::sleep(
-            Duration::from_secs(10)
-                .min(Duration::from_secs(idle_secs).saturating_sub(t0.elapsed())),
-        );
-        for n in 0..NODES {
-            api.put(Kind::Nodes, node(n, beat * 10));
+        println!("  run: stale containers found   {stale}");
+        // Idle: nothing due for minutes; node heartbeats every 10 s, and one
+        // pod status bump (a resourceVersion change with the same slim view).
+        let cpu0 = cpu_of(pid);
+        let t0 = Instant::now();
+        let mut beat = 1;
+        while t0.elapsed() < Duration::from_secs(idle_secs) {
+            std::thread::sleep(
+                Duration::from_secs(10)
+                    .min(Duration::from_secs(idle_secs).saturating_sub(t0.elapsed())),
+            );
+            for n in 0..NODES {
+                api.put(Kind::Nodes, node(n, beat * 10));
+            }
+            let mut p = pod(beat as usize % pods, &refs);
+            p["status"]["conditions"][0]["lastProbeTime"] =
+                json!(format!("2026-01-01T01:00:{:02}Z", beat % 60));
+            api.put(Kind::Pods, p);
+            beat += 1;
         }
-        let mut p = pod(beat as usize % pods, &refs);
-        p["status"]["conditions"][0]["lastProbeTime"] =
-            json!(format!("2026-01-01T01:00:{:02}Z", beat % 60));
-        api.put(Kind::Pods, p);
-        beat += 1;
+        let idle_cpu = (cpu_of(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+        let (hwm_idle, rss_idle) = mem_of(pid);
+        drop(run);
+        println!(
+            "  run: peak RSS (VmHWM)         {hwm_first:.1} MiB at first verdict, {hwm_idle:.1} MiB after idle"
+        );
+        println!(
+            "  run: steady RSS               {rss_first:.1} MiB after first verdict, {rss_idle:.1} MiB after idle"
+        );
+        println!(
+            "  run: idle CPU                 {idle_cpu:.2} % of a core over {idle_secs} s (heartbeats every 10 s)"
+        );
     }
-    let idle_cpu = (cpu_of(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
-    let (hwm_idle, rss_idle) = mem_of(pid);
-    drop(run);
 
-    // `run`, 10 s interval: CPU of one re-check of every reference and
-    // re-judgement of every container (the tag answers are cached: this is
-    // the controller's own cost).
-    let run = start_run(dir.path(), &kubeconfig, "rejudge", "interval: 10s\n");
-    let pid = run.child.id();
-    let rejudge = wait_metrics(&run, Duration::from_secs(600), full).map(|t| {
-        let at = sample(&t, "imagedrift_last_full_check_timestamp_seconds");
-        let c0 = cpu_of(pid);
-        let next = wait_metrics(&run, Duration::from_secs(120), |t| {
-            sample(t, "imagedrift_last_full_check_timestamp_seconds") > at
-        });
-        next.map(|_| cpu_of(pid) - c0)
-    });
-    drop(run);
-
-    // `/metrics` per containerSeries mode.
-    let mut modes = vec![("all", all_bytes, all_series)];
-    for mode in ["stale", "none"] {
+    // `run`, 10 s interval: CPU of one re-check of every reference (a HEAD
+    // each: the tag answers live 5 s, as a tagTtl must be shorter than the
+    // interval) and re-judgement of every container.
+    if phase("rejudge") {
         let run = start_run(
             dir.path(),
             &kubeconfig,
-            mode,
-            &format!("metrics:\n  containerSeries: {mode}\n"),
+            "rejudge",
+            "interval: 10s\nregistries:\n  defaults:\n    tagTtl: 5s\n",
         );
-        if let Some(t) = wait_metrics(&run, Duration::from_secs(600), full) {
-            modes.push((
+        let pid = run.child.id();
+        let rejudge = wait_metrics(&run, Duration::from_secs(600), full).map(|t| {
+            let at = sample(&t, "imagedrift_last_full_check_timestamp_seconds");
+            let c0 = cpu_of(pid);
+            let next = wait_metrics(&run, Duration::from_secs(120), |t| {
+                sample(t, "imagedrift_last_full_check_timestamp_seconds") > at
+            });
+            next.map(|_| cpu_of(pid) - c0)
+        });
+        drop(run);
+        match rejudge {
+            Some(Some(c)) => println!(
+                "  run: CPU of one re-check      {c:.2} s (every reference, every container)"
+            ),
+            _ => println!("  run: CPU of one re-check      (no second full check seen)"),
+        }
+    }
+
+    // `/metrics` and peak RSS per containerSeries mode.
+    if phase("modes") {
+        for mode in ["stale", "none"] {
+            let run = start_run(
+                dir.path(),
+                &kubeconfig,
                 mode,
-                t.len(),
-                t.lines().filter(|l| !l.starts_with('#')).count(),
-            ));
-            let _ = series(&t, "imagedrift_container_stale");
+                &format!("metrics:\n  containerSeries: {mode}\n"),
+            );
+            if let Some(t) = wait_metrics(&run, Duration::from_secs(600), full) {
+                let (hwm, _) = mem_of(run.child.id());
+                modes.push((
+                    mode,
+                    t.len(),
+                    t.lines().filter(|l| !l.starts_with('#')).count(),
+                ));
+                println!("  run: peak RSS, {mode:<5}          {hwm:.1} MiB at first verdict");
+                let _ = series(&t, "imagedrift_container_stale");
+            }
         }
-    }
-
-    // `scan -A -o json`.
-    let t = Instant::now();
-    let out = dir.path().join("scan.json");
-    // Reaped by wait4 below (for its rusage), not by Child::wait. Its peak
-    // RSS is read from /proc while it runs (wait4's ru_maxrss would count
-    // the pages it shared with this large process between fork and exec).
-    #[allow(clippy::zombie_processes)]
-    let child = imagedrift()
-        .args(["scan", "-A", "-o", "json", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .stdout(Stdio::from(std::fs::File::create(&out).expect("scan out")))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start scan");
-    let scan_pid = child.id();
-    let mut scan_hwm = 0.0f64;
-    let mut status = 0;
-    // SAFETY: rusage and status are ours to fill; pid is our child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        let (hwm, _) = mem_of(scan_pid);
-        scan_hwm = scan_hwm.max(hwm);
-        // SAFETY: as above; WNOHANG returns 0 while it runs.
-        let r = unsafe { libc::wait4(scan_pid as i32, &mut status, libc::WNOHANG, &mut usage) };
-        if r != 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let scan_wall = t.elapsed().as_secs_f64();
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let scan_cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
-    let doc: Value =
-        serde_json::from_slice(&std::fs::read(&out).unwrap_or_default()).unwrap_or(Value::Null);
-    let scan_stale = doc["items"]
-        .as_array()
-        .map_or(0, |a| a.iter().filter(|i| i["verdict"] == "stale").count());
-
-    println!(
-        "  run: first full verdict       {first_wall:.1} s wall, {first_cpu:.1} s CPU ({heads} HEADs, default config)"
-    );
-    println!("  run: stale containers found   {stale}");
-    println!(
-        "  run: peak RSS (VmHWM)         {hwm_first:.1} MiB at first verdict, {hwm_idle:.1} MiB after idle"
-    );
-    println!(
-        "  run: steady RSS               {rss_first:.1} MiB after first verdict, {rss_idle:.1} MiB after idle"
-    );
-    println!(
-        "  run: idle CPU                 {idle_cpu:.2} % of a core over {idle_secs} s (heartbeats every 10 s)"
-    );
-    match rejudge {
-        Some(Some(c)) => {
-            println!("  run: CPU of one re-check      {c:.2} s (every reference, every container)")
-        }
-        _ => println!("  run: CPU of one re-check      (no second full check seen)"),
     }
     for (mode, bytes, n) in &modes {
         println!(
@@ -495,10 +479,50 @@ fn main() {
             *bytes as f64 / 1e6
         );
     }
-    println!(
-        "  scan -A -o json               {scan_wall:.1} s wall, {scan_cpu:.1} s CPU, peak RSS {scan_hwm:.1} MiB, {scan_stale} stale, exit {}",
-        libc::WEXITSTATUS(status)
-    );
+
+    // `scan -A -o json`.
+    if phase("scan") {
+        let t = Instant::now();
+        let out = dir.path().join("scan.json");
+        // Reaped by wait4 below (for its rusage), not by Child::wait. Its peak
+        // RSS is read from /proc while it runs (wait4's ru_maxrss would count
+        // the pages it shared with this large process between fork and exec).
+        #[allow(clippy::zombie_processes)]
+        let child = imagedrift()
+            .args(["scan", "-A", "-o", "json", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .stdout(Stdio::from(std::fs::File::create(&out).expect("scan out")))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start scan");
+        let scan_pid = child.id();
+        let mut scan_hwm = 0.0f64;
+        let mut status = 0;
+        // SAFETY: rusage and status are ours to fill; pid is our child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        loop {
+            let (hwm, _) = mem_of(scan_pid);
+            scan_hwm = scan_hwm.max(hwm);
+            // SAFETY: as above; WNOHANG returns 0 while it runs.
+            let r = unsafe { libc::wait4(scan_pid as i32, &mut status, libc::WNOHANG, &mut usage) };
+            if r != 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let scan_wall = t.elapsed().as_secs_f64();
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let scan_cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+        let doc: Value =
+            serde_json::from_slice(&std::fs::read(&out).unwrap_or_default()).unwrap_or(Value::Null);
+        let scan_stale = doc["items"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|i| i["verdict"] == "stale").count());
+        println!(
+            "  scan -A -o json               {scan_wall:.1} s wall, {scan_cpu:.1} s CPU, peak RSS {scan_hwm:.1} MiB, {scan_stale} stale, exit {}",
+            libc::WEXITSTATUS(status)
+        );
+    }
     drop(registry);
     let _ = Arc::strong_count(&api);
 }

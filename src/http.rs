@@ -27,18 +27,29 @@ pub fn router(metrics: Metrics, ready: Readiness) -> Router {
         .with_state(AppState { metrics, ready })
 }
 
-async fn scrape(State(s): State<AppState>) -> impl IntoResponse {
-    match s.metrics.render() {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            body,
-        ),
-        Err(e) => (
+/// Streams the scrape a chunk at a time (see [`crate::metrics::Scrape`]):
+/// 30,000 containers' series are never held as one 10 MB string.
+async fn scrape(State(s): State<AppState>) -> axum::response::Response {
+    let mut chunks = s.metrics.scrape();
+    // The first chunk (the shared registry) can fail; the rest only write text.
+    match chunks.next() {
+        Some(Ok(head)) => {
+            let rest = chunks.map(|c| c.map_err(std::io::Error::other));
+            let body = futures::stream::iter(std::iter::once(Ok(head)).chain(rest));
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response()
+        }
+        Some(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain")],
             format!("cannot encode metrics: {e}"),
-        ),
+        )
+            .into_response(),
+        None => (StatusCode::OK, String::new()).into_response(),
     }
 }
 

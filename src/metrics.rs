@@ -3,7 +3,7 @@
 //! series are removed when the pod goes.
 
 use prometheus::{Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -97,16 +97,39 @@ pub struct ContainerSeries {
     pub stale: bool,
 }
 
-/// Keeps one small record per container and writes both per-container
-/// metric families straight into the scrape text: no per-series objects
-/// are held and none are built at scrape time (30,000 containers would
-/// otherwise cost tens of MiB, held or transient), and a pod's series
-/// vanish the moment its record is removed.
+/// A container's verdict and reason labels, as its totals count them.
+pub type VerdictLabels = (&'static str, &'static str);
+
+/// Keeps the per-verdict totals (kept up to date as verdicts change, so
+/// nothing is walked to count them) and, for the containers the mode
+/// admits, one small record each, ordered by key: a scrape writes both
+/// per-container families straight from the records, in chunks
+/// ([`Scrape`]), so no per-series objects are held and the scrape text is
+/// never built whole (30,000 containers make 10 MB of text). A pod's series
+/// vanish the moment its records are removed.
 #[derive(Clone, Default)]
 struct ContainerCollector {
-    series: Arc<Mutex<HashMap<SeriesKey, ContainerSeries>>>,
+    inner: Arc<Mutex<Collected>>,
     /// A [`ContainerSeriesMode`] as its index.
     mode: Arc<AtomicU8>,
+}
+
+#[derive(Default)]
+struct Collected {
+    /// Records of the containers the mode admits.
+    series: BTreeMap<SeriesKey, ContainerSeries>,
+    /// Containers per (verdict, reason), every container counted.
+    totals: BTreeMap<VerdictLabels, usize>,
+}
+
+impl Collected {
+    fn count(&mut self, labels: VerdictLabels, delta: isize) {
+        let n = self.totals.entry(labels).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            self.totals.remove(&labels);
+        }
+    }
 }
 
 const STALE_NAME: &str = "imagedrift_container_stale";
@@ -116,10 +139,12 @@ const VERDICT_HELP: &str = "1 for the container's current verdict and reason";
 const TOTAL_NAME: &str = "imagedrift_containers";
 const TOTAL_HELP: &str =
     "Containers judged, by verdict and reason (exported in every containerSeries mode)";
+/// Records written per scrape chunk (about 100 KB of text).
+const CHUNK_SERIES: usize = 400;
 
 impl ContainerCollector {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesKey, ContainerSeries>> {
-        self.series.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Collected> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn mode(&self) -> ContainerSeriesMode {
@@ -130,68 +155,151 @@ impl ContainerCollector {
         }
     }
 
-    /// Appends the per-verdict totals and, as the mode admits, both
-    /// per-container families in the Prometheus text format.
-    fn write_text(&self, out: &mut String) {
-        let map = self.lock();
-        let mode = self.mode();
-        let mut totals: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
-        for s in map.values() {
-            *totals.entry((s.verdict, s.reason)).or_default() += 1;
-        }
+    /// Appends the per-verdict totals in the Prometheus text format.
+    fn write_totals(&self, out: &mut String) {
+        let c = self.lock();
         let _ = writeln!(
             out,
             "# HELP {TOTAL_NAME} {TOTAL_HELP}\n# TYPE {TOTAL_NAME} gauge"
         );
-        for ((verdict, reason), n) in &totals {
+        for ((verdict, reason), n) in &c.totals {
             out.push_str(TOTAL_NAME);
             labels(out, &[("reason", reason), ("verdict", verdict)]);
             let _ = writeln!(out, " {n}");
         }
-        let admitted = || map.iter().filter(|(_, s)| mode.admits(s));
-        if mode == ContainerSeriesMode::None {
-            return;
+    }
+
+    /// Appends up to [`CHUNK_SERIES`] records of one family, those after
+    /// `after`; returns the last key written (`None`: the family is done).
+    fn write_family(
+        &self,
+        out: &mut String,
+        stale_family: bool,
+        after: Option<&SeriesKey>,
+    ) -> Option<SeriesKey> {
+        use std::ops::Bound;
+        let c = self.lock();
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut last = None;
+        for (key, s) in c
+            .series
+            .range::<SeriesKey, _>((from, Bound::Unbounded))
+            .take(CHUNK_SERIES)
+        {
+            let (ns, pod, container, kind) = key;
+            if stale_family {
+                out.push_str(STALE_NAME);
+                labels(
+                    out,
+                    &[
+                        ("container", container),
+                        ("image", &s.image),
+                        ("kind", kind),
+                        ("namespace", ns),
+                        ("node", &s.node),
+                        ("owner_kind", &s.owner_kind),
+                        ("owner_name", &s.owner_name),
+                        ("pod", pod),
+                    ],
+                );
+                out.push_str(if s.stale { " 1\n" } else { " 0\n" });
+            } else {
+                out.push_str(VERDICT_NAME);
+                labels(
+                    out,
+                    &[
+                        ("container", container),
+                        ("kind", kind),
+                        ("namespace", ns),
+                        ("pod", pod),
+                        ("reason", s.reason),
+                        ("verdict", s.verdict),
+                    ],
+                );
+                out.push_str(" 1\n");
+            }
+            last = Some(key);
         }
-        out.reserve(admitted().count() * 320);
-        let _ = writeln!(
-            out,
-            "# HELP {STALE_NAME} {STALE_HELP}\n# TYPE {STALE_NAME} gauge"
-        );
-        for ((ns, pod, container, kind), s) in admitted() {
-            out.push_str(STALE_NAME);
-            labels(
-                out,
-                &[
-                    ("container", container),
-                    ("image", &s.image),
-                    ("kind", kind),
-                    ("namespace", ns),
-                    ("node", &s.node),
-                    ("owner_kind", &s.owner_kind),
-                    ("owner_name", &s.owner_name),
-                    ("pod", pod),
-                ],
-            );
-            out.push_str(if s.stale { " 1\n" } else { " 0\n" });
-        }
-        let _ = writeln!(
-            out,
-            "# HELP {VERDICT_NAME} {VERDICT_HELP}\n# TYPE {VERDICT_NAME} gauge"
-        );
-        for ((ns, pod, container, kind), s) in admitted() {
-            out.push_str(VERDICT_NAME);
-            labels(
-                out,
-                &[
-                    ("container", container),
-                    ("kind", kind),
-                    ("namespace", ns),
-                    ("pod", pod),
-                    ("reason", s.reason),
-                    ("verdict", s.verdict),
-                ],
-            );
-            out.push_str(" 1\n");
+        last.cloned()
+    }
+}
+
+/// One scrape of `/metrics` as a sequence of text chunks: the shared
+/// registry and the totals first, then each per-container family a chunk
+/// of records at a time, each chunk taken under the lock and resumed after
+/// the last key written. A record changed between chunks shows its newest
+/// value, as with any scrape taken while verdicts change.
+pub struct Scrape {
+    metrics: Metrics,
+    step: ScrapeStep,
+}
+
+enum ScrapeStep {
+    Head,
+    Family {
+        stale: bool,
+        after: Option<SeriesKey>,
+    },
+    Done,
+}
+
+impl Iterator for Scrape {
+    type Item = Result<String, prometheus::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let c = &self.metrics.containers;
+        match std::mem::replace(&mut self.step, ScrapeStep::Done) {
+            ScrapeStep::Head => {
+                use prometheus::Encoder;
+                let mut buf = Vec::new();
+                if let Err(e) =
+                    prometheus::TextEncoder::new().encode(&self.metrics.registry.gather(), &mut buf)
+                {
+                    return Some(Err(e));
+                }
+                let mut text = match String::from_utf8(buf) {
+                    Ok(t) => t,
+                    Err(e) => return Some(Err(prometheus::Error::Msg(e.to_string()))),
+                };
+                c.write_totals(&mut text);
+                let admits_any =
+                    c.mode() != ContainerSeriesMode::None && !c.lock().series.is_empty();
+                if admits_any {
+                    let _ = writeln!(
+                        text,
+                        "# HELP {STALE_NAME} {STALE_HELP}\n# TYPE {STALE_NAME} gauge"
+                    );
+                    self.step = ScrapeStep::Family {
+                        stale: true,
+                        after: None,
+                    };
+                }
+                Some(Ok(text))
+            }
+            ScrapeStep::Family { stale, after } => {
+                let mut text = String::with_capacity(CHUNK_SERIES * 330);
+                match c.write_family(&mut text, stale, after.as_ref()) {
+                    Some(last) => {
+                        self.step = ScrapeStep::Family {
+                            stale,
+                            after: Some(last),
+                        }
+                    }
+                    None if stale => {
+                        let _ = writeln!(
+                            text,
+                            "# HELP {VERDICT_NAME} {VERDICT_HELP}\n# TYPE {VERDICT_NAME} gauge"
+                        );
+                        self.step = ScrapeStep::Family {
+                            stale: false,
+                            after: None,
+                        };
+                    }
+                    None => {}
+                }
+                Some(Ok(text))
+            }
+            ScrapeStep::Done => None,
         }
     }
 }
@@ -271,19 +379,37 @@ impl Metrics {
         self.containers.mode.store(i, Ordering::Relaxed);
     }
 
-    /// Writes (or replaces) one container's series.
-    pub fn set_container(&self, key: SeriesKey, series: ContainerSeries) {
-        self.containers.lock().insert(key, series);
+    /// Writes (or replaces) one container's series; `previous` is the
+    /// verdict it had until now (`None`: a container new to the totals).
+    pub fn set_container(
+        &self,
+        key: SeriesKey,
+        series: ContainerSeries,
+        previous: Option<VerdictLabels>,
+    ) {
+        let admitted = self.containers.mode().admits(&series);
+        let mut c = self.containers.lock();
+        if let Some(p) = previous {
+            c.count(p, -1);
+        }
+        c.count((series.verdict, series.reason), 1);
+        if admitted {
+            c.series.insert(key, series);
+        } else {
+            c.series.remove(&key);
+        }
     }
 
-    /// Removes one container's series.
-    pub fn remove_container(&self, key: &SeriesKey) {
-        self.containers.lock().remove(key);
+    /// Removes one container's series; `previous` is the verdict it had.
+    pub fn remove_container(&self, key: &SeriesKey, previous: VerdictLabels) {
+        let mut c = self.containers.lock();
+        c.count(previous, -1);
+        c.series.remove(key);
     }
 
-    /// How many containers have series.
+    /// How many containers are counted in the totals.
     pub fn container_series(&self) -> usize {
-        self.containers.lock().len()
+        self.containers.lock().totals.values().sum()
     }
 
     /// Sets a workload's stale container count; 0 removes the series.
@@ -329,15 +455,18 @@ impl Drop for DurationGuard {
 }
 
 impl Metrics {
-    /// The `/metrics` text: everything in the shared registry, then the
-    /// per-container families.
+    /// One scrape, chunk by chunk (what `/metrics` streams).
+    pub fn scrape(&self) -> Scrape {
+        Scrape {
+            metrics: self.clone(),
+            step: ScrapeStep::Head,
+        }
+    }
+
+    /// The whole `/metrics` text: everything in the shared registry, then
+    /// the per-verdict totals and the per-container families.
     pub fn render(&self) -> Result<String, prometheus::Error> {
-        use prometheus::Encoder;
-        let mut buf = Vec::new();
-        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
-        let mut text = String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))?;
-        self.containers.write_text(&mut text);
-        Ok(text)
+        self.scrape().collect()
     }
 }
 
@@ -370,8 +499,8 @@ mod tests {
     fn series_follow_verdicts_and_pods() {
         let reg = Registry::new();
         let m = Metrics::register(&reg).unwrap();
-        m.set_container(key("p1"), series("fresh"));
-        m.set_container(key("p1"), series("stale"));
+        m.set_container(key("p1"), series("fresh"), None);
+        m.set_container(key("p1"), series("stale"), Some(("fresh", "")));
         let text = m.render().unwrap();
         assert!(text.contains(r#"imagedrift_container_verdict{container="app",kind="container",namespace="ns",pod="p1",reason="",verdict="stale"} 1"#), "{text}");
         assert!(
@@ -385,7 +514,7 @@ mod tests {
         );
         m.set_workload("ns", "Deployment", "web", 2);
         assert!(m.render().unwrap().contains(r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="Deployment",owner_name="web"} 2"#));
-        m.remove_container(&key("p1"));
+        m.remove_container(&key("p1"), ("stale", ""));
         m.set_workload("ns", "Deployment", "web", 0);
         let text = m.render().unwrap();
         assert!(!text.contains("pod=\"p1\""), "{text}");
@@ -396,34 +525,41 @@ mod tests {
 
     #[test]
     fn container_series_modes() {
-        let reg = Registry::new();
-        let m = Metrics::register(&reg).unwrap();
-        m.set_container(key("p1"), series("fresh"));
-        m.set_container(key("p2"), series("stale"));
-        m.set_workload("ns", "Deployment", "web", 1);
         let count = |text: &str, name: &str| {
             text.lines()
                 .filter(|l| l.starts_with(&format!("{name}{{")))
                 .count()
         };
-        let all = m.render().unwrap();
+        let with_mode = |mode| {
+            let m = Metrics::register(&Registry::new()).unwrap();
+            m.set_container_series(mode);
+            m.set_container(key("p1"), series("fresh"), None);
+            m.set_container(key("p2"), series("fresh"), None);
+            m.set_container(key("p2"), series("stale"), Some(("fresh", "")));
+            m.set_container(key("p3"), series("stale"), None);
+            m.remove_container(&key("p3"), ("stale", ""));
+            m.set_workload("ns", "Deployment", "web", 1);
+            m.render().unwrap()
+        };
+        let all = with_mode(ContainerSeriesMode::All);
         assert_eq!(count(&all, STALE_NAME), 2, "{all}");
         assert_eq!(count(&all, VERDICT_NAME), 2, "{all}");
-        m.set_container_series(ContainerSeriesMode::Stale);
-        let stale = m.render().unwrap();
+        let stale = with_mode(ContainerSeriesMode::Stale);
         assert_eq!(count(&stale, STALE_NAME), 1, "{stale}");
+        assert_eq!(count(&stale, VERDICT_NAME), 1, "{stale}");
         assert!(
             stale.contains(r#"pod="p2""#) && !stale.contains(r#"pod="p1""#),
             "{stale}"
         );
-        m.set_container_series(ContainerSeriesMode::None);
-        let none = m.render().unwrap();
+        let none = with_mode(ContainerSeriesMode::None);
         assert_eq!(
             count(&none, STALE_NAME) + count(&none, VERDICT_NAME),
             0,
             "{none}"
         );
-        // In every mode: workload series and the per-verdict totals.
+        assert!(!none.contains(STALE_NAME), "no empty family: {none}");
+        // In every mode: workload series and the per-verdict totals, kept
+        // as verdicts change and containers go.
         for text in [&all, &stale, &none] {
             assert!(text.contains(r#"imagedrift_workload_stale_containers{namespace="ns",owner_kind="Deployment",owner_name="web"} 1"#), "{text}");
             assert!(
@@ -435,6 +571,47 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_scrape_streams_every_series_in_chunks() {
+        let m = Metrics::register(&Registry::new()).unwrap();
+        let n = CHUNK_SERIES * 2 + 7;
+        for i in 0..n {
+            m.set_container(key(&format!("p{i:05}")), series("fresh"), None);
+        }
+        let chunks: Vec<String> = m.scrape().map(|c| c.unwrap()).collect();
+        assert!(
+            chunks.len() >= 6,
+            "head, 3 chunks per family: {}",
+            chunks.len()
+        );
+        let text = chunks.concat();
+        let count = |name: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{name}{{")))
+                .count()
+        };
+        assert_eq!(count(STALE_NAME), n);
+        assert_eq!(count(VERDICT_NAME), n);
+        assert_eq!(
+            text.matches("# TYPE imagedrift_container_stale gauge")
+                .count(),
+            1
+        );
+        assert_eq!(
+            text.matches("# TYPE imagedrift_container_verdict gauge")
+                .count(),
+            1
+        );
+        // Families stay whole: every stale line comes before every verdict line.
+        let last_stale = text.rfind("imagedrift_container_stale{").unwrap();
+        let first_verdict = text.find("imagedrift_container_verdict{").unwrap();
+        assert!(last_stale < first_verdict);
+        assert!(text.contains(&format!(
+            r#"imagedrift_containers{{reason="",verdict="fresh"}} {n}"#
+        )));
+        assert_eq!(m.container_series(), n);
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub const API_CALLS: &[ApiCall] = &[
         "events.k8s.io",
         "events",
         "patch",
-        "repeated Events become a series (kube Recorder)",
+        "repeated Events become a series (as kube's Recorder does)",
     ),
     (
         "events.k8s.io",

@@ -4,6 +4,7 @@
 //! periods are virtual, and every wait polls until a condition, bounded.
 
 use http::{Request, Response};
+use imagedrift::controller::events::{Recorder, Reporter};
 use imagedrift::controller::fake::FakeRegistry;
 use imagedrift::controller::leader::{Leadership, LeaseSettings, elect};
 use imagedrift::controller::reconcile::Settings;
@@ -17,7 +18,6 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::PartialObjectMeta;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use std::collections::HashSet;

@@ -3,6 +3,7 @@
 //! is asserted exactly. Time is paused: timeouts are virtual.
 
 use http::{Request, Response};
+use imagedrift::controller::events::{Recorder, Reporter};
 use imagedrift::controller::fake::FakeRegistry;
 use imagedrift::controller::leader::Leadership;
 use imagedrift::controller::reconcile::Settings;
@@ -19,7 +20,6 @@ use imagedrift::reference::{Digest, ImageRef};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use std::sync::Arc;

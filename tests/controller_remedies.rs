@@ -3,6 +3,7 @@
 //! restart`'s patch; without leadership nothing is written.
 
 use http::{Request, Response};
+use imagedrift::controller::events::{Recorder, Reporter};
 use imagedrift::controller::fake::FakeRegistry;
 use imagedrift::controller::leader::{Leader, Leadership};
 use imagedrift::controller::reconcile::Settings;
@@ -16,7 +17,6 @@ use imagedrift::reference::{Digest, ImageRef};
 use imagedrift::remedy::{Remedies, RemedyConfig};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};

@@ -191,6 +191,15 @@ async fn a_stale_image_volume_is_reported_apart_from_its_same_named_container() 
     let table = output::table(&rows, false);
     assert!(table.contains("app (volume)"), "{table}");
     let json: serde_json::Value = serde_json::from_str(&output::json(&rows)).unwrap();
+    // `scan -o json` writes it item by item: the same bytes, and the counts
+    // its exit code follows.
+    let mut streamed = Vec::new();
+    let counts = output::write_json(s.rows_iter(), &mut streamed).unwrap();
+    assert_eq!(
+        String::from_utf8(streamed).unwrap(),
+        output::json(&rows) + "\n"
+    );
+    assert_eq!(counts, (1, 0), "one stale, none unknown");
     let vol = &json["items"][1];
     assert_eq!(vol["containerType"], "image_volume");
     assert_eq!(vol["verdict"], "stale");

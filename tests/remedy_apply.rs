@@ -4,6 +4,7 @@
 //! Time is injected (patch bodies) or paused (refresh timeouts).
 
 use http::{Request, Response};
+use imagedrift::controller::events::{Recorder, Reporter};
 use imagedrift::controller::leader::{Leader, ManualLease};
 use imagedrift::policy::{EffectivePolicy, PullPolicy};
 use imagedrift::reference::{Digest, ImageRef};
@@ -16,7 +17,6 @@ use imagedrift::verdict::Verdict;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 

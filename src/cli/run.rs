@@ -3,6 +3,7 @@
 use super::{init_tracing, kube_client};
 use anyhow::Context as _;
 use imagedrift::config::{Config, Log, RunFlags};
+use imagedrift::controller::events::{Recorder, Reporter};
 use imagedrift::controller::leader::{Leadership, LeaseSettings, elect};
 use imagedrift::controller::reconcile::Settings;
 use imagedrift::controller::runner::{self, Context, Readiness, watch_all};
@@ -14,7 +15,6 @@ use imagedrift::metrics::Metrics;
 use imagedrift::registry::Resolver;
 use imagedrift::remedy::optin::{Enabled, OptIn};
 use imagedrift::remedy::{Remedies, RemedyConfig};
-use kube::runtime::events::{Recorder, Reporter};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,9 +3,9 @@
 
 use super::{Cluster, init_tracing, kube_client, kube_error, oneshot_setup};
 use imagedrift::config::{KubeFlags, Log};
-use imagedrift::controller::oneshot::{OneShotError, Scope, collect, exit_code};
+use imagedrift::controller::oneshot::{OneShotError, Scope, collect_state, exit_code};
 use imagedrift::controller::output;
-use imagedrift::controller::reconcile::Row;
+use imagedrift::controller::reconcile::{Row, State};
 use imagedrift::controller::secrets::{Anonymous, ApiSecrets, KeyringParser, SecretCredentials};
 use std::process::ExitCode;
 
@@ -153,14 +153,14 @@ async fn collect_with(
     setup: &super::OneShotSetup,
     scope: &Scope,
     concurrency: usize,
-) -> anyhow::Result<Vec<Row>> {
+) -> anyhow::Result<State> {
     let registry = &setup.registry;
     let r = match setup.pull_secrets {
         Some(ttl) => {
             let creds = SecretCredentials::new(ApiSecrets(client.clone()), KeyringParser, ttl);
-            collect(client, registry, &creds, scope, concurrency).await
+            collect_state(client, registry, &creds, scope, concurrency).await
         }
-        None => collect(client, registry, &Anonymous, scope, concurrency).await,
+        None => collect_state(client, registry, &Anonymous, scope, concurrency).await,
     };
     r.map_err(|e| match e {
         OneShotError::ListPods(k) => {
@@ -224,12 +224,30 @@ pub fn scan(args: ScanArgs) -> ExitCode {
             selector: args.selector.clone(),
             pod: None,
         };
-        let rows = collect_with(client, &cluster, &setup, &scope, args.concurrency.into()).await?;
-        anyhow::Ok((rows, scope))
+        let state = collect_with(client, &cluster, &setup, &scope, args.concurrency.into()).await?;
+        anyhow::Ok((state, scope))
     });
     match result {
-        Ok((rows, scope)) => {
-            if rows.is_empty() && !matches!(args.output, Format::Json) {
+        // JSON is written item by item as the rows are made; a table
+        // needs every row first to size its columns.
+        Ok((state, _)) if matches!(args.output, Format::Json) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = output::write_json(state.rows_iter(), &mut out)
+                .and_then(|n| std::io::Write::flush(&mut out).map(|()| n));
+            match written {
+                Ok((stale, unknown)) => ExitCode::from(u8::from(
+                    stale > 0 || (args.fail_on == FailOn::Unknown && unknown > 0),
+                )),
+                Err(e) => {
+                    eprintln!("imagedrift scan: cannot write the output: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Ok((state, scope)) => {
+            let rows = state.rows();
+            drop(state);
+            if rows.is_empty() {
                 // kubectl's words, on stderr as kubectl writes them.
                 match &scope.namespace {
                     Some(ns) => eprintln!("No resources found in {ns} namespace."),
@@ -238,9 +256,8 @@ pub fn scan(args: ScanArgs) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let text = match args.output {
-                Format::Table => output::table(&rows, false),
                 Format::Wide => output::table(&rows, true),
-                Format::Json => output::json(&rows),
+                _ => output::table(&rows, false),
             };
             println!("{}", text.trim_end());
             ExitCode::from(fail_code(&rows, args.fail_on))
@@ -400,7 +417,9 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
                 pod: None,
             },
         };
-        let rows = collect_with(client, &cluster, &setup, &scope, 8).await?;
+        let rows = collect_with(client, &cluster, &setup, &scope, 8)
+            .await?
+            .rows();
         anyhow::Ok((rows, scope))
     });
     match result {

@@ -4,6 +4,7 @@
 //! same state with lists instead of watches.
 
 pub mod advice;
+pub mod events;
 pub mod fake;
 pub mod leader;
 pub mod oneshot;

@@ -131,6 +131,20 @@ pub async fn collect<R: Registry, C: PullCredentials>(
     scope: &Scope,
     concurrency: usize,
 ) -> Result<Vec<Row>, OneShotError> {
+    Ok(collect_state(client, registry, creds, scope, concurrency)
+        .await?
+        .rows())
+}
+
+/// [`collect`], returning the judged state itself: its rows are then
+/// made one at a time ([`State::rows_iter`]).
+pub async fn collect_state<R: Registry, C: PullCredentials>(
+    client: Client,
+    registry: &R,
+    creds: &C,
+    scope: &Scope,
+    concurrency: usize,
+) -> Result<State, OneShotError> {
     let ns = scope.namespace.as_deref();
     let mut lp = ListParams::default();
     if let Some(sel) = &scope.selector {
@@ -145,6 +159,9 @@ pub async fn collect<R: Registry, C: PullCredentials>(
         unknown_threshold: Duration::from_secs(3600),
     };
     let metrics = Metrics::register(&prometheus::Registry::new())?;
+    // Nothing scrapes a one-shot run: no per-container records (7 MiB at
+    // 30,000 containers), only the totals.
+    metrics.set_container_series(crate::metrics::ContainerSeriesMode::None);
     let mut state = State::new(settings, metrics, Box::new(NoJitter));
     // Pods first (a missing pod fails before anything else is asked), each
     // page turned into the views the state keeps as it arrives.
@@ -185,7 +202,7 @@ pub async fn collect<R: Registry, C: PullCredentials>(
         pending.extend(state.apply_pod(v, now).0);
     }
     judge_everything(&mut state, registry, creds, concurrency, pending).await;
-    Ok(state.rows())
+    Ok(state)
 }
 
 /// Checks every due reference and judges every container, until nothing

@@ -132,6 +132,44 @@ pub fn json(rows: &[Row]) -> String {
         .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
 }
 
+/// `scan -o json`, written to `out` one item at a time as `rows` makes
+/// them (byte for byte what [`json`] returns). Returns how many items were
+/// stale and how many unknown (for the exit code).
+pub fn write_json(
+    rows: impl Iterator<Item = Row>,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<(usize, usize)> {
+    use std::cell::{Cell, RefCell};
+    struct Items<I>(RefCell<Option<I>>, Cell<(usize, usize)>);
+    impl<I: Iterator<Item = Row>> Serialize for Items<I> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let rows = self.0.borrow_mut().take().into_iter().flatten();
+            s.collect_seq(rows.map(|r| {
+                let (stale, unknown) = self.1.get();
+                match r.judgement.as_ref().map(|j| &j.verdict) {
+                    Some(Verdict::Stale) => self.1.set((stale + 1, unknown)),
+                    None | Some(Verdict::Unknown(_)) => self.1.set((stale, unknown + 1)),
+                    Some(_) => {}
+                }
+                item(&r)
+            }))
+        }
+    }
+    struct Doc<'a, I>(&'a Items<I>);
+    impl<I: Iterator<Item = Row>> Serialize for Doc<'_, I> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct;
+            let mut doc = s.serialize_struct("ScanJson", 1)?;
+            doc.serialize_field("items", self.0)?;
+            doc.end()
+        }
+    }
+    let items = Items(RefCell::new(Some(rows)), Cell::new((0, 0)));
+    serde_json::to_writer_pretty(&mut *out, &Doc(&items)).map_err(std::io::Error::other)?;
+    writeln!(out)?;
+    Ok(items.1.get())
+}
+
 fn short(d: &Option<String>) -> String {
     match d {
         Some(d) => {

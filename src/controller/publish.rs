@@ -22,11 +22,11 @@
 use super::leader::Leader;
 use super::reconcile::EventEffect;
 use super::report::{ACTION, Notice};
+use crate::controller::events::{Event, EventType, Recorder};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::Client;
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Event, EventType, Recorder};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -603,7 +603,11 @@ impl State {
         }
         let mut effects = Vec::new();
         if let Some(st) = self.containers.remove(&key) {
-            self.metrics.remove_container(&series_key(&key));
+            if let Some(j) = &st.judgement {
+                let v = &j.verdict;
+                self.metrics
+                    .remove_container(&series_key(&key), (v.as_str(), reason_label(j)));
+            }
             if let Some(w) = &st.counted_in {
                 effects.extend(self.workload_delta(w, -1, None, true));
             }
@@ -949,7 +953,13 @@ impl State {
             stale,
         };
         let threshold = self.settings.unknown_threshold;
-        self.metrics.set_container(series_key(&j.key), series);
+        let previous = self
+            .containers
+            .get(&j.key)
+            .and_then(|st| st.judgement.as_deref())
+            .map(|p| (p.verdict.as_str(), reason_label(p)));
+        self.metrics
+            .set_container(series_key(&j.key), series, previous);
         if stale && let Some(work) = &mut self.remedy_work {
             work.insert(wkey(&workload), workload.clone());
         }
@@ -1435,49 +1445,48 @@ impl State {
 
     /// Every container with its current judgement, for `scan` and `explain`.
     pub fn rows(&self) -> Vec<Row> {
-        let mut rows = Vec::new();
-        for pod in self.pods.values() {
+        self.rows_iter().collect()
+    }
+
+    /// [`State::rows`], one row at a time in the same order (namespace,
+    /// pod, kind, container): `scan -o json` writes each as it is made
+    /// instead of holding a copy of the cluster.
+    pub fn rows_iter(&self) -> impl Iterator<Item = Row> + '_ {
+        let mut pods: Vec<&PodView> = self.pods.values().collect();
+        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        pods.into_iter().flat_map(move |pod| {
             let workload = self.owners.workload_of(pod);
-            for c in &pod.containers {
-                let key = ContainerKey::of(pod, c);
-                let image = match self.parsed.get(&c.image) {
-                    Some(Ok((i, _))) => Ok(i.clone()),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err(Str::from("not parsed")),
-                };
-                let policy = image
-                    .as_ref()
-                    .ok()
-                    .zip(c.pull_policy)
-                    .map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
-                rows.push(Row {
-                    pod: pod.clone(),
-                    container: c.clone(),
-                    image,
-                    policy,
-                    workload: workload.clone(),
-                    judgement: self
-                        .containers
-                        .get(&key)
-                        .and_then(|s| s.judgement.as_deref().cloned()),
-                });
-            }
+            let mut containers: Vec<&ContainerView> = pod.containers.iter().collect();
+            containers.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+            containers
+                .into_iter()
+                .map(move |c| self.row(pod, c, &workload))
+        })
+    }
+
+    fn row(&self, pod: &PodView, c: &ContainerView, workload: &Workload) -> Row {
+        let key = ContainerKey::of(pod, c);
+        let image = match self.parsed.get(&c.image) {
+            Some(Ok((i, _))) => Ok(i.clone()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(Str::from("not parsed")),
+        };
+        let policy = image
+            .as_ref()
+            .ok()
+            .zip(c.pull_policy)
+            .map(|(i, p)| EffectivePolicy::infer_from_live(i, p));
+        Row {
+            pod: pod.clone(),
+            container: c.clone(),
+            image,
+            policy,
+            workload: workload.clone(),
+            judgement: self
+                .containers
+                .get(&key)
+                .and_then(|s| s.judgement.as_deref().cloned()),
         }
-        rows.sort_by(|a, b| {
-            (
-                &a.pod.namespace,
-                &a.pod.name,
-                a.container.kind,
-                &a.container.name,
-            )
-                .cmp(&(
-                    &b.pod.namespace,
-                    &b.pod.name,
-                    b.container.kind,
-                    &b.container.name,
-                ))
-        });
-        rows
     }
 
     /// The current judgement of a container.

@@ -13,6 +13,7 @@ use super::plan::{
     WorkloadState, plan,
 };
 use super::{StaleContainer, WorkloadKind, WorkloadRef};
+use crate::controller::events::{Event, EventType, Recorder};
 use crate::controller::leader::Leader;
 use crate::policy::Remedy;
 use crate::reference::Digest;
@@ -23,7 +24,6 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

@@ -206,10 +206,17 @@ fn grafana_dashboard_is_valid_and_covers_the_topics() {
     }
     assert_eq!(unknown_metrics(&exprs), BTreeSet::new());
     let used: BTreeSet<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
+    // Every panel draws in every `metrics.containerSeries` mode: the
+    // per-container families exist only in `all`.
+    for per_container in ["imagedrift_container_stale", "imagedrift_container_verdict"] {
+        assert!(
+            !used.contains(per_container),
+            "the dashboard reads {per_container}, which containerSeries stale/none drop"
+        );
+    }
     for topic in [
-        "imagedrift_container_stale",
         "imagedrift_workload_stale_containers",
-        "imagedrift_container_verdict",
+        "imagedrift_containers",
         "imagedrift_registry_requests_total",
         "imagedrift_registry_lookup_failures_total",
         "imagedrift_registry_get_requests_total",
