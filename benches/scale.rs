@@ -391,6 +391,26 @@ fn main() {
             "  run: first full verdict       {first_wall:.1} s wall, {first_cpu:.1} s CPU ({heads} HEADs, default config)"
         );
         println!("  run: stale containers found   {stale}");
+        // The Events of the first verdict (one per stale container and
+        // workload) are written after it: idle starts once they stop.
+        let settle = Instant::now();
+        let cpu_settle = cpu_of(pid);
+        let mut last = (api.written_len(), Instant::now());
+        while settle.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(250));
+            let n = api.written_len();
+            if n != last.0 {
+                last = (n, Instant::now());
+            } else if last.1.elapsed() >= Duration::from_secs(3) {
+                break;
+            }
+        }
+        println!(
+            "  run: Events of the first verdict {} written within {:.1} s, {:.2} s CPU",
+            last.0,
+            last.1.duration_since(settle).as_secs_f64(),
+            cpu_of(pid) - cpu_settle
+        );
         // Idle: nothing due for minutes; node heartbeats every 10 s, and one
         // pod status bump (a resourceVersion change with the same slim view).
         let cpu0 = cpu_of(pid);

@@ -252,6 +252,11 @@ impl FakeApi {
         self.lock().written.clone()
     }
 
+    /// How many writes (Events, patches) arrived, without copying them.
+    pub fn written_len(&self) -> usize {
+        self.lock().written.len()
+    }
+
     pub fn unexpected(&self) -> Vec<String> {
         self.lock().unexpected.clone()
     }
