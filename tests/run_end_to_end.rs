@@ -487,6 +487,28 @@ async fn run_reports_a_repushed_tag_through_metrics_and_events() {
         second.digest.as_str(),
         "{fresh_line}"
     );
+    // The Deployment's episode closes, and the log says so with its cause.
+    let closed = json_log_line(&guard.log_text(), |f| {
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("fresh again: the workload"))
+    })
+    .unwrap_or_else(|| panic!("no episode-closed line:\n{}", guard.log_text()));
+    let f = &closed["fields"];
+    assert_eq!(
+        (&f["namespace"], &f["kind"], &f["name"], &f["pods"]),
+        (
+            &json!("shop"),
+            &json!("Deployment"),
+            &json!("app"),
+            &json!(1)
+        ),
+        "{closed}"
+    );
+    assert!(
+        f["cause"].as_str().is_some_and(|c| !c.is_empty()),
+        "{closed}"
+    );
 
     // 4. The pod goes: its series go with it; the other pod's stay.
     api.delete(Kind::Pods, "shop", "app-5d9c-x1");
