@@ -177,6 +177,12 @@ async fn scan_lists_once_judges_and_prints_the_documented_json() {
         "{text}"
     );
     assert!(
+        text.contains(
+            "kubectl -n shop annotate deployment/web imagedrift.io/remedy=refresh,restart"
+        ),
+        "{text}"
+    );
+    assert!(
         text.contains(&format!(
             "kubectl -n shop set image deployment/web app={pin}\n"
         )),

@@ -96,13 +96,7 @@ fn stale(r: &Row, current: Option<&str>) -> Advice {
             }
             Remedy::RefreshNode => {
                 let node = r.pod.node.as_deref().unwrap_or("NODE");
-                let image = r
-                    .image
-                    .as_ref()
-                    .map_or_else(|_| r.container.image.to_string(), |i| i.to_string());
-                commands.push(format!(
-                    "crictl pull {image}   # on node {node} (or let imagedrift do it: remedies refresh,restart)"
-                ));
+                commands.push(format!("crictl pull {}   # on node {node}", image_name(r)));
                 if can_roll(&w.kind) {
                     commands.push(format!(
                         "kubectl -n {ns} rollout restart {}   # after the refresh",
@@ -150,17 +144,29 @@ fn stale(r: &Row, current: Option<&str>) -> Advice {
     if &*w.kind == "Job" {
         text.push_str(" A Job's pod template cannot change: the next Job (or CronJob run) picks up the pin or policy.");
     }
-    if r.policy
-        .as_ref()
-        .is_some_and(|p| p.policy == PullPolicy::IfNotPresent)
+    if let Some(t) = &target
+        && can_roll(&w.kind)
+        && r.policy
+            .as_ref()
+            .is_some_and(|p| p.policy == PullPolicy::IfNotPresent)
     {
-        text.push_str(" imagedrift can do this itself: run it with remedies refresh,restart.");
+        // The opt-in annotation (with `run --enable-remedies`).
+        commands.push(format!(
+            "kubectl -n {ns} annotate {t} imagedrift.io/remedy=refresh,restart   # or let imagedrift refresh and restart it"
+        ));
     }
     Advice {
         text,
         pinned_reference,
         commands,
     }
+}
+
+/// The normalised image (the spec's text when it does not parse).
+fn image_name(r: &Row) -> String {
+    r.image
+        .as_ref()
+        .map_or_else(|_| r.container.image.to_string(), |i| i.to_string())
 }
 
 fn host(r: &Row) -> String {
@@ -171,10 +177,7 @@ fn host(r: &Row) -> String {
 
 fn unknown(r: &Row, reason: &UnknownReason) -> Advice {
     let host = host(r);
-    let image = r
-        .image
-        .as_ref()
-        .map_or_else(|_| r.container.image.to_string(), |i| i.to_string());
+    let image = image_name(r);
     let detail = r
         .judgement
         .as_ref()
