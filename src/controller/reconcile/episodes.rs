@@ -94,23 +94,22 @@ impl State {
         self.try_close(w)
     }
 
+    /// The pods whose workload is `w`.
+    pub(super) fn pods_of<'a>(&'a self, w: &'a Workload) -> impl Iterator<Item = &'a PodView> + 'a {
+        let key = wkey(w);
+        self.pods
+            .values()
+            .filter(move |p| p.namespace == w.namespace && wkey(&self.owners.workload_of(p)) == key)
+    }
+
     /// How many of a workload's pods run stale content, and in which containers.
     pub(super) fn pod_counts(&self, w: &Workload) -> report::PodCounts {
         let mut counts = report::PodCounts::default();
-        for pod in self.pods.values().filter(|p| p.namespace == w.namespace) {
-            if wkey(&self.owners.workload_of(pod)) != wkey(w) {
-                continue;
-            }
+        for pod in self.pods_of(w) {
             counts.total += 1;
             let mut stale = false;
             for c in &pod.containers {
-                let key = ContainerKey {
-                    namespace: pod.namespace.clone(),
-                    pod: pod.name.clone(),
-                    container: c.name.clone(),
-                    kind: c.kind,
-                };
-                let st = self.containers.get(&key);
+                let st = self.containers.get(&ContainerKey::of(pod, c));
                 if st.is_some_and(|s| s.counted_in.is_some()) {
                     stale = true;
                     if !counts.containers.iter().any(|n| **n == *c.name) {
@@ -137,21 +136,12 @@ impl State {
         }
         let mut pods = 0;
         let mut fresh = 0;
-        for pod in self.pods.values().filter(|p| p.namespace == w.namespace) {
-            if wkey(&self.owners.workload_of(pod)) != wkey(w) {
-                continue;
-            }
+        for pod in self.pods_of(w) {
             pods += 1;
             for c in &pod.containers {
-                let key = ContainerKey {
-                    namespace: pod.namespace.clone(),
-                    pod: pod.name.clone(),
-                    container: c.name.clone(),
-                    kind: c.kind,
-                };
                 let verdict = self
                     .containers
-                    .get(&key)
+                    .get(&ContainerKey::of(pod, c))
                     .and_then(|s| s.judgement.as_deref())
                     .map(|j| &j.verdict);
                 match verdict {
