@@ -97,6 +97,19 @@ fn web_rs(owner: &str) -> imagedrift::controller::store::OwnerMeta {
     }
 }
 
+/// A pod of ReplicaSet `web-1` on node `n1` whose one container (policy
+/// IfNotPresent) runs `example.com/app:v1` at `running`.
+fn web_pod(name: &str, container: &str, running: &Digest) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"namespace": "ns", "name": name, "uid": name, "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": true}]},
+        "spec": {"nodeName": "n1", "containers": [{"name": container, "image": "example.com/app:v1", "imagePullPolicy": "IfNotPresent"}]},
+        "status": {"containerStatuses": [{"name": container, "image": "x", "imageID": format!("example.com/app@{running}"),
+            "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+    }))
+    .unwrap()
+}
+
 fn key(pod: &str, c: &str) -> imagedrift::controller::reconcile::ContainerKey {
     imagedrift::controller::reconcile::ContainerKey {
         namespace: "ns".into(),
@@ -548,15 +561,7 @@ async fn owners_listed_after_their_pods_relabel_them_at_once() {
     let metrics = Metrics::register(&prom).unwrap();
     let mut s = State::new(settings(), metrics.clone(), Box::new(NoJitter));
     let t0 = Instant::now();
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"namespace": "ns", "name": "web-1-a", "uid": "p", "ownerReferences": [
-            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": true}]},
-        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "example.com/app:v1", "imagePullPolicy": "IfNotPresent"}]},
-        "status": {"containerStatuses": [{"name": "c", "image": "x", "imageID": format!("example.com/app@{}", d('a')),
-            "ready": true, "restartCount": 0, "state": {"running": {}}}]}
-    }))
-    .unwrap();
-    let v = PodView::from_pod(&pod, s.strings()).unwrap();
+    let v = PodView::from_pod(&web_pod("web-1-a", "c", &d('a')), s.strings()).unwrap();
     s.apply_pod(v, t0);
     let check = s.due_checks(t0, 10).remove(0);
     let (_, effects) = s.apply_outcome(run_check(&reg, &Anonymous, check).await, t0);
@@ -801,15 +806,7 @@ async fn a_workload_event_counts_every_replica_one_answer_judges_stale() {
     let t0 = Instant::now();
     s.apply_owner(web_rs("web"));
     for name in ["web-1-a", "web-1-b"] {
-        let pod: Pod = serde_json::from_value(json!({
-            "metadata": {"namespace": "ns", "name": name, "uid": name, "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": true}]},
-            "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "example.com/app:v1", "imagePullPolicy": "IfNotPresent"}]},
-            "status": {"containerStatuses": [{"name": "app", "image": "x", "imageID": format!("example.com/app@{}", d('a')),
-                        "ready": true, "restartCount": 0, "state": {"running": {}}}]}
-        }))
-        .unwrap();
-        let v = PodView::from_pod(&pod, s.strings()).unwrap();
+        let v = PodView::from_pod(&web_pod(name, "app", &d('a')), s.strings()).unwrap();
         s.apply_pod(v, t0);
     }
     let check = s.due_checks(t0, 10).remove(0);
