@@ -340,8 +340,19 @@ async fn until(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_restart_whose_new_pods_run_the_current_digest_is_verified_and_named_by_the_close() {
+/// A runner with the restart remedy (verify window 2m), once it has
+/// applied the restart to the stale Deployment.
+struct Applied {
+    /// Held: dropping it would end the leadership.
+    _leadership: Leadership,
+    log: Log,
+    tx: mpsc::UnboundedSender<Input>,
+    token: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), runner::RunError>>,
+    prom: prometheus::Registry,
+}
+
+async fn restart_applied() -> Applied {
     let log: Log = Arc::default();
     let leadership = Leadership::always();
     let (tx, token, task, prom) = start_with(
@@ -354,6 +365,26 @@ async fn a_restart_whose_new_pods_run_the_current_digest_is_verified_and_named_b
         remedies_total(&prom, "restart", "applied") == 1
     })
     .await;
+    Applied {
+        _leadership: leadership,
+        log,
+        tx,
+        token,
+        task,
+        prom,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_whose_new_pods_run_the_current_digest_is_verified_and_named_by_the_close() {
+    let Applied {
+        _leadership,
+        log,
+        tx,
+        token,
+        task,
+        prom,
+    } = restart_applied().await;
     assert!(patched(&log));
     // The rollout the patch started: a new ReplicaSet's pod on the current
     // digest, then the old pod goes.
@@ -404,18 +435,14 @@ async fn a_restart_whose_new_pods_run_the_current_digest_is_verified_and_named_b
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_whose_pods_stay_stale_fails_when_the_verify_window_ends() {
-    let log: Log = Arc::default();
-    let leadership = Leadership::always();
-    let (tx, token, task, prom) = start_with(
-        leadership.is_leader.clone(),
-        log.clone(),
-        json!({"enabled": ["restart"], "verifyTimeout": "2m"}),
-    );
-    objects(&tx);
-    until("the restart is applied", Duration::from_secs(60), || {
-        remedies_total(&prom, "restart", "applied") == 1
-    })
-    .await;
+    let Applied {
+        _leadership,
+        log,
+        tx: _tx,
+        token,
+        task,
+        prom,
+    } = restart_applied().await;
     let applied = tokio::time::Instant::now();
     // No rollout ever shows up.
     until(

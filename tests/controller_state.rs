@@ -495,25 +495,7 @@ async fn stale_workloads_are_handed_to_the_remedies_with_every_container() {
 async fn a_container_that_stops_during_a_check_is_not_judged_as_running() {
     // Same imageID, but no longer running (CrashLoopBackOff): the check's
     // snapshot said running, so its verdict must not stand.
-    let reg = FakeRegistry::default();
-    let app = ImageRef::parse("example.com/app:v1").unwrap();
-    reg.set_tag(
-        &app,
-        Descriptor {
-            digest: d('b'),
-            media_type: OCI_MANIFEST.into(),
-        },
-    );
-    for (dg, cfg) in [('a', '1'), ('b', '2')] {
-        reg.put_manifest(
-            &app,
-            d(dg),
-            Manifest::Image {
-                config: d(cfg),
-                platform: None,
-            },
-        );
-    }
+    let reg = app_registry();
     let id_a = format!("example.com/app@{}", d('a'));
     let mut s = state();
     let t0 = Instant::now();
