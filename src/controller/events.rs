@@ -6,8 +6,8 @@
 //! `Event` object inline in its table (about 1.5 KB a slot, never shrunk),
 //! which at 10,000 pods with 3,000 stale containers was the largest
 //! single item of the controller's heap (17 MiB while it grew). This one
-//! keeps, per key, the Event's name, first note and times (a few hundred
-//! bytes) and rebuilds the same object to patch, and gives the memory back
+//! keeps, per key, a 128-bit digest of the key and the Event's name, first
+//! note and times (a few hundred bytes) and rebuilds the same object to patch, and gives the memory back
 //! once the burst has expired.
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -17,7 +17,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 pub use kube::runtime::events::{Event, EventType, Reporter};
@@ -25,31 +25,48 @@ pub use kube::runtime::events::{Event, EventType, Reporter};
 /// How long a written Event takes repeats as a series (kube's `CACHE_TTL`).
 const CACHE_TTL: SignedDuration = SignedDuration::from_mins(6);
 
-/// An object reference as a cache key: equal when every field is (as
-/// kube's `Reference`), hashed on the identifying ones.
-#[derive(Clone, Debug, PartialEq)]
-struct RefKey(Box<ObjectReference>);
+/// kube's `EventKey` without the reporter (one per recorder): type,
+/// action, reason and every field of both object references, kept as a
+/// 128-bit keyed digest instead of the strings themselves (equal keys give
+/// equal digests; two different keys sharing one has odds of about 2^-128
+/// per pair, and the random keys keep them out of a pod author's hands).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct EventKey(u64, u64);
 
-impl Eq for RefKey {}
+/// The two random hash keys of a recorder's [`EventKey`]s.
+#[derive(Clone, Default)]
+struct KeyHasher(RandomState, RandomState);
 
-impl Hash for RefKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.api_version.hash(state);
-        self.0.kind.hash(state);
-        self.0.name.hash(state);
-        self.0.namespace.hash(state);
-        self.0.uid.hash(state);
+impl KeyHasher {
+    fn key(&self, ev: &Event, regarding: &ObjectReference) -> EventKey {
+        let digest = |state: &RandomState| {
+            let mut h = state.build_hasher();
+            ev.type_.hash(&mut h);
+            ev.action.hash(&mut h);
+            ev.reason.hash(&mut h);
+            hash_reference(regarding, &mut h);
+            match &ev.secondary {
+                Some(r) => {
+                    1u8.hash(&mut h);
+                    hash_reference(r, &mut h);
+                }
+                None => 0u8.hash(&mut h),
+            }
+            h.finish()
+        };
+        EventKey(digest(&self.0), digest(&self.1))
     }
 }
 
-/// kube's `EventKey` without the reporter (one per recorder).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct EventKey {
-    event_type: EventType,
-    action: String,
-    reason: String,
-    regarding: RefKey,
-    related: Option<RefKey>,
+/// Every field of a reference (kube compares them all).
+fn hash_reference(r: &ObjectReference, h: &mut impl Hasher) {
+    r.api_version.hash(h);
+    r.field_path.hash(h);
+    r.kind.hash(h);
+    r.name.hash(h);
+    r.namespace.hash(h);
+    r.resource_version.hash(h);
+    r.uid.hash(h);
 }
 
 /// What is kept of a written Event: enough to rebuild it for a patch.
@@ -72,6 +89,7 @@ impl Written {
 pub struct Recorder {
     client: Client,
     reporter: Reporter,
+    keys: KeyHasher,
     cache: Arc<Mutex<HashMap<EventKey, Written>>>,
 }
 
@@ -81,6 +99,7 @@ impl Recorder {
         Recorder {
             client,
             reporter,
+            keys: KeyHasher::default(),
             cache: Arc::default(),
         }
     }
@@ -143,13 +162,7 @@ impl Recorder {
         reference: &ObjectReference,
     ) -> Result<(), kube::Error> {
         let now = Timestamp::now();
-        let key = EventKey {
-            event_type: ev.type_,
-            action: ev.action.clone(),
-            reason: ev.reason.clone(),
-            regarding: RefKey(Box::new(reference.clone())),
-            related: ev.secondary.clone().map(|r| RefKey(Box::new(r))),
-        };
+        let key = self.keys.key(ev, reference);
         let seen = {
             let mut cache = self.cache();
             cache.retain(|_, w| w.last_seen() + CACHE_TTL > now);
@@ -244,6 +257,31 @@ mod tests {
         let body = req.into_body().collect_bytes().await.unwrap();
         send.send_response(Response::builder().body(Body::from(body.to_vec())).unwrap());
         (method, path, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[test]
+    fn a_key_covers_every_field_of_the_reference() {
+        let keys = KeyHasher::default();
+        let a = reference("p1");
+        assert_eq!(
+            keys.key(&stale("x"), &a),
+            keys.key(&stale("other note"), &a)
+        );
+        let mut other_field = a.clone();
+        other_field.field_path = Some("spec.containers{sidecar}".into());
+        assert_ne!(
+            keys.key(&stale("x"), &a),
+            keys.key(&stale("x"), &other_field)
+        );
+        let mut other_uid = a.clone();
+        other_uid.uid = Some("uid-new".into());
+        assert_ne!(keys.key(&stale("x"), &a), keys.key(&stale("x"), &other_uid));
+        let mut fresh = stale("x");
+        fresh.reason = "FreshImage".into();
+        assert_ne!(keys.key(&stale("x"), &a), keys.key(&fresh, &a));
+        let mut related = stale("x");
+        related.secondary = Some(reference("p2"));
+        assert_ne!(keys.key(&stale("x"), &a), keys.key(&related, &a));
     }
 
     #[tokio::test]

@@ -102,11 +102,19 @@ impl RunError {
     }
 }
 
+/// Pods per page of the initial list and of each re-list. kube's client
+/// holds a page's text twice while decoding it (its chunks, then one copy),
+/// so the page is the largest transient item of a list: 100 pods of
+/// Deployment size are about 1 MB, where kube's default of 500 put 11 MiB
+/// on the peak at 10,000 pods (benches/scale.rs: peak RSS 74 → 69 MiB, and
+/// the first verdict 0.9 s sooner, since judging starts with the first page).
+const POD_PAGE_SIZE: u32 = 100;
+
 /// Watches pods (filtered as configured), nodes, and ReplicaSet and Job
 /// metadata, each decoded straight into its slim wire type (nothing else
-/// of an object is ever allocated). Initial lists are paged (the watcher's
-/// 500 objects a page; 100 measured no lower peak), so a re-list holds one
-/// page of slim objects at most.
+/// of an object is ever allocated). Initial lists are paged
+/// ([`POD_PAGE_SIZE`] pods a page; the other kinds the watcher's 500), so a
+/// re-list holds one page at most.
 ///
 /// Not streaming lists (`sendInitialEvents`, the watcher's
 /// `streaming_lists()`): in kube-runtime 5.0 a failed initial watch of that
@@ -121,7 +129,7 @@ pub fn watch_all(
     label_selector: &str,
     server: &str,
 ) -> Inputs {
-    let mut pod_cfg = watcher::Config::default();
+    let mut pod_cfg = watcher::Config::default().page_size(POD_PAGE_SIZE);
     if !label_selector.is_empty() {
         pod_cfg = pod_cfg.labels(label_selector);
     }

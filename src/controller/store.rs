@@ -106,8 +106,9 @@ impl OwnerRef {
         Some(OwnerRef {
             api_version: strings.get(&r.api_version),
             kind: strings.get(&r.kind),
-            name: Arc::from(r.name.as_str()),
-            uid: Arc::from(r.uid.as_str()),
+            // Shared by every replica of the owner.
+            name: strings.get(&r.name),
+            uid: strings.get(&r.uid),
         })
     }
 }

@@ -18,6 +18,7 @@ use crate::policy::{EffectivePolicy, Remedy};
 use crate::reference::ImageRef;
 use crate::remedy::{StaleContainer, WorkloadKind, WorkloadRef};
 use crate::verdict::{self, Judgement, Verdict, VerdictInput};
+use indexmap::{IndexMap, IndexSet};
 use k8s_openapi::api::core::v1::ObjectReference;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -89,7 +90,7 @@ pub struct EventEffect {
 #[derive(Debug)]
 struct RefState {
     image: Arc<ImageRef>,
-    users: HashSet<ContainerKey>,
+    users: IndexSet<ContainerKey>,
     answer: Option<Answer>,
     /// Counts answers, so a judgement made with an older one is dropped.
     generation: u64,
@@ -136,12 +137,12 @@ pub struct State {
     settings: Settings,
     metrics: Metrics,
     strings: Interner,
-    pods: HashMap<(Str, Str), PodView>,
+    pods: IndexMap<(Str, Str), PodView>,
     nodes: HashMap<Str, Option<Arc<Platform>>>,
     owners: OwnerIndex,
     parsed: HashMap<Str, Result<(Arc<ImageRef>, Str), Str>>,
     refs: HashMap<Str, RefState>,
-    containers: HashMap<ContainerKey, ContainerState>,
+    containers: IndexMap<ContainerKey, ContainerState>,
     workloads: HashMap<WKey, WorkloadState>,
     judgements: HashSet<Arc<Judgement>>,
     /// Workloads with a stale container judged since the last
@@ -284,12 +285,12 @@ impl State {
             settings,
             metrics,
             strings: Interner::default(),
-            pods: HashMap::new(),
+            pods: IndexMap::new(),
             nodes: HashMap::new(),
             owners: OwnerIndex::default(),
             parsed: HashMap::new(),
             refs: HashMap::new(),
-            containers: HashMap::new(),
+            containers: IndexMap::new(),
             workloads: HashMap::new(),
             judgements: HashSet::new(),
             remedy_work: None,
@@ -382,7 +383,7 @@ impl State {
         if self.pods.get(&key) == Some(&pod) {
             return (Vec::new(), Vec::new());
         }
-        let old = self.pods.remove(&key);
+        let old = self.pods.swap_remove(&key);
         let mut effects = Vec::new();
         let mut jobs = Vec::new();
         // Containers that went away, or whose image changed (ephemeral
@@ -440,7 +441,7 @@ impl State {
         let pinned = image.is_pinned();
         let entry = self.refs.entry(name.clone()).or_insert_with(|| RefState {
             image: image.clone(),
-            users: HashSet::new(),
+            users: IndexSet::new(),
             answer: None,
             generation: 0,
             scheduled: false,
@@ -459,7 +460,7 @@ impl State {
         if let Some(name) = self.normalized(&c.image).cloned()
             && let Some(r) = self.refs.get_mut(&name)
         {
-            r.users.remove(&key);
+            r.users.swap_remove(&key);
             if r.users.is_empty() {
                 self.refs.remove(&name);
                 self.schedule.forget(&name);
@@ -467,7 +468,7 @@ impl State {
             }
         }
         let mut effects = Vec::new();
-        if let Some(st) = self.containers.remove(&key) {
+        if let Some(st) = self.containers.swap_remove(&key) {
             if let Some(j) = &st.judgement {
                 let v = &j.verdict;
                 self.metrics
@@ -483,7 +484,7 @@ impl State {
     /// A pod was deleted.
     pub fn delete_pod(&mut self, namespace: &str, name: &str) -> Vec<EventEffect> {
         let key = (Str::from(namespace), Str::from(name));
-        let Some(pod) = self.pods.remove(&key) else {
+        let Some(pod) = self.pods.swap_remove(&key) else {
             return Vec::new();
         };
         let mut effects = Vec::new();
