@@ -1,14 +1,16 @@
 //! Writes Kubernetes Events (`events.k8s.io/v1`) exactly as kube's
 //! `kube::runtime::events::Recorder` does (kube-runtime 5.0): the first
 //! Event for a key is created, a repeat within six minutes patches that
-//! Event into a series (count, last observed time). Only the cache differs:
+//! Event into a series (count, last observed time). The cache differs:
 //! kube's keeps every Event written in the last six minutes as a full
 //! `Event` object inline in its table (about 1.5 KB a slot, never shrunk),
 //! which at 10,000 pods with 3,000 stale containers was the largest
 //! single item of the controller's heap (17 MiB while it grew). This one
-//! keeps, per key, a 128-bit digest of the key and the Event's name, first
-//! note and times (a few hundred bytes) and rebuilds the same object to patch, and gives the memory back
-//! once the burst has expired.
+//! keeps, per key, a 128-bit digest of the key and the Event's two times
+//! (64 bytes, no allocation of its own), rebuilds the Event to patch, and
+//! gives the memory back once the burst has expired. The one difference on
+//! the wire: a series patch carries no `note` (the server keeps the first
+//! one's, which is what kube's patch, carrying it again, leaves too).
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
@@ -69,16 +71,29 @@ fn hash_reference(r: &ObjectReference, h: &mut impl Hasher) {
     r.uid.hash(h);
 }
 
-/// What is kept of a written Event: enough to rebuild it for a patch.
-#[derive(Clone, Debug)]
+/// What is kept of a written Event: its times. Its name is rebuilt from
+/// the reference and the creation time, and a series patch leaves out the
+/// note, which the server keeps from the first (a merge patch changes only
+/// the fields it names): no string is held per Event, so a burst of
+/// thousands of Events leaves no small allocations behind between the
+/// requests' buffers.
+#[derive(Clone, Copy, Debug)]
 struct Written {
-    name: String,
     event_time: Timestamp,
-    note: Option<String>,
     series: Option<(i32, Timestamp)>,
 }
 
 impl Written {
+    /// The Event's name, as kube's recorder makes it: the object's name
+    /// (the controller's without one) and the creation time in hex.
+    fn name(&self, reference: &ObjectReference, controller: &str) -> String {
+        format!(
+            "{}.{:x}",
+            reference.name.as_deref().unwrap_or(controller),
+            self.event_time.as_nanosecond()
+        )
+    }
+
     fn last_seen(&self) -> Timestamp {
         self.series.map_or(self.event_time, |(_, t)| t)
     }
@@ -121,6 +136,12 @@ impl Recorder {
         written: &Written,
         series: Option<EventSeries>,
     ) -> K8sEvent {
+        // A series patch leaves the first note in place.
+        let note = if series.is_some() {
+            None
+        } else {
+            ev.note.clone()
+        };
         K8sEvent {
             action: Some(ev.action.clone()),
             reason: Some(ev.reason.clone()),
@@ -130,10 +151,10 @@ impl Recorder {
             deprecated_source: None,
             event_time: Some(MicroTime(written.event_time)),
             regarding: Some(reference.clone()),
-            note: written.note.clone(),
+            note,
             metadata: ObjectMeta {
                 namespace: reference.namespace.clone(),
-                name: Some(written.name.clone()),
+                name: Some(written.name(reference, &self.reporter.controller)),
                 ..Default::default()
             },
             reporting_controller: Some(self.reporter.controller.clone()),
@@ -170,7 +191,7 @@ impl Recorder {
             if cache.capacity() > 64 && cache.len() < cache.capacity() / 4 {
                 cache.shrink_to_fit();
             }
-            cache.get(&key).cloned()
+            cache.get(&key).copied()
         };
         let (written, event) = match seen {
             Some(mut w) => {
@@ -185,13 +206,7 @@ impl Recorder {
             }
             None => {
                 let w = Written {
-                    name: format!(
-                        "{}.{:x}",
-                        reference.name.as_ref().unwrap_or(&self.reporter.controller),
-                        now.as_nanosecond()
-                    ),
                     event_time: now,
-                    note: ev.note.clone(),
                     series: None,
                 };
                 let event = self.event(ev, reference, &w, None);
@@ -206,7 +221,7 @@ impl Recorder {
         if event.series.is_some() {
             events
                 .patch(
-                    &written.name,
+                    &written.name(reference, &self.reporter.controller),
                     &PatchParams::default(),
                     &Patch::Merge(&event),
                 )
@@ -321,14 +336,15 @@ mod tests {
         assert!(first.2.get("series").is_none(), "{}", first.2);
         let name = first.2["metadata"]["name"].as_str().unwrap().to_string();
         assert!(name.starts_with("p1."), "{name}");
-        // The same key again: that Event, patched into a series, its note kept.
+        // The same key again: that Event, patched into a series; the patch
+        // leaves the first note in place (a merge patch names no note).
         assert_eq!(again.0, "PATCH");
         assert_eq!(
             again.1,
             format!("/apis/events.k8s.io/v1/namespaces/ns/events/{name}")
         );
         assert_eq!(again.2["series"]["count"], 2);
-        assert_eq!(again.2["note"], "first");
+        assert!(again.2.get("note").is_none(), "{}", again.2);
         assert_eq!(again.2["eventTime"], first.2["eventTime"]);
         // Another object: an Event of its own.
         assert_eq!(other.0, "POST");
