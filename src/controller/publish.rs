@@ -157,6 +157,8 @@ struct Publisher {
     /// Transitions not written yet (follower, guard closed, write failed).
     pending: HashMap<Subject, EventEffect>,
     was_leader: bool,
+    /// Events written since the heap was last trimmed.
+    since_trim: usize,
 }
 
 impl Publisher {
@@ -272,6 +274,7 @@ impl Publisher {
                 }
                 self.pending.remove(&subject);
                 self.announced.insert(subject, said);
+                self.since_trim += 1;
             }
             Err(e) => {
                 tracing::warn!(
@@ -304,6 +307,7 @@ pub async fn publish_events(
         leader,
         announced: HashMap::new(),
         pending: HashMap::new(),
+        since_trim: 0,
     };
     let mut tick = tokio::time::interval(retry);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -358,8 +362,19 @@ pub async fn publish_events(
             }
             None => {}
         }
+        // A burst of Events (thousands after a first verdict) leaves its
+        // request and response buffers' holes between what is kept: hand
+        // them back once a burst of a hundred or more is over, or every
+        // thousand Events.
+        if p.since_trim >= TRIM_EVERY_EVENTS || (p.since_trim >= 100 && rx.is_empty()) {
+            p.since_trim = 0;
+            super::runner::release_free_heap();
+        }
     }
 }
+
+/// Events written between two heap trims during a burst.
+const TRIM_EVERY_EVENTS: usize = 1000;
 
 #[cfg(test)]
 mod tests {
