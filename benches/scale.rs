@@ -14,8 +14,11 @@
 //! `IMAGEDRIFT_BENCH_IDLE_SECS` sets the idle window, 60 by default;
 //! `IMAGEDRIFT_BENCH_BIN` measures another build of the binary, e.g. one
 //! with a `#[global_allocator]` (how mimalloc and jemalloc were compared);
-//! `IMAGEDRIFT_BENCH_PHASES` picks phases from `run,rejudge,modes,scan`).
+//! `IMAGEDRIFT_BENCH_PHASES` picks phases from `run,rejudge,modes,scan`;
+//! `IMAGEDRIFT_BENCH_KUBECONFIG` loads the same objects into a real API
+//! server and measures against it instead: benches/scale_cluster.rs).
 
+mod scale_cluster;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -324,6 +327,40 @@ fn wait_first_round(run: &Run, limit: Duration, pred: impl Fn(&str) -> bool) -> 
     None
 }
 
+/// Where the objects are served from.
+enum Target {
+    /// The fake API server of tests/support.
+    Fake(Arc<FakeApi>),
+    /// A real API server (`IMAGEDRIFT_BENCH_KUBECONFIG`).
+    Real(scale_cluster::Cluster),
+}
+
+impl Target {
+    /// Events written (fake: creations and patches; real: objects on record).
+    fn written(&self, rt: &tokio::runtime::Runtime) -> usize {
+        match self {
+            Target::Fake(api) => api.written_len(),
+            Target::Real(c) => rt.block_on(c.events()),
+        }
+    }
+
+    /// A node heartbeat.
+    fn put_node(&self, rt: &tokio::runtime::Runtime, n: Value) {
+        match self {
+            Target::Fake(api) => api.put(Kind::Nodes, n),
+            Target::Real(c) => rt.block_on(c.beat_node(n)),
+        }
+    }
+
+    /// A pod changed (here: its status).
+    fn put_pod(&self, rt: &tokio::runtime::Runtime, p: Value) {
+        match self {
+            Target::Fake(api) => api.put(Kind::Pods, p),
+            Target::Real(c) => rt.block_on(c.bump_pod(p)),
+        }
+    }
+}
+
 fn main() {
     let pods: usize = std::env::var("IMAGEDRIFT_BENCH_PODS")
         .ok()
@@ -343,32 +380,59 @@ fn main() {
     let host = registry.host();
     let refs = rt.block_on(support::push_old_and_new(&host, tags));
 
-    let api = FakeApi::new();
-    for n in 0..NODES {
-        api.put(Kind::Nodes, node(n, 0));
-    }
-    for d in 0..pods.div_ceil(10) {
-        api.put(Kind::ReplicaSets, replica_set(d));
-    }
-    let mut bytes = 0usize;
-    for i in 0..pods {
-        let p = pod(i, &refs);
-        bytes += p.to_string().len();
-        api.put(Kind::Pods, p);
-    }
-    let addr = rt.block_on(serve_fake_api(api.clone()));
     let dir = support::TempDir::new("bench-scale");
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\n\
-             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: nobody\n\
-             current-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
-        ),
-    )
-    .expect("kubeconfig");
-    println!("imagedrift scale benchmark (real binary, fake API server, real local registry)");
+    let mut bytes = 0usize;
+    let real = std::env::var("IMAGEDRIFT_BENCH_KUBECONFIG").ok();
+    let cluster = match &real {
+        None => {
+            let api = FakeApi::new();
+            for n in 0..NODES {
+                api.put(Kind::Nodes, node(n, 0));
+            }
+            for d in 0..pods.div_ceil(10) {
+                api.put(Kind::ReplicaSets, replica_set(d));
+            }
+            for i in 0..pods {
+                let p = pod(i, &refs);
+                bytes += p.to_string().len();
+                api.put(Kind::Pods, p);
+            }
+            let addr = rt.block_on(serve_fake_api(api.clone()));
+            std::fs::write(
+                &kubeconfig,
+                format!(
+                    "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\n\
+                     contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: nobody\n\
+                     current-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
+                ),
+            )
+            .expect("kubeconfig");
+            Target::Fake(api)
+        }
+        Some(path) => {
+            let c = rt.block_on(scale_cluster::Cluster::connect(path));
+            let all: Vec<Value> = (0..pods).map(|i| pod(i, &refs)).collect();
+            bytes = all.iter().map(|p| p.to_string().len()).sum();
+            rt.block_on(c.load(
+                50,
+                (0..NODES).map(|n| node(n, 0)).collect(),
+                (0..pods.div_ceil(10)).map(replica_set).collect(),
+                all,
+            ));
+            rt.block_on(c.clear_events(50));
+            std::fs::copy(path, &kubeconfig).expect("kubeconfig");
+            Target::Real(c)
+        }
+    };
+    println!(
+        "imagedrift scale benchmark (real binary, {}, real local registry)",
+        if real.is_some() {
+            "real API server"
+        } else {
+            "fake API server"
+        }
+    );
     println!(
         "  pods                          {pods} ({} containers, {:.1} KB JSON each on average)",
         pods * CONTAINERS,
@@ -430,10 +494,10 @@ fn main() {
         // workload) are written after it: idle starts once they stop.
         let settle = Instant::now();
         let cpu_settle = cpu_of(pid);
-        let mut last = (api.written_len(), Instant::now());
+        let mut last = (cluster.written(&rt), Instant::now());
         while settle.elapsed() < Duration::from_secs(120) {
             std::thread::sleep(Duration::from_millis(250));
-            let n = api.written_len();
+            let n = cluster.written(&rt);
             if n != last.0 {
                 last = (n, Instant::now());
             } else if last.1.elapsed() >= Duration::from_secs(3) {
@@ -457,12 +521,12 @@ fn main() {
                     .min(Duration::from_secs(idle_secs).saturating_sub(t0.elapsed())),
             );
             for n in 0..NODES {
-                api.put(Kind::Nodes, node(n, beat * 10));
+                cluster.put_node(&rt, node(n, beat * 10));
             }
             let mut p = pod(beat as usize % pods, &refs);
             p["status"]["conditions"][0]["lastProbeTime"] =
                 json!(format!("2026-01-01T01:00:{:02}Z", beat % 60));
-            api.put(Kind::Pods, p);
+            cluster.put_pod(&rt, p);
             beat += 1;
         }
         let idle_cpu = (cpu_of(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
@@ -583,5 +647,5 @@ fn main() {
         );
     }
     drop(registry);
-    let _ = Arc::strong_count(&api);
+    drop(cluster);
 }
