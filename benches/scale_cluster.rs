@@ -43,6 +43,9 @@ where
 impl Cluster {
     /// Connects with `kubeconfig`.
     pub async fn connect(kubeconfig: &str) -> Cluster {
+        // TLS to the API server: the process-wide provider, as the binary's
+        // `cli::install_crypto_provider` installs it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
         let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
             .await
